@@ -1,0 +1,51 @@
+# Glow: `make run` serves the embedded profile; `make test` runs every test that needs no outside service.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PG_URL ?= postgres://postgres@127.0.0.1:5432/glow_ci
+REDIS ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test test-services lint format bench install migrate demo serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput -v0
+
+demo: migrate
+	$(BIN)/python manage.py glow_demo
+
+run: demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	@echo "Glow on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/v5/docs, staff: /staff/)"
+	$(BIN)/uvicorn glow.asgi:application --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/pytest -m "not services and not browser"
+
+test-services: $(STAMP)
+	bash .ci/browser-deps
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS) GLOW_TEST_REDIS_URL=$(REDIS) $(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS) $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var

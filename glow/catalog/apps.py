@@ -1,0 +1,14 @@
+"""The catalog: authored artifact families (personas, scenarios, rubrics, simulations, ...)."""
+
+from django.apps import AppConfig
+
+
+class CatalogConfig(AppConfig):
+    name = "glow.catalog"
+    label = "catalog"
+    verbose_name = "Catalog"
+
+    def ready(self) -> None:
+        from glow.catalog import families
+
+        families.register_all()

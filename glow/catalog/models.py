@@ -1,0 +1,295 @@
+"""Authored artifacts: what learners practise against and what tests benchmark."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from glow.core.models import Artifact, ArtifactQuerySet
+
+
+class DepartmentOwned(Artifact):
+    """Most catalog rows belong to a department (instructors see theirs); None means org-wide."""
+
+    department = models.ForeignKey(
+        "accounts.Department", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta(Artifact.Meta):
+        abstract = True
+
+
+class Persona(DepartmentOwned):
+    traits = models.JSONField(
+        default=list, blank=True, help_text="Short trait phrases, e.g. 'anxious'."
+    )
+    intensity = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    voice = models.CharField(
+        max_length=100, blank=True, help_text="Speaking style or TTS voice name."
+    )
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+
+class Document(DepartmentOwned):
+    text = models.TextField(blank=True)
+    file = models.FileField(upload_to="documents/", blank=True)
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+
+class Modality(models.TextChoices):
+    TEXT = "text", "Text"
+    AUDIO = "audio", "Audio"
+    VIDEO = "video", "Video"
+
+
+class ScenarioQuerySet(ArtifactQuerySet):
+    def for_api(self):
+        return self.select_related("persona")
+
+
+class Scenario(DepartmentOwned):
+    persona = models.ForeignKey(Persona, on_delete=models.PROTECT, related_name="scenarios")
+    context = models.TextField(blank=True, help_text="What the learner knows walking in.")
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    # [{"id", "text", "options": [{"id", "text"}], "correct_option_ids": [...]}] for video scenarios.
+    questions = models.JSONField(default=list, blank=True)
+    documents = models.ManyToManyField(Document, blank=True, related_name="scenarios")
+
+    objects = ScenarioQuerySet.as_manager()
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+
+class RubricQuerySet(ArtifactQuerySet):
+    def for_api(self):
+        return self.prefetch_related("groups__standards")
+
+
+class Rubric(DepartmentOwned):
+    objects = RubricQuerySet.as_manager()
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+    @property
+    def total_points(self) -> int:
+        return sum(
+            standard.points for group in self.groups.all() for standard in group.standards.all()
+        )
+
+    def structure(self) -> list[dict]:
+        return [
+            {
+                "id": str(group.id),
+                "name": group.name,
+                "total_points": sum(standard.points for standard in group.standards.all()),
+                "standards": [
+                    {
+                        "id": str(standard.id),
+                        "name": standard.name,
+                        "description": standard.description,
+                        "points": standard.points,
+                    }
+                    for standard in group.standards.all()
+                ],
+            }
+            for group in self.groups.all()
+        ]
+
+
+class StandardGroup(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Standard(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    group = models.ForeignKey(StandardGroup, on_delete=models.CASCADE, related_name="standards")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    points = models.PositiveIntegerField(default=1)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SimulationQuerySet(ArtifactQuerySet):
+    def for_api(self):
+        return self.select_related("rubric", "department").prefetch_related(
+            models.Prefetch(
+                "simulation_scenarios",
+                queryset=SimulationScenario.objects.select_related("scenario__persona").order_by(
+                    "position"
+                ),
+            ),
+            "rubric__groups__standards",
+        )
+
+
+class Simulation(DepartmentOwned):
+    rubric = models.ForeignKey(
+        Rubric, on_delete=models.PROTECT, null=True, blank=True, related_name="simulations"
+    )
+    scenarios = models.ManyToManyField(
+        Scenario, through="SimulationScenario", related_name="simulations"
+    )
+    time_limit_minutes = models.PositiveIntegerField(null=True, blank=True)
+    pass_threshold = models.PositiveSmallIntegerField(
+        default=70,
+        validators=[MaxValueValidator(100)],
+        help_text="Percent of total points to pass.",
+    )
+
+    objects = SimulationQuerySet.as_manager()
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+    def ordered_scenarios(self) -> list[Scenario]:
+        return [link.scenario for link in self.simulation_scenarios.all()]
+
+
+class SimulationScenario(models.Model):
+    simulation = models.ForeignKey(
+        Simulation, on_delete=models.CASCADE, related_name="simulation_scenarios"
+    )
+    scenario = models.ForeignKey(Scenario, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["simulation", "scenario"], name="simulation_scenario_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position + 1}. {self.scenario_id}"
+
+
+class EntryQuerySet(ArtifactQuerySet):
+    def for_api(self):
+        return self.select_related("simulation", "cohort", "department")
+
+
+class Home(DepartmentOwned):
+    """A simulation assigned to a cohort: what learners see on their home page."""
+
+    simulation = models.ForeignKey(Simulation, on_delete=models.PROTECT, related_name="homes")
+    cohort = models.ForeignKey("accounts.Cohort", on_delete=models.CASCADE, related_name="homes")
+    available_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+
+    objects = EntryQuerySet.as_manager()
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+
+class Practice(DepartmentOwned):
+    """A practice-mode entry: ungraded toward a due date; a cohort, or the whole department."""
+
+    simulation = models.ForeignKey(Simulation, on_delete=models.PROTECT, related_name="practices")
+    cohort = models.ForeignKey(
+        "accounts.Cohort", on_delete=models.CASCADE, null=True, blank=True, related_name="practices"
+    )
+
+    objects = EntryQuerySet.as_manager()
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+
+class Provider(models.TextChoices):
+    LOCAL = "local", "Local simulator"
+    OPENAI = "openai", "OpenAI-compatible"
+
+
+class Model(Artifact):
+    """A language model and its prices per million tokens."""
+
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.LOCAL)
+    provider_model = models.CharField(max_length=200, default="glow-local")
+    base_url = models.URLField(blank=True, help_text="Empty: the settings default.")
+    api_key_env = models.CharField(max_length=100, blank=True, help_text="Env var holding the key.")
+    input_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal("0")
+    )
+    output_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal("0")
+    )
+
+    class Meta(Artifact.Meta):
+        pass
+
+
+class Tool(Artifact):
+    name = models.SlugField(max_length=100)
+    json_schema = models.JSONField(default=dict, blank=True)
+
+    class Meta(Artifact.Meta):
+        pass
+
+
+class AgentQuerySet(ArtifactQuerySet):
+    def for_api(self):
+        return self.select_related("default_model").prefetch_related("tools")
+
+
+class Agent(DepartmentOwned):
+    """An AI assistant under test: a system prompt, tools, a default model."""
+
+    system_prompt = models.TextField(blank=True)
+    tools = models.ManyToManyField(Tool, blank=True, related_name="agents")
+    default_model = models.ForeignKey(
+        Model, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = AgentQuerySet.as_manager()
+
+    class Meta(DepartmentOwned.Meta):
+        pass
+
+
+class EvalQuerySet(ArtifactQuerySet):
+    def for_api(self):
+        return self.select_related("rubric").prefetch_related("scenarios")
+
+
+class Eval(DepartmentOwned):
+    """What a test measures: a rubric, default scenarios, the number of turns per conversation."""
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.PROTECT, related_name="evals")
+    scenarios = models.ManyToManyField(Scenario, blank=True, related_name="evals")
+    turns = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    settings = models.JSONField(default=dict, blank=True)
+
+    objects = EvalQuerySet.as_manager()
+
+    class Meta(DepartmentOwned.Meta):
+        pass

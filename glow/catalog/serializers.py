@@ -1,0 +1,353 @@
+"""Output shapes and write validation for the catalog families."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from glow.catalog import models as m
+
+BASE_FIELDS = ["id", "title", "description", "version", "archived", "created_at", "updated_at"]
+
+
+class ArtifactOut(serializers.ModelSerializer):
+    department_id = serializers.UUIDField(read_only=True, allow_null=True, required=False)
+
+    class Meta:
+        fields = BASE_FIELDS
+
+
+def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None):
+    has_department = any(field.name == "department" for field in model._meta.get_fields())
+    meta = type(
+        "Meta",
+        (),
+        {
+            "model": model,
+            "fields": [*BASE_FIELDS, *(["department_id"] if has_department else []), *extra],
+        },
+    )
+    return type(f"{model.__name__}Out", (base,), {"Meta": meta, **(attrs or {})})
+
+
+PersonaOut = out(m.Persona, "traits", "intensity", "voice")
+DocumentOut = out(m.Document, "text")
+ModelOut = out(
+    m.Model,
+    "provider",
+    "provider_model",
+    "base_url",
+    "api_key_env",
+    "input_price_per_million",
+    "output_price_per_million",
+)
+ToolOut = out(m.Tool, "name", "json_schema")
+
+
+class ScenarioPersona(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    traits = serializers.ListField(child=serializers.CharField())
+    intensity = serializers.IntegerField()
+
+
+ScenarioOut = out(
+    m.Scenario,
+    "persona_id",
+    "persona",
+    "context",
+    "modality",
+    "questions",
+    attrs={
+        "persona": ScenarioPersona(read_only=True),
+        "persona_id": serializers.UUIDField(read_only=True),
+    },
+)
+
+
+class StandardOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    points = serializers.IntegerField()
+
+
+class StandardGroupOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    total_points = serializers.IntegerField()
+    standards = StandardOut(many=True)
+
+
+class RubricOut(ArtifactOut):
+    department_id = serializers.UUIDField(read_only=True, allow_null=True)
+    total_points = serializers.IntegerField(read_only=True)
+    groups = serializers.SerializerMethodField()
+
+    class Meta:
+        model = m.Rubric
+        fields = [*BASE_FIELDS, "department_id", "total_points", "groups"]
+
+    @extend_schema_field(StandardGroupOut(many=True))
+    def get_groups(self, obj) -> list[dict]:
+        return obj.structure()
+
+
+class SimulationScenarioOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    modality = serializers.CharField()
+    persona_id = serializers.UUIDField()
+    persona_title = serializers.CharField(source="persona.title")
+
+
+class RubricStructure(serializers.Serializer):
+    rubric_id = serializers.UUIDField(allow_null=True)
+    title = serializers.CharField(allow_null=True)
+    total_points = serializers.IntegerField()
+    groups = StandardGroupOut(many=True)
+
+
+def rubric_structure(rubric) -> dict:
+    if rubric is None:
+        return {"rubric_id": None, "title": None, "total_points": 0, "groups": []}
+    return {
+        "rubric_id": str(rubric.id),
+        "title": rubric.title,
+        "total_points": rubric.total_points,
+        "groups": rubric.structure(),
+    }
+
+
+class SimulationOut(ArtifactOut):
+    department_id = serializers.UUIDField(read_only=True, allow_null=True)
+    rubric_id = serializers.UUIDField(read_only=True, allow_null=True)
+    scenarios = serializers.SerializerMethodField()
+    rubric_structure = serializers.SerializerMethodField()
+
+    class Meta:
+        model = m.Simulation
+        fields = [
+            *BASE_FIELDS,
+            "department_id",
+            "rubric_id",
+            "time_limit_minutes",
+            "pass_threshold",
+            "scenarios",
+            "rubric_structure",
+        ]
+
+    @extend_schema_field(SimulationScenarioOut(many=True))
+    def get_scenarios(self, obj) -> list[dict]:
+        return SimulationScenarioOut(obj.ordered_scenarios(), many=True).data
+
+    @extend_schema_field(RubricStructure)
+    def get_rubric_structure(self, obj) -> dict:
+        return rubric_structure(obj.rubric)
+
+
+class EntryOut(ArtifactOut):
+    simulation_id = serializers.UUIDField(read_only=True)
+    simulation_title = serializers.CharField(source="simulation.title", read_only=True)
+    cohort_id = serializers.UUIDField(read_only=True, allow_null=True)
+    cohort_name = serializers.CharField(
+        source="cohort.name", read_only=True, allow_null=True, default=None
+    )
+    department_id = serializers.UUIDField(read_only=True, allow_null=True)
+
+
+class HomeOut(EntryOut):
+    class Meta:
+        model = m.Home
+        fields = [
+            *BASE_FIELDS,
+            "department_id",
+            "simulation_id",
+            "simulation_title",
+            "cohort_id",
+            "cohort_name",
+            "available_at",
+            "due_at",
+        ]
+
+
+class PracticeOut(EntryOut):
+    class Meta:
+        model = m.Practice
+        fields = [
+            *BASE_FIELDS,
+            "department_id",
+            "simulation_id",
+            "simulation_title",
+            "cohort_id",
+            "cohort_name",
+        ]
+
+
+class AgentOut(ArtifactOut):
+    department_id = serializers.UUIDField(read_only=True, allow_null=True)
+    default_model_id = serializers.UUIDField(read_only=True, allow_null=True)
+    tool_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = m.Agent
+        fields = [*BASE_FIELDS, "department_id", "system_prompt", "default_model_id", "tool_ids"]
+
+    def get_tool_ids(self, obj) -> list[str]:
+        return [str(tool.id) for tool in obj.tools.all()]
+
+
+class EvalOut(ArtifactOut):
+    department_id = serializers.UUIDField(read_only=True, allow_null=True)
+    rubric_id = serializers.UUIDField(read_only=True)
+    scenario_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = m.Eval
+        fields = [*BASE_FIELDS, "department_id", "rubric_id", "scenario_ids", "turns", "settings"]
+
+    def get_scenario_ids(self, obj) -> list[str]:
+        return [str(scenario.id) for scenario in obj.scenarios.all()]
+
+
+# -- write validation (drafts and publish): serializers validate, services save ----------------
+
+
+class OrgScopedPK(serializers.PrimaryKeyRelatedField):
+    """A reference to another row of the actor's organization; anything else reads as not found."""
+
+    def get_queryset(self):
+        actor = self.context.get("actor")
+        queryset = super().get_queryset()
+        return queryset.filter(organization_id=actor.organization_id) if actor else queryset.none()
+
+
+def department_field():
+    from glow.accounts.models import Department
+
+    return OrgScopedPK(queryset=Department.objects.all(), required=False, allow_null=True)
+
+
+class ArtifactWrite(serializers.Serializer):
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class DepartmentWrite(ArtifactWrite):
+    department = department_field()
+
+
+class PersonaWrite(DepartmentWrite):
+    traits = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=30
+    )
+    intensity = serializers.IntegerField(min_value=1, max_value=10, required=False)
+    voice = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class DocumentWrite(DepartmentWrite):
+    text = serializers.CharField(required=False, allow_blank=True)
+
+
+class QuestionOption(serializers.Serializer):
+    id = serializers.CharField(max_length=100)
+    text = serializers.CharField(max_length=1000)
+
+
+class Question(serializers.Serializer):
+    id = serializers.CharField(max_length=100)
+    text = serializers.CharField(max_length=2000)
+    options = QuestionOption(many=True)
+    correct_option_ids = serializers.ListField(child=serializers.CharField(max_length=100))
+
+
+class ScenarioWrite(DepartmentWrite):
+    persona = OrgScopedPK(queryset=m.Persona.objects.all())
+    context = serializers.CharField(required=False, allow_blank=True)
+    modality = serializers.ChoiceField(choices=m.Modality.choices, required=False)
+    questions = Question(many=True, required=False)
+
+
+class StandardWrite(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    points = serializers.IntegerField(min_value=0, max_value=1000)
+
+
+class StandardGroupWrite(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    standards = StandardWrite(many=True)
+
+
+class RubricWrite(DepartmentWrite):
+    groups = StandardGroupWrite(many=True, required=False)
+
+
+class SimulationWrite(DepartmentWrite):
+    rubric = OrgScopedPK(queryset=m.Rubric.objects.all(), required=False, allow_null=True)
+    scenario_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=100
+    )
+    time_limit_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    pass_threshold = serializers.IntegerField(min_value=0, max_value=100, required=False)
+
+
+class HomeWrite(DepartmentWrite):
+    simulation = OrgScopedPK(queryset=m.Simulation.objects.all())
+    cohort = serializers.PrimaryKeyRelatedField(
+        queryset=m.Home._meta.get_field("cohort").related_model.objects.all()
+    )
+    available_at = serializers.DateTimeField(required=False, allow_null=True)
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_cohort(self, cohort):
+        actor = self.context.get("actor")
+        if actor is None or cohort.organization_id != actor.organization_id:
+            raise serializers.ValidationError("No cohort with that id.")
+        return cohort
+
+
+class PracticeWrite(DepartmentWrite):
+    simulation = OrgScopedPK(queryset=m.Simulation.objects.all())
+    cohort = serializers.PrimaryKeyRelatedField(
+        queryset=m.Practice._meta.get_field("cohort").related_model.objects.all(),
+        required=False,
+        allow_null=True,
+    )
+
+    validate_cohort = HomeWrite.validate_cohort
+
+
+class ModelWrite(ArtifactWrite):
+    provider = serializers.ChoiceField(choices=m.Provider.choices, required=False)
+    provider_model = serializers.CharField(max_length=200, required=False)
+    base_url = serializers.URLField(required=False, allow_blank=True)
+    api_key_env = serializers.RegexField(
+        r"^[A-Z_][A-Z0-9_]*$", max_length=100, required=False, allow_blank=True
+    )
+    input_price_per_million = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, required=False
+    )
+    output_price_per_million = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, required=False
+    )
+
+
+class ToolWrite(ArtifactWrite):
+    name = serializers.SlugField(max_length=100)
+    json_schema = serializers.DictField(required=False)
+
+
+class AgentWrite(DepartmentWrite):
+    system_prompt = serializers.CharField(required=False, allow_blank=True)
+    tool_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=50)
+    default_model = OrgScopedPK(queryset=m.Model.objects.all(), required=False, allow_null=True)
+
+
+class EvalWrite(DepartmentWrite):
+    rubric = OrgScopedPK(queryset=m.Rubric.objects.all())
+    scenario_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=200
+    )
+    turns = serializers.IntegerField(min_value=1, max_value=50, required=False)
+    settings = serializers.DictField(required=False)

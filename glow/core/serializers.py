@@ -1,0 +1,306 @@
+"""Request and response shapes of the universal ops, generated per family so the schema is exact."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import django_filters
+from rest_framework import serializers
+
+from glow.core.filters import UUIDListFilter
+from glow.core.registry import Family
+
+
+def camel(name: str) -> str:
+    return "".join(
+        part.capitalize() for part in name.replace("-", "_").replace("/", "_").split("_")
+    )
+
+
+class FacetOption(serializers.Serializer):
+    id = serializers.CharField()
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class FacetSection(serializers.Serializer):
+    options = FacetOption(many=True)
+    selected = serializers.ListField(child=serializers.CharField())
+
+
+class RefreshResponse(serializers.Serializer):
+    success = serializers.BooleanField()
+    refreshed_views = serializers.ListField(child=serializers.CharField())
+    invalidated_tags = serializers.ListField(child=serializers.CharField())
+
+
+class EmptyRequest(serializers.Serializer):
+    pass
+
+
+class DocsRequest(serializers.Serializer):
+    entity_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class OperationInfo(serializers.Serializer):
+    name = serializers.CharField()
+    method = serializers.CharField()
+    path = serializers.CharField()
+    summary = serializers.CharField(allow_blank=True)
+    roles = serializers.ListField(child=serializers.CharField())
+
+
+class DocsEntry(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+
+
+class DocsResponse(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    artifact = serializers.DictField(allow_null=True, required=False)
+    entries = DocsEntry(many=True)
+    resources = DocsEntry(many=True)
+    permissions = OperationInfo(many=True)
+    api_operations = OperationInfo(many=True)
+    page_metadata = serializers.DictField(allow_null=True, required=False)
+
+
+class Problem(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True, required=False)
+
+
+def _filter_field(flt) -> serializers.Field:
+    if isinstance(flt, UUIDListFilter):
+        return serializers.ListField(child=serializers.UUIDField(), required=False, allow_null=True)
+    if isinstance(flt, django_filters.BooleanFilter):
+        return serializers.BooleanField(required=False, allow_null=True)
+    if isinstance(flt, django_filters.IsoDateTimeFilter | django_filters.DateTimeFilter):
+        return serializers.DateTimeField(required=False, allow_null=True)
+    if isinstance(flt, django_filters.NumberFilter):
+        return serializers.FloatField(required=False, allow_null=True)
+    return serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+
+def filter_fields(family: Family, *, prefix: str = "") -> dict[str, serializers.Field]:
+    fields = {}
+    if family.filterset is not None:
+        for name, flt in family.filterset.base_filters.items():
+            fields[f"{prefix}{name}"] = _filter_field(flt)
+    for facet in family.facets:
+        if facet.search_param:
+            fields.setdefault(
+                facet.search_param,
+                serializers.CharField(required=False, allow_blank=True, allow_null=True),
+            )
+    return fields
+
+
+def make(name: str, fields: dict, base: type = serializers.Serializer, validate=None) -> type:
+    attrs = dict(fields)
+    if validate is not None:
+        attrs["validate"] = validate
+    return type(name, (base,), attrs)
+
+
+def _one_id(family: Family):
+    def validate(self, attrs):
+        pk = attrs.get(family.id_field) or attrs.get("id")
+        if pk is None:
+            raise serializers.ValidationError({family.id_field: ["This field is required."]})
+        attrs["pk"] = pk
+        return attrs
+
+    return validate
+
+
+def id_fields(family: Family) -> dict:
+    return {
+        family.id_field: serializers.UUIDField(required=False),
+        "id": serializers.UUIDField(required=False, help_text=f"Same as {family.id_field}."),
+    }
+
+
+@cache
+def id_request(family: Family) -> type:
+    return make(f"{camel(family.name)}IdRequest", id_fields(family), validate=_one_id(family))
+
+
+@cache
+def search_request(family: Family) -> type:
+    fields = {
+        **filter_fields(family),
+        "is_archived": serializers.BooleanField(required=False, allow_null=True),
+        "show_archived": serializers.BooleanField(required=False, allow_null=True),
+        "page_size": serializers.IntegerField(required=False, min_value=1, max_value=10_000),
+        "page_offset": serializers.IntegerField(required=False, min_value=0),
+        "page": serializers.IntegerField(required=False, min_value=0),
+    }
+    return make(f"{camel(family.name)}SearchRequest", fields)
+
+
+@cache
+def search_response(family: Family) -> type:
+    fields = {
+        "actor_name": serializers.CharField(allow_null=True),
+        family.plural: family.output_serializer(many=True),
+        "total_count": serializers.IntegerField(),
+    }
+    for facet in family.facets:
+        fields[f"{facet.name}_filter"] = FacetSection()
+    return make(f"{camel(family.name)}SearchResponse", fields)
+
+
+@cache
+def archive_request(family: Family) -> type:
+    fields = {
+        "archived": serializers.BooleanField(default=True),
+        family.ids_field: serializers.ListField(
+            child=serializers.UUIDField(), required=False, allow_null=True
+        ),
+        "ids": serializers.ListField(
+            child=serializers.UUIDField(), required=False, allow_null=True
+        ),
+        "all": serializers.BooleanField(required=False, default=False),
+        "excluded_ids": serializers.ListField(
+            child=serializers.UUIDField(), required=False, allow_null=True
+        ),
+        **filter_fields(family),
+        **filter_fields(family, prefix="filter_"),
+    }
+    return make(f"{camel(family.name)}ArchiveRequest", fields)
+
+
+@cache
+def archive_response(family: Family) -> type:
+    return make(
+        f"{camel(family.name)}ArchiveResponse",
+        {
+            "updated_count": serializers.IntegerField(),
+            "profile_ids_to_invalidate": serializers.ListField(
+                child=serializers.CharField(), allow_null=True
+            ),
+        },
+    )
+
+
+@cache
+def draft_request(family: Family) -> type:
+    return make(
+        f"{camel(family.name)}DraftRequest",
+        {
+            family.id_field: serializers.UUIDField(required=False, allow_null=True),
+            "id": serializers.UUIDField(required=False, allow_null=True),
+            "draft_id": serializers.UUIDField(required=False, allow_null=True),
+            "version": serializers.IntegerField(min_value=0),
+            "data": serializers.DictField(),
+        },
+    )
+
+
+@cache
+def draft_response(family: Family) -> type:
+    return make(
+        f"{camel(family.name)}DraftResponse",
+        {
+            "draft_id": serializers.UUIDField(),
+            family.id_field: serializers.UUIDField(allow_null=True),
+            "version": serializers.IntegerField(),
+        },
+    )
+
+
+@cache
+def drafts_response(family: Family) -> type:
+    item = make(
+        f"{camel(family.name)}DraftItem",
+        {
+            "draft_id": serializers.UUIDField(),
+            family.id_field: serializers.UUIDField(allow_null=True),
+            "version": serializers.IntegerField(),
+            "data": serializers.DictField(),
+            "updated_at": serializers.DateTimeField(),
+        },
+    )
+    return make(
+        f"{camel(family.name)}DraftsResponse",
+        {"drafts": item(many=True), "total_count": serializers.IntegerField()},
+    )
+
+
+@cache
+def publish_request(family: Family) -> type:
+    def validate(self, attrs):
+        if attrs.get("draft_id") is None and attrs.get("data") is None:
+            raise serializers.ValidationError(
+                {"draft_id": ["Give draft_id, or data (with version)."]}
+            )
+        names_row = attrs.get(family.id_field) or attrs.get("id")
+        if attrs.get("draft_id") is None and names_row and attrs.get("version") is None:
+            raise serializers.ValidationError({"version": ["This field is required."]})
+        return attrs
+
+    return make(
+        f"{camel(family.name)}PublishRequest",
+        {
+            "draft_id": serializers.UUIDField(required=False, allow_null=True),
+            family.id_field: serializers.UUIDField(required=False, allow_null=True),
+            "id": serializers.UUIDField(required=False, allow_null=True),
+            "version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
+            "data": serializers.DictField(required=False, allow_null=True),
+        },
+        validate=validate,
+    )
+
+
+@cache
+def title_request(family: Family) -> type:
+    return make(
+        f"{camel(family.name)}TitleRequest",
+        {
+            **id_fields(family),
+            "title": serializers.CharField(required=False, allow_blank=True, max_length=300),
+            "version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
+        },
+        validate=_one_id(family),
+    )
+
+
+@cache
+def title_response(family: Family) -> type:
+    return make(
+        f"{camel(family.name)}TitleResponse",
+        {
+            family.id_field: serializers.UUIDField(),
+            "title": serializers.CharField(),
+            "version": serializers.IntegerField(),
+        },
+    )
+
+
+@cache
+def context_response(family: Family) -> type:
+    return make(
+        f"{camel(family.name)}ContextResponse",
+        {
+            family.id_field: serializers.UUIDField(),
+            "title": serializers.CharField(),
+            "context": serializers.CharField(allow_blank=True),
+        },
+    )
+
+
+@cache
+def problem_response(family: Family) -> type:
+    return make(
+        f"{camel(family.name)}ProblemResponse",
+        {
+            family.id_field: serializers.UUIDField(),
+            "ok": serializers.BooleanField(),
+            "problems": Problem(many=True),
+        },
+    )

@@ -1,0 +1,205 @@
+"""Glow's one settings module: embedded defaults, switched to production by environment variables."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("GLOW_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+
+# Production is whatever points at real services; everything else is the embedded profile.
+DATABASE_URL = env.str("DATABASE_URL", default="")
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+GLOW_PROFILE = "production" if (DATABASE_URL or CELERY_BROKER_URL) else "embedded"
+
+DEBUG = env.bool("DEBUG", default=GLOW_PROFILE == "embedded")
+SECRET_KEY = env.str(
+    "SECRET_KEY",
+    default="glow-embedded-development-key-not-for-production-7f3c9a1e5b2d4c6e8a0b",
+)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_eventstream",
+    "glow.core",
+    "glow.accounts",
+    "glow.catalog",
+    "system",
+    "attempts",
+    "tests_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "glow.urls"
+WSGI_APPLICATION = "glow.wsgi.application"
+ASGI_APPLICATION = "glow.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if DATABASE_URL:
+    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "glow.sqlite3",
+            # WAL lets the SSE readers and the worker thread read while a request writes;
+            # IMMEDIATE takes the write lock up front instead of failing mid-transaction.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if GLOW_PROFILE == "production"
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "glow.accounts.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["glow.accounts.auth.HasProfile"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "glow.core.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Glow API",
+    "DESCRIPTION": "Practise hard conversations against AI-simulated people. Every op is a POST "
+    "with a JSON body under /api/v5/artifacts/<family>/<op>; `watch` also answers GET.",
+    "VERSION": "5.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "glow.core.schema.document_error_responses",
+    ],
+}
+
+# Celery: a broker means real workers; without one, work runs off the request thread in-process.
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# "thread" (embedded default), "inline" (unit tests) or "celery" (whenever a broker is set).
+GLOW_TASK_MODE = env.str("GLOW_TASK_MODE", default="celery" if CELERY_BROKER_URL else "thread")
+
+# django-eventstream: merely defining EVENTSTREAM_REDIS turns Redis mode on, so only production does.
+if REDIS_URL:
+    from redis.connection import parse_url
+
+    # django-eventstream passes these straight to redis.Redis(**...), which takes no URL.
+    EVENTSTREAM_REDIS = parse_url(REDIS_URL)
+    EVENTSTREAM_STORAGE_CLASS = env.str(
+        "EVENTSTREAM_STORAGE_CLASS", default="django_eventstream.storage.DjangoModelStorage"
+    )
+else:
+    EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
+EVENTSTREAM_ALLOW_ORIGINS = env.list("EVENTSTREAM_ALLOW_ORIGINS", default=[])
+
+# AI: the offline simulator unless told otherwise; OpenAI-compatible defaults for catalog.Model rows.
+GLOW_AI_PROVIDER = env.str("GLOW_AI_PROVIDER", default="local")
+GLOW_OPENAI_BASE_URL = env.str("GLOW_OPENAI_BASE_URL", default="https://api.openai.com/v1")
+GLOW_OPENAI_API_KEY_ENV = env.str("GLOW_OPENAI_API_KEY_ENV", default="OPENAI_API_KEY")
+GLOW_OPENAI_TIMEOUT = env.float("GLOW_OPENAI_TIMEOUT", default=60.0)
+GLOW_OPENAI_MAX_RETRIES = env.int("GLOW_OPENAI_MAX_RETRIES", default=2)
+GLOW_SESSION_IDLE_MINUTES = env.int("GLOW_SESSION_IDLE_MINUTES", default=30)
+# Key for tests_app.SecretKey encryption at rest; derived from SECRET_KEY when unset.
+GLOW_SECRETS_KEY = env.str("GLOW_SECRETS_KEY", default="")
+
+if GLOW_PROFILE == "production" and not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+}

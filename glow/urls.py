@@ -1,0 +1,45 @@
+"""Top-level URLs: the artifact API, schema and docs, admin, staff pages, health."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from glow.core import errors
+from glow.core.health import healthz
+from glow.core.routers import artifact_urlpatterns
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v5/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v5/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v5/artifacts/", include((artifact_urlpatterns(), "artifacts"))),
+]
+
+# Must stay last: any other /api/ path answers the JSON error shape, even with DEBUG on.
+API_FALLBACK = [re_path(r"^api/", errors.api_not_found)]
+
+
+def handler404(request, exception=None):
+    if request.path.startswith("/api/"):
+        return errors.api_not_found(request, exception)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return errors.api_server_error(request)
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+urlpatterns += API_FALLBACK
