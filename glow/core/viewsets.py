@@ -10,7 +10,7 @@ from glow.core import selectors, services
 from glow.core import serializers as shapes
 from glow.core.errors import ApplicationError
 from glow.core.ops import OpSpec, op, resolve
-from glow.core.registry import Family
+from glow.core.registry import Family, registry
 from glow.core.schema import ArtifactAutoSchema
 
 
@@ -22,6 +22,11 @@ class ArtifactViewSet(viewsets.ViewSet):
     disabled_ops: frozenset[str] = frozenset()
 
     # -- plumbing shared by every op ------------------------------------------------------
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # After authentication: lower apps (system's session books) see every API request.
+        registry.run_hooks("request", request=request._request, actor=self.actor)
 
     @classmethod
     def op_specs(cls) -> list[OpSpec]:
