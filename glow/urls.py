@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v5/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/v5/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v5/artifacts/", include((artifact_urlpatterns(), "artifacts"))),
+    path("api/v5/", include("glow.core.media_urls")),
 ]
 
 # Must stay last: any other /api/ path answers the JSON error shape, even with DEBUG on.

@@ -72,3 +72,39 @@ class Draft(models.Model):
 
     def __str__(self) -> str:
         return f"{self.family} draft {self.id}"
+
+
+class UploadKind(models.TextChoices):
+    UPLOAD = "upload", "Uploaded by a client"
+    EXPORT = "export", "Export"
+    GENERATED = "generated", "Generated media"
+
+
+class Upload(models.Model):
+    """Bytes in Django storage, readable by whoever may read the row they belong to."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    owner = models.ForeignKey(
+        "accounts.Profile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=UploadKind.choices, default=UploadKind.UPLOAD)
+    # The row it belongs to (e.g. family "attempt" + the attempt's id); empty: only owner and admins.
+    family = models.CharField(max_length=40, blank=True)
+    artifact_id = models.UUIDField(null=True, blank=True)
+    file = models.FileField(upload_to="uploads/%Y/%m/", max_length=300)
+    file_name = models.CharField(max_length=255)
+    mime_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(default=0)
+    checksum = models.CharField(max_length=64, help_text="SHA-256 of the bytes.")
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["family", "artifact_id"], name="upload_artifact")]
+
+    def __str__(self) -> str:
+        return self.file_name

@@ -9,12 +9,13 @@ from glow.accounts.auth import actor_of
 from glow.core import selectors, services
 from glow.core import serializers as shapes
 from glow.core.errors import ApplicationError
+from glow.core.media_ops import MediaOpsMixin
 from glow.core.ops import OpSpec, op, resolve
 from glow.core.registry import Family, registry
 from glow.core.schema import ArtifactAutoSchema
 
 
-class ArtifactViewSet(viewsets.ViewSet):
+class ArtifactViewSet(MediaOpsMixin, viewsets.ViewSet):
     """Thin: parse the body, call one selector or service, serialize."""
 
     family: Family = None

@@ -1,0 +1,133 @@
+"""Universal media ops: uploads, and downloads under both seed spellings (file/download, file_download)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from glow.core import media
+from glow.core.ops import op
+from glow.core.serializers import camel, make
+
+KINDS = ("file", "text", "image", "audio", "video")
+
+
+class UploadResponse(serializers.Serializer):
+    upload_id = serializers.UUIDField()
+    file_id = serializers.UUIDField()
+    file_name = serializers.CharField()
+    file_size = serializers.IntegerField()
+    mime_type = serializers.CharField()
+
+
+class DownloadRequest(serializers.Serializer):
+    upload_id = serializers.UUIDField(required=False)
+    file_id = serializers.UUIDField(required=False, help_text="Same as upload_id.")
+
+    def validate(self, attrs):
+        if not (attrs.get("upload_id") or attrs.get("file_id")):
+            raise serializers.ValidationError({"upload_id": ["This field is required."]})
+        return attrs
+
+
+def upload_request(family):
+    fields = {
+        "file": serializers.FileField(),
+        family.id_field: serializers.UUIDField(
+            required=False, help_text="The row the file belongs to."
+        ),
+        "chat_id": serializers.UUIDField(required=False),
+    }
+    if family.name != "attempt":
+        fields["attempt_id"] = serializers.UUIDField(required=False)
+    return make(f"{camel(family.name)}UploadRequest", fields)
+
+
+def binary(family):
+    return {(200, "application/octet-stream"): OpenApiTypes.BINARY}
+
+
+def upload_body(upload) -> dict:
+    return {
+        "upload_id": upload.id,
+        "file_id": upload.id,
+        "file_name": upload.file_name,
+        "file_size": upload.size,
+        "mime_type": upload.mime_type,
+    }
+
+
+def _download_op(kind: str, verb: str):
+    inline = verb == "preview"
+
+    def handler(self, request):
+        data = self.parse()
+        upload = media.upload_access(
+            actor=self.actor, pk=data.get("upload_id") or data.get("file_id")
+        )
+        media.check_kind(upload, kind)
+        return media.stream_upload(
+            upload, range_header=request.META.get("HTTP_RANGE"), inline=inline
+        )
+
+    # The op records the method's name, so it must be final before decorating.
+    handler.__name__ = f"{kind}_{verb}"
+    summary = (
+        f"Stream a stored {kind} ({'inline' if inline else 'as an attachment'}); Range supported."
+    )
+    return op(
+        f"{kind}/{verb}",
+        aliases=(f"{kind}_{verb}",),
+        request=DownloadRequest,
+        response=binary,
+        summary=summary,
+    )(handler)
+
+
+class MediaOpsMixin:
+    """Given to every family: store a client's file against one of its rows, and read it back."""
+
+    def _store(self, *, allowed_prefix: str | None):
+        data = self.parse()
+        family, artifact_id = "", None
+        row_id = data.get(self.family.id_field) or data.get("attempt_id")
+        if row_id is not None:
+            from glow.core.registry import registry
+            from glow.core.selectors import artifact_access
+
+            family_name = self.family.name if data.get(self.family.id_field) else "attempt"
+            owner_family = registry.find(family_name)
+            if owner_family is None or owner_family.model is None:
+                raise media.NotFound("No row with that id.")
+            artifact_access(actor=self.actor, family=owner_family, pk=row_id)
+            family, artifact_id = owner_family.name, row_id
+        upload = media.upload_store(
+            actor=self.actor,
+            uploaded=data["file"],
+            family=family,
+            artifact_id=artifact_id,
+            allowed_prefix=allowed_prefix,
+        )
+        return Response(upload_body(upload), status=201)
+
+    @op("audio_upload", aliases=("audio/upload",), request=upload_request, response=UploadResponse)
+    def audio_upload(self, request):
+        """Upload a recording (multipart `file`); answers its upload_id."""
+        return self._store(allowed_prefix="audio/")
+
+    @op(
+        "upload",
+        aliases=("file/upload", "file_upload"),
+        request=upload_request,
+        response=UploadResponse,
+    )
+    def upload(self, request):
+        """Upload an image, document or other file (multipart `file`)."""
+        return self._store(allowed_prefix=None)
+
+
+for _kind in KINDS:
+    for _verb in ("download", "preview"):
+        _handler = _download_op(_kind, _verb)
+        setattr(MediaOpsMixin, _handler.__name__, _handler)
