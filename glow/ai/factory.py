@@ -1,0 +1,27 @@
+"""get_provider: build a provider by name from per-model settings."""
+
+from __future__ import annotations
+
+from glow.ai.base import Provider, ProviderError
+from glow.ai.local import LocalProvider
+from glow.ai.openai_provider import OpenAIProvider
+
+PROVIDER_NAMES = ("local", "openai")
+
+
+def get_provider(
+    name: str = "local",
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+) -> Provider:
+    """The provider called `name`; connection settings only apply to `openai`."""
+    if name == "local":
+        return LocalProvider()
+    if name == "openai":
+        return OpenAIProvider(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+        )
+    raise ProviderError(f"Unknown model provider {name!r}; expected one of {PROVIDER_NAMES}.")
