@@ -47,5 +47,23 @@ format: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS) $(BIN)/python -m bench
 
+# The production profile on one machine: PostgreSQL + Redis, WEB web processes on ports PORT, PORT+1, ...
+# and WORKERS Celery worker processes, all from the Procfile.
+WEB ?= 2
+WORKERS ?= 2
+PROD_ENV = DATABASE_URL=$(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/glow) \
+	REDIS_URL=$(or $(REDIS_URL),redis://127.0.0.1:6379/0) DEBUG=False SECURE_SSL_REDIRECT=False \
+	SECRET_KEY=$(or $(SECRET_KEY),$(shell cat var/secret_key 2>/dev/null))
+
+var/secret_key:
+	mkdir -p var && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
+
+serve: $(STAMP) var/secret_key
+	psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='glow'" | grep -q 1 || \
+		psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE glow"
+	$(PROD_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(PROD_ENV) $(BIN)/python manage.py collectstatic --noinput -v0
+	$(PROD_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile -p $(PORT) -c web=$(WEB),worker=$(WORKERS)
+
 clean:
 	rm -rf $(VENV) var
