@@ -53,7 +53,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "glow.core.security.ContentSecurityPolicyMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = ["glow.core.security.LockoutModelBackend"]
+GLOW_LOGIN_MAX_FAILURES = env.int("GLOW_LOGIN_MAX_FAILURES", default=5)
+GLOW_LOGIN_LOCKOUT_SECONDS = env.int("GLOW_LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+
+# Throttles and cached decrypts must agree across web processes: Redis when there is one.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 ROOT_URLCONF = "glow.urls"
 WSGI_APPLICATION = "glow.wsgi.application"
@@ -116,7 +128,15 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+# JSON bodies above this answer 413; file uploads have their own limit (GLOW_UPLOAD_MAX_BYTES).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+GLOW_UPLOAD_MAX_BYTES = env.int("GLOW_UPLOAD_MAX_BYTES", default=25 * 1024 * 1024)
+# Requests per API key (or signed-in user): generation is scarce, reads are generous.
+GLOW_THROTTLE_RATES = {
+    "generate": env.str("GLOW_THROTTLE_GENERATE", default="60/min"),
+    "ai": env.str("GLOW_THROTTLE_AI", default="300/min"),
+    "read": env.str("GLOW_THROTTLE_READ", default="1200/min"),
+}
 
 LOGIN_URL = "/admin/login/"
 
@@ -133,6 +153,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "glow.core.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["glow.core.throttling.GlowRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

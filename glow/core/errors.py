@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
@@ -89,6 +90,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         body = error_body(exc.detail, exc.code, exc.fields, **exc.extra)
         return Response(body, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("The request body is too large.", "request_too_large"), status=413
+        )
     if isinstance(exc, DjangoValidationError):
         fields = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

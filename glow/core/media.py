@@ -46,7 +46,7 @@ KIND_PREFIX = {"image": "image/", "audio": "audio/", "video": "video/", "text": 
 
 
 def max_upload_bytes() -> int:
-    return getattr(settings, "GLOW_UPLOAD_MAX_BYTES", 25 * 1024 * 1024)
+    return settings.GLOW_UPLOAD_MAX_BYTES
 
 
 def _mime_of(uploaded, declared: str | None) -> str:

@@ -1,0 +1,48 @@
+"""Rate limits per API key (or per user for browser sessions): generation is the scarcest, reads the most generous."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.throttling import SimpleRateThrottle
+
+# Ops that make model calls on the caller's behalf; everything else counts as a read or a cheap write.
+AI_OPS = frozenset(
+    {"message", "grade", "end", "end-all", "audio/frame", "start", "run", "use-previous"}
+)
+
+
+def scope_of(view) -> str:
+    action = getattr(view, "action", "") or ""
+    spec = view.spec(action) if hasattr(view, "spec") and action else None
+    name = spec.name if spec else action
+    if name == "generate":
+        return "generate"
+    if name in AI_OPS:
+        return "ai"
+    return "read"
+
+
+class GlowRateThrottle(SimpleRateThrottle):
+    """One bucket per (scope, API key or user); rates from GLOW_THROTTLE_RATES."""
+
+    def allow_request(self, request, view):
+        self.scope = scope_of(view)
+        self.rate = settings.GLOW_THROTTLE_RATES.get(self.scope)
+        if not self.rate:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_rate(self):
+        # The scope is only known per request (allow_request sets the rate).
+        return None
+
+    def get_cache_key(self, request, view):
+        auth = getattr(request, "auth", None)
+        if auth is not None and getattr(auth, "pk", None) is not None:
+            ident = f"key-{auth.pk}"
+        elif request.user is not None and request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
+        else:
+            ident = f"ip-{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}
