@@ -61,9 +61,14 @@ GLOW_LOGIN_MAX_FAILURES = env.int("GLOW_LOGIN_MAX_FAILURES", default=5)
 GLOW_LOGIN_LOCKOUT_SECONDS = env.int("GLOW_LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 
 # Throttles and cached decrypts must agree across web processes: Redis when there is one.
+CACHE_URL = env.str("CACHE_URL", default="")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    if REDIS_URL
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL or REDIS_URL,
+        "KEY_PREFIX": "glow",
+    }
+    if (CACHE_URL or REDIS_URL)
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
