@@ -19,14 +19,27 @@ empty the server echoes the last user message. Behaviours:
 - `HTTPFailure(status, message)`: an OpenAI-style error body with that status (500, 429...).
 - `Delay(seconds, then=None)`: waits before answering (with `then`, or the echo), to make
   a client with a shorter timeout give up.
+
+Speech routes share the queue. POST /v1/audio/transcriptions (multipart; recorded as a dict
+of its form fields, the upload as an `UploadedFile`) answers a `Transcript(text, seconds=None,
+usage=None)`: `seconds` reports duration usage, `usage` token usage; with the queue empty it
+answers "heard N bytes". POST /v1/audio/speech answers a `SpeechAudio(seconds=1.0, audio=None,
+streamed=False)`: `audio` bytes as given, else a WAV of silence that long (24 kHz, as OpenAI
+sends), with `streamed=True` carrying a header of unknown length as streamed WAVs do; with the
+queue empty it answers 0.05 s of silence per input character. HTTPFailure and Delay work there
+too; a behaviour of the wrong kind for a route answers 400, so a mis-scripted test fails loudly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
+import io
 import json
 import re
 import threading
+import wave
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +49,9 @@ from glow.ai.base import Usage
 from glow.ai.tokens import count_tokens
 
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+TRANSCRIPTION_PATHS = ("/v1/audio/transcriptions", "/audio/transcriptions")
+SPEECH_PATHS = ("/v1/audio/speech", "/audio/speech")
+SPEECH_RATE = 24_000
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,28 @@ class Delay:
     then: Reply | HTTPFailure | None = None
 
 
-Behaviour = Reply | HTTPFailure | Delay
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    seconds: float | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class SpeechAudio:
+    seconds: float = 1.0
+    audio: bytes | None = None
+    streamed: bool = False
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+Behaviour = Reply | HTTPFailure | Delay | Transcript | SpeechAudio
 
 
 @dataclass(frozen=True)
@@ -139,7 +176,11 @@ class _ChatHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        body = _json_or_text(raw)
+        content_type = self.headers.get("Content-Type") or ""
+        if content_type.startswith("multipart/form-data"):
+            body = _form_fields(raw, content_type)
+        else:
+            body = _json_or_text(raw)
         path = self.path.split("?")[0]
         with self.shared.lock:
             self.shared.requests.append(
@@ -148,6 +189,10 @@ class _ChatHandler(BaseHTTPRequestHandler):
             behaviour = self.shared.queue.popleft() if self.shared.queue else None
             self.shared.served += 1
             number = self.shared.served
+        if path in TRANSCRIPTION_PATHS + SPEECH_PATHS and isinstance(body, dict):
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._perform_audio(behaviour, body, path)
+            return
         if path not in CHAT_PATHS or not isinstance(body, dict):
             self._send_json(404, {"error": {"message": f"no route for {path}", "type": "invalid"}})
             return
@@ -171,6 +216,41 @@ class _ChatHandler(BaseHTTPRequestHandler):
             self._stream(reply, usage, body, completion_id)
         else:
             self._send_json(200, _completion(reply, usage, body, completion_id))
+
+    def _perform_audio(self, behaviour: Behaviour | None, body: dict, path: str) -> None:
+        if isinstance(behaviour, Delay):
+            if self.shared.stopping.wait(behaviour.seconds):
+                return
+            behaviour = behaviour.then
+        if isinstance(behaviour, HTTPFailure):
+            error = {"message": behaviour.message, "type": "server_error", "code": None}
+            self._send_json(behaviour.status, {"error": error})
+            return
+        if path in TRANSCRIPTION_PATHS:
+            upload = body.get("file")
+            size = len(upload.data) if isinstance(upload, UploadedFile) else 0
+            transcript = behaviour or Transcript(f"heard {size} bytes")
+            if not isinstance(transcript, Transcript):
+                self._misfit(transcript, path)
+                return
+            self._send_json(200, _transcription(transcript))
+            return
+        audio = behaviour or SpeechAudio(seconds=0.05 * len(str(body.get("input") or "")))
+        if not isinstance(audio, SpeechAudio):
+            self._misfit(audio, path)
+            return
+        data = (
+            audio.audio if audio.audio is not None else _silence_wav(audio.seconds, audio.streamed)
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _misfit(self, behaviour: Behaviour, path: str) -> None:
+        message = f"the test queued a {type(behaviour).__name__} for {path}"
+        self._send_json(400, {"error": {"message": message, "type": "invalid_request_error"}})
 
     def _send_json(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
@@ -261,3 +341,47 @@ def _chunk(completion_id: str, body: dict, choices: list[dict]) -> dict:
 
 def _choice(delta: dict, finish_reason: str | None) -> dict:
     return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+
+
+def _form_fields(raw: bytes, content_type: str) -> dict:
+    """A multipart/form-data body as {name: text, or UploadedFile for a file part}."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            fields[name] = UploadedFile(filename, part.get_content_type(), data)
+        else:
+            fields[name] = data.decode(errors="replace")
+    return fields
+
+
+def _transcription(transcript: Transcript) -> dict:
+    answer: dict[str, Any] = {"text": transcript.text}
+    if transcript.seconds is not None:
+        answer["usage"] = {"type": "duration", "seconds": transcript.seconds}
+    elif transcript.usage is not None:
+        answer["usage"] = {
+            "type": "tokens",
+            "input_tokens": transcript.usage.input_tokens,
+            "output_tokens": transcript.usage.output_tokens,
+            "total_tokens": transcript.usage.total_tokens,
+        }
+    return answer
+
+
+def _silence_wav(seconds: float, streamed: bool) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SPEECH_RATE)
+        wav.writeframes(bytes(2 * round(seconds * SPEECH_RATE)))
+    data = bytearray(out.getvalue())
+    if streamed:
+        # What a server that streams its WAV writes: it cannot know the sizes in advance.
+        data[4:8] = data[40:44] = b"\xff\xff\xff\xff"
+    return bytes(data)
