@@ -13,7 +13,6 @@ from glow.ai.base import (
 from glow.ai.costs import cost_for
 from glow.ai.factory import PROVIDER_NAMES, get_provider
 from glow.ai.local import ECHO_MODEL, LocalProvider
-from glow.ai.openai_provider import OpenAIProvider
 from glow.ai.schema import schema_errors
 from glow.ai.tokens import count_tokens
 
@@ -35,3 +34,13 @@ __all__ = [
     "get_provider",
     "schema_errors",
 ]
+
+
+def __getattr__(name: str):
+    # The openai SDK takes about a second to import: load it only when an OpenAI-compatible
+    # provider is actually used (every process, the CLI included, starts faster).
+    if name == "OpenAIProvider":
+        from glow.ai.openai_provider import OpenAIProvider
+
+        return OpenAIProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

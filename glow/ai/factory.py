@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from glow.ai.base import Provider, ProviderError
 from glow.ai.local import LocalProvider
-from glow.ai.openai_provider import OpenAIProvider
 
 PROVIDER_NAMES = ("local", "openai")
 
@@ -21,6 +20,8 @@ def get_provider(
     if name == "local":
         return LocalProvider()
     if name == "openai":
+        from glow.ai.openai_provider import OpenAIProvider
+
         return OpenAIProvider(
             base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
         )

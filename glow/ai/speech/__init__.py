@@ -11,7 +11,6 @@ from glow.ai.speech.base import (
     speech_cost,
 )
 from glow.ai.speech.local import LocalSpeechProvider
-from glow.ai.speech.openai_speech import OpenAISpeechProvider
 from glow.ai.speech.wav import AudioFormatError, Pcm, probe_wav, read_wav, resample, write_wav
 
 SPEECH_PROVIDER_NAMES = ("local", "openai")
@@ -32,6 +31,8 @@ def get_speech_provider(
         return LocalSpeechProvider()
     if name == "openai":
         models = {"transcription_model": transcription_model, "speech_model": speech_model}
+        from glow.ai.speech.openai_speech import OpenAISpeechProvider
+
         return OpenAISpeechProvider(
             base_url=base_url,
             api_key=api_key,
@@ -61,3 +62,13 @@ __all__ = [
     "speech_cost",
     "write_wav",
 ]
+
+
+def __getattr__(name: str):
+    # The openai SDK takes about a second to import: load it only when an OpenAI-compatible
+    # provider is actually used (every process, the CLI included, starts faster).
+    if name == "OpenAISpeechProvider":
+        from glow.ai.speech.openai_speech import OpenAISpeechProvider
+
+        return OpenAISpeechProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
