@@ -9,6 +9,7 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self) -> None:
-        from glow.catalog import families
+        from glow.catalog import families, generators
 
         families.register_all()
+        generators.register_generators()

@@ -19,6 +19,8 @@ class OpSpec:
     summary: str = ""
     needs_model: bool = True  # universal ops on rows; off for model-less namespaces
     roles: tuple[str, ...] = field(default=("learner", "instructor", "admin"))
+    # family -> bool: the op is mounted only where it holds (e.g. the family has a generator).
+    when: Callable | None = None
 
 
 def op(
@@ -31,6 +33,7 @@ def op(
     summary: str = "",
     needs_model: bool = False,
     roles=("learner", "instructor", "admin"),
+    when=None,
 ):
     def decorator(func):
         doc = (func.__doc__ or "").strip().splitlines()
@@ -44,6 +47,7 @@ def op(
             summary=summary or (doc[0] if doc else name),
             needs_model=needs_model,
             roles=tuple(roles),
+            when=when,
         )
         wrapped = action(
             detail=False, methods=list(methods), url_path=name, url_name=name.replace("/", "-")

@@ -64,6 +64,8 @@ class Registry:
     def __init__(self) -> None:
         self._families: dict[str, Family] = {}
         self.hooks: dict[str, list[Callable]] = {}
+        # One implementation per name, provided by a higher app (e.g. system's "generation").
+        self.capabilities: dict[str, Any] = {}
 
     def register(self, family: Family) -> Family:
         if family.name in self._families:

@@ -9,13 +9,14 @@ from glow.accounts.auth import actor_of
 from glow.core import selectors, services
 from glow.core import serializers as shapes
 from glow.core.errors import ApplicationError
+from glow.core.generation import GenerationOpsMixin
 from glow.core.media_ops import MediaOpsMixin
 from glow.core.ops import OpSpec, op, resolve
 from glow.core.registry import Family, registry
 from glow.core.schema import ArtifactAutoSchema
 
 
-class ArtifactViewSet(MediaOpsMixin, viewsets.ViewSet):
+class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     """Thin: parse the body, call one selector or service, serialize."""
 
     family: Family = None
@@ -39,6 +40,8 @@ class ArtifactViewSet(MediaOpsMixin, viewsets.ViewSet):
                     continue
                 seen.add(attr)
                 if spec.name in cls.disabled_ops or (spec.needs_model and cls.family.model is None):
+                    continue
+                if spec.when is not None and not spec.when(cls.family):
                     continue
                 specs.append(spec)
         return sorted(specs, key=lambda spec: spec.name)

@@ -1,0 +1,95 @@
+"""`python -m bench [name ...]`: run the benchmark modules of bench/ and print their figures as a table.
+
+Each module runs in its own process (its own Django setup and database) with a time limit;
+a module that fails, times out or reports a figure over budget makes the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pkgutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bench
+
+TIME_LIMIT_SECONDS = 600
+
+
+def discover() -> list[str]:
+    names = []
+    for module in pkgutil.iter_modules(bench.__path__):
+        if module.name.startswith("_"):
+            continue
+        spec = importlib.util.find_spec(f"bench.{module.name}")
+        if spec and spec.origin and "def main(" in Path(spec.origin).read_text():
+            names.append(module.name)
+    return sorted(names)
+
+
+def run(name: str, extra: list[str]) -> tuple[int, list[list[str]], float]:
+    started = time.monotonic()
+    print(f"== bench.{name}", flush=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"bench.{name}", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    rows = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(bench.FIGURE_PREFIX):
+                rows.append(line.rstrip("\n").split("\t")[1:])
+            print(f"   {line}", end="", flush=True)
+        code = process.wait(timeout=TIME_LIMIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = -1
+    return code, rows, time.monotonic() - started
+
+
+def table(rows: list[list[str]]) -> str:
+    header = ["benchmark", "figure", "budget", "measured", "result"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    available = discover()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available})")
+    argv = sys.argv[1:] if argv is None else argv
+    # Options after `--` go to the one benchmark named: python -m bench generation -- --watchers 200
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    unknown = sorted(set(args.names) - set(available))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; available: {available}")
+    if extra and len(args.names) != 1:
+        parser.error(f"options {extra} go to one benchmark: name it")
+    summary, failed = [], False
+    for name in args.names or available:
+        code, rows, seconds = run(name, extra)
+        summary.extend([name, *row] for row in rows)
+        if code != 0 or not rows:
+            summary.append(
+                [name, "exit status", "0", f"{code} after {seconds:.0f} s", "FAIL" if code else "-"]
+            )
+        failed = failed or code != 0 or any(row[-1] == "FAIL" for row in rows)
+    print()
+    print(table(summary))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

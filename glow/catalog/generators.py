@@ -1,0 +1,197 @@
+"""What one generate run creates for each catalog family, declared as registry Generators.
+
+Each generator works only through the GenerationContext (system keeps the runs, events and
+progress): `ctx.create` drafts one row's fields with a model call against a JSON schema and
+saves it through the family's write path; `ctx.media` stores a rendered file. A row the
+request names in `config.params` (e.g. `persona_id`) is used instead of generating one.
+"""
+
+from __future__ import annotations
+
+from django.utils.text import slugify
+
+from glow.catalog.scene_card import MIME_TYPE, scene_card_png
+from glow.core.generation import GenerationContext, Generator
+from glow.core.registry import registry
+
+TEXT = {"type": "string"}
+BASE = {"title": TEXT, "description": TEXT}
+
+
+def _schema(**properties: dict) -> dict:
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+PERSONA = _schema(
+    **BASE,
+    traits={"type": "array", "items": TEXT, "minItems": 1, "maxItems": 8},
+    intensity={"type": "integer", "minimum": 1, "maximum": 10},
+    voice=TEXT,
+)
+SCENARIO = _schema(**BASE, context=TEXT)
+STANDARD = _schema(
+    name=TEXT, description=TEXT, points={"type": "integer", "minimum": 0, "maximum": 100}
+)
+RUBRIC = _schema(
+    **BASE,
+    groups={
+        "type": "array",
+        "minItems": 1,
+        "items": _schema(name=TEXT, standards={"type": "array", "minItems": 1, "items": STANDARD}),
+    },
+)
+SIMULATION = _schema(**BASE)
+AGENT = _schema(**BASE, system_prompt=TEXT)
+EVAL = _schema(**BASE, turns={"type": "integer", "minimum": 1, "maximum": 50})
+TOOL = _schema(**BASE, name=TEXT, json_schema={"type": "object"})
+DOCUMENT = _schema(**BASE, text=TEXT)
+MEDIA_MODALITIES = ("image", "video")
+
+
+def _link(request: dict, name: str):
+    """A row the request names in config.params, as `<name>` or `<name>_id`."""
+    params = request.get("params") or {}
+    return params.get(name) or params.get(f"{name}_id")
+
+
+def _instructions(ctx: GenerationContext) -> list[str]:
+    title = ctx.request.get("title") or ""
+    return ctx.request.get("instructions") or ([title] if title else [])
+
+
+def _single(family: str, schema: dict, prepare=None) -> Generator:
+    def run(ctx: GenerationContext):
+        return ctx.create(
+            family=family,
+            resource=family,
+            instructions=_instructions(ctx),
+            schema=schema,
+            prepare=prepare,
+        )
+
+    return Generator(run=run, resources=lambda request: [family])
+
+
+def _persona_id(ctx: GenerationContext):
+    return (
+        _link(ctx.request, "persona")
+        or ctx.create(
+            family="persona", resource="persona", instructions=_instructions(ctx), schema=PERSONA
+        ).pk
+    )
+
+
+def _rubric_id(ctx: GenerationContext):
+    return (
+        _link(ctx.request, "rubric")
+        or ctx.create(
+            family="rubric", resource="rubric", instructions=_instructions(ctx), schema=RUBRIC
+        ).pk
+    )
+
+
+def _scenario(ctx: GenerationContext, *, modality: str = "text"):
+    persona_id = _persona_id(ctx)
+    return ctx.create(
+        family="scenario",
+        resource="scenario",
+        instructions=_instructions(ctx),
+        schema=SCENARIO,
+        prepare=lambda data: {
+            **data,
+            "persona": str(persona_id),
+            "modality": "video" if modality == "video" else "text",
+        },
+    )
+
+
+def _scenario_resources(request: dict) -> list[str]:
+    names = [] if _link(request, "persona") else ["persona"]
+    names.append("scenario")
+    if request.get("modality") in MEDIA_MODALITIES:
+        names.append("image")
+    return names
+
+
+def generate_scenario(ctx: GenerationContext):
+    """A scenario (and its persona unless one is named); image/video: a scene card too."""
+    modality = ctx.request.get("modality") or "text"
+    scenario = _scenario(ctx, modality=modality)
+    if modality in MEDIA_MODALITIES:
+        caption = " ".join(ctx.request.get("instructions") or [])
+        ctx.media(
+            resource="image",
+            modality=modality,
+            # The local simulator draws a still scene card, for video too (as its poster).
+            render=lambda: scene_card_png(title=scenario.title, caption=caption),
+            mime_type=MIME_TYPE,
+            file_name=f"{slugify(scenario.title) or 'scene'}.png",
+            artifact=scenario,
+        )
+    return scenario
+
+
+def _simulation_resources(request: dict) -> list[str]:
+    names = [] if _link(request, "rubric") else ["rubric"]
+    if not (request.get("params") or {}).get("scenario_ids"):
+        names += ["persona", "scenario"]
+    return [*names, "simulation"]
+
+
+def generate_simulation(ctx: GenerationContext):
+    """A simulation with its rubric and a first scenario, unless the request names them."""
+    rubric_id = _rubric_id(ctx)
+    scenario_ids = (ctx.request.get("params") or {}).get("scenario_ids") or [_scenario(ctx).pk]
+    return ctx.create(
+        family="simulation",
+        resource="simulation",
+        instructions=_instructions(ctx),
+        schema=SIMULATION,
+        prepare=lambda data: {
+            **data,
+            "rubric": str(rubric_id),
+            "scenario_ids": [str(pk) for pk in scenario_ids],
+        },
+    )
+
+
+def generate_eval(ctx: GenerationContext):
+    """An eval over a rubric: the one named, or a new one."""
+    rubric_id = _rubric_id(ctx)
+    return ctx.create(
+        family="eval",
+        resource="eval",
+        instructions=_instructions(ctx),
+        schema=EVAL,
+        prepare=lambda data: {**data, "rubric": str(rubric_id)},
+    )
+
+
+def _tool_fields(data: dict) -> dict:
+    name = slugify(data.get("name") or data.get("title") or "")[:100] or "tool"
+    schema = data.get("json_schema") or {"type": "object", "properties": {}}
+    return {**data, "name": name, "json_schema": schema}
+
+
+GENERATORS = {
+    "persona": _single("persona", PERSONA),
+    "rubric": _single("rubric", RUBRIC),
+    "agent": _single("agent", AGENT),
+    "document": _single("document", DOCUMENT),
+    "tool": _single("tool", TOOL, prepare=_tool_fields),
+    "scenario": Generator(
+        run=generate_scenario,
+        resources=_scenario_resources,
+        modalities=("text", *MEDIA_MODALITIES),
+    ),
+    "simulation": Generator(run=generate_simulation, resources=_simulation_resources),
+    "eval": Generator(
+        run=generate_eval,
+        resources=lambda request: [*([] if _link(request, "rubric") else ["rubric"]), "eval"],
+    ),
+}
+
+
+def register_generators() -> None:
+    for name, generator in GENERATORS.items():
+        registry.get(name).generator = generator
