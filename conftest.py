@@ -12,6 +12,12 @@ from glow.accounts.tests.factories import ProfileFactory
 def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.GLOW_TASK_MODE = "inline"
+    # The default PBKDF2 costs ~0.4 s per password: every ProfileFactory and glow_demo pays it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Otherwise every new test client's WhiteNoise scans all of STATIC_ROOT (~60 ms after collectstatic).
+    settings.WHITENOISE_AUTOREFRESH = True
+    # A DATABASE_URL run is the production profile (DEBUG off, HTTPS redirect); tests speak HTTP.
+    settings.SECURE_SSL_REDIRECT = False
 
 
 class GlowClient(APIClient):

@@ -70,7 +70,14 @@ rubric_scope = _assigned(
         id__in=m.Simulation.objects.filter(id__in=learner_simulation_ids(actor)).values("rubric_id")
     )
 )
-document_scope = _assigned(lambda actor: Q(scenarios__id__in=learner_scenario_ids(actor)))
+# Through the link table, not a join: a document used by two assigned scenarios stays one row.
+document_scope = _assigned(
+    lambda actor: Q(
+        id__in=m.Scenario.documents.through.objects.filter(
+            scenario_id__in=learner_scenario_ids(actor)
+        ).values("document_id")
+    )
+)
 
 
 def staff_only_scope(queryset: QuerySet, actor) -> QuerySet:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -31,6 +33,7 @@ class DownloadRequest(serializers.Serializer):
         return attrs
 
 
+@cache  # one class per family: the schema names components by class
 def upload_request(family):
     fields = {
         "file": serializers.FileField(),

@@ -68,7 +68,11 @@ class ArtifactAutoSchema(AutoSchema):
         if family is None:
             return super().get_operation_id()
         name = self.path.rstrip("/").split(f"/{family.name}/", 1)[-1]
-        op_id = f"{family.name}_{name}".replace("/", "_").replace("-", "_")
+        spec = self.view.spec(self.view.action) if hasattr(self.view, "spec") else None
+        siblings = {spec.name, *spec.aliases} - {name} if spec is not None else set()
+        # Both spellings of one op ("file/download", "file_download") need ids of their own.
+        joiner = "__" if name.replace("/", "_") in {s.replace("/", "_") for s in siblings} else "_"
+        op_id = f"{family.name}_{name}".replace("/", joiner).replace("-", "_")
         return op_id if self.method == "POST" else f"{op_id}_{self.method.lower()}"
 
     def get_description(self) -> str:

@@ -158,7 +158,11 @@ def bulk_selection(
     base = queryset if queryset is not None else artifact_queryset(actor=actor, family=family)
     ids = body.get(family.ids_field) or body.get("ids")
     if ids:
-        return base.filter(pk__in=ids)
+        selection = base.filter(pk__in=ids)
+        # An id the actor cannot see answers 404, like every single-row op, not a silent 0.
+        if selection.values("pk").distinct().count() != len(set(ids)):
+            raise NotFound(f"No {family.label} with one of those ids.")
+        return selection
     if body.get("all") is True:
         params = filter_params(body)
         params.pop("is_archived", None)

@@ -17,6 +17,15 @@ def camel(name: str) -> str:
     )
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class FacetOption(serializers.Serializer):
     id = serializers.CharField()
     label = serializers.CharField()
@@ -39,7 +48,7 @@ class EmptyRequest(serializers.Serializer):
 
 
 class DocsRequest(serializers.Serializer):
-    entity_id = serializers.UUIDField(required=False, allow_null=True)
+    entity_id = StrictUUIDField(required=False, allow_null=True)
 
 
 class OperationInfo(serializers.Serializer):
@@ -76,7 +85,7 @@ class Problem(serializers.Serializer):
 
 def _filter_field(flt) -> serializers.Field:
     if isinstance(flt, UUIDListFilter):
-        return serializers.ListField(child=serializers.UUIDField(), required=False, allow_null=True)
+        return serializers.ListField(child=StrictUUIDField(), required=False, allow_null=True)
     if isinstance(flt, django_filters.BooleanFilter):
         return serializers.BooleanField(required=False, allow_null=True)
     if isinstance(flt, django_filters.IsoDateTimeFilter | django_filters.DateTimeFilter):
@@ -120,8 +129,8 @@ def _one_id(family: Family):
 
 def id_fields(family: Family) -> dict:
     return {
-        family.id_field: serializers.UUIDField(required=False),
-        "id": serializers.UUIDField(required=False, help_text=f"Same as {family.id_field}."),
+        family.id_field: StrictUUIDField(required=False),
+        "id": StrictUUIDField(required=False, help_text=f"Same as {family.id_field}."),
     }
 
 
@@ -160,14 +169,12 @@ def archive_request(family: Family) -> type:
     fields = {
         "archived": serializers.BooleanField(default=True),
         family.ids_field: serializers.ListField(
-            child=serializers.UUIDField(), required=False, allow_null=True
+            child=StrictUUIDField(), required=False, allow_null=True
         ),
-        "ids": serializers.ListField(
-            child=serializers.UUIDField(), required=False, allow_null=True
-        ),
+        "ids": serializers.ListField(child=StrictUUIDField(), required=False, allow_null=True),
         "all": serializers.BooleanField(required=False, default=False),
         "excluded_ids": serializers.ListField(
-            child=serializers.UUIDField(), required=False, allow_null=True
+            child=StrictUUIDField(), required=False, allow_null=True
         ),
         **filter_fields(family),
         **filter_fields(family, prefix="filter_"),
@@ -193,9 +200,9 @@ def draft_request(family: Family) -> type:
     return make(
         f"{camel(family.name)}DraftRequest",
         {
-            family.id_field: serializers.UUIDField(required=False, allow_null=True),
-            "id": serializers.UUIDField(required=False, allow_null=True),
-            "draft_id": serializers.UUIDField(required=False, allow_null=True),
+            family.id_field: StrictUUIDField(required=False, allow_null=True),
+            "id": StrictUUIDField(required=False, allow_null=True),
+            "draft_id": StrictUUIDField(required=False, allow_null=True),
             "version": serializers.IntegerField(min_value=0),
             "data": serializers.DictField(),
         },
@@ -247,9 +254,9 @@ def publish_request(family: Family) -> type:
     return make(
         f"{camel(family.name)}PublishRequest",
         {
-            "draft_id": serializers.UUIDField(required=False, allow_null=True),
-            family.id_field: serializers.UUIDField(required=False, allow_null=True),
-            "id": serializers.UUIDField(required=False, allow_null=True),
+            "draft_id": StrictUUIDField(required=False, allow_null=True),
+            family.id_field: StrictUUIDField(required=False, allow_null=True),
+            "id": StrictUUIDField(required=False, allow_null=True),
             "version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
             "data": serializers.DictField(required=False, allow_null=True),
         },
@@ -263,7 +270,8 @@ def title_request(family: Family) -> type:
         f"{camel(family.name)}TitleRequest",
         {
             **id_fields(family),
-            "title": serializers.CharField(required=False, allow_blank=True, max_length=300),
+            # Absent or null reads the title; a blank one is refused rather than read.
+            "title": serializers.CharField(required=False, allow_null=True, max_length=300),
             "version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
         },
         validate=_one_id(family),

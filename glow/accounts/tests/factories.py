@@ -16,10 +16,10 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests")
+    # Hashed before the INSERT: a password set after it (and not saved) breaks session logins.
+    password = factory.django.Password("pw-for-tests")
 
 
 class ProfileFactory(factory.django.DjangoModelFactory):

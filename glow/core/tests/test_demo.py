@@ -1,0 +1,58 @@
+"""`manage.py glow_demo`: the demo cast and content, and a second run that changes no row count."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from glow.accounts.models import Cohort, Department, Organization, Profile
+
+pytestmark = pytest.mark.django_db
+
+
+def row_counts() -> dict[str, int]:
+    """Every table, many-to-many link tables included."""
+    return {
+        model._meta.label: model._default_manager.count()
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.managed
+    }
+
+
+def test_glow_demo_twice_leaves_the_same_rows():
+    first = StringIO()
+    call_command("glow_demo", stdout=first)
+    once = row_counts()
+    call_command("glow_demo", stdout=StringIO())
+    assert row_counts() == once
+    assert "Demo data ready." in first.getvalue()
+
+
+def test_the_demo_cast_can_sign_in_and_sees_its_own_organization():
+    out = StringIO()
+    call_command("glow_demo", stdout=out)
+    demo = Organization.objects.get(name="Demo University")
+    other = Organization.objects.get(name="Other College")
+    assert Department.objects.filter(organization=demo).count() == 2
+    assert Cohort.objects.filter(organization=demo).count() == 2
+    expected = {
+        "admin": (demo, "admin"),
+        "instructor": (demo, "instructor"),
+        "learner1": (demo, "learner"),
+        "learner2": (demo, "learner"),
+        "learner3": (demo, "learner"),
+        "other_admin": (other, "admin"),
+        "other_learner": (other, "learner"),
+    }
+    for username, (organization, role) in expected.items():
+        profile = Profile.objects.get(user__username=username)
+        assert (profile.organization, profile.role) == (organization, role)
+        password = f"{username}-glow-demo"
+        assert password in out.getvalue()
+        assert authenticate(username=username, password=password) == profile.user
+    learner1 = Profile.objects.get(user__username="learner1")
+    assert learner1.cohorts.get().name == "CS-180 TAs Fall"

@@ -1,0 +1,107 @@
+"""One error shape everywhere: {"detail", "code", "fields"} for 400, 401, 404, 405, 409, 422 and 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.test import RequestFactory
+from rest_framework import exceptions as drf
+
+from glow import urls
+from glow.core import errors
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_shape(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) >= {"detail", "code", "fields"}
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["fields"], dict)
+    if code:
+        assert body["code"] == code
+    return body
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v5/nothing-here", "/api/v4/artifacts/persona/get", "/api/v5/artifacts/persona/nope"],
+)
+def test_unknown_api_paths_answer_json_404(admin_client, client, path):
+    assert_shape(admin_client.post(path, {}, format="json"), 404, "not_found")
+    assert_shape(client.get(path), 404, "not_found")
+
+
+def test_a_get_on_a_post_op_is_405_in_the_shape(admin_client):
+    assert_shape(admin_client.get("/api/v5/artifacts/persona/search"), 405)
+
+
+def test_malformed_json_and_non_object_bodies_are_400(admin_client):
+    response = admin_client.post(
+        "/api/v5/artifacts/persona/search", "{not json", content_type="application/json"
+    )
+    assert_shape(response, 400)
+    response = admin_client.post(
+        "/api/v5/artifacts/persona/search", "[1, 2]", content_type="application/json"
+    )
+    assert_shape(response, 400, "invalid_body")
+
+
+def test_missing_and_ill_typed_fields_are_named(admin_client):
+    body = assert_shape(admin_client.op("persona/draft", {"data": "text"}), 400, "invalid")
+    assert set(body["fields"]) == {"version", "data"}
+    assert body["detail"].startswith(("version", "data"))
+
+
+def test_the_handler_renders_domain_errors_with_their_extras():
+    context = {"request": None, "view": None}
+    for exc, status in (
+        (errors.ApplicationError("Bad.", fields={"x": ["No."]}), 400),
+        (errors.NotFound("Gone."), 404),
+        (errors.PermissionDenied("Not you."), 403),
+        (
+            errors.ConflictError("Stale.", code="version_conflict", extra={"current_version": 3}),
+            409,
+        ),
+        (errors.StateError("Completed already."), 422),
+    ):
+        response = errors.exception_handler(exc, context)
+        assert response.status_code == status
+        assert response.data["detail"] == exc.detail and response.data["code"] == exc.code
+        assert response.data["fields"] == exc.fields
+    conflict = errors.exception_handler(
+        errors.ConflictError("Stale.", extra={"current_version": 3}), context
+    )
+    assert conflict.data["current_version"] == 3
+
+
+def test_the_handler_maps_django_and_drf_errors_into_the_shape():
+    context = {"request": None, "view": None}
+    response = errors.exception_handler(DjangoValidationError({"title": ["Too long."]}), context)
+    assert response.status_code == 400
+    assert response.data == {
+        "detail": "title: Too long.",
+        "code": "invalid",
+        "fields": {"title": ["Too long."]},
+    }
+    response = errors.exception_handler(drf.Throttled(wait=7), context)
+    assert response.status_code == 429 and response.data["retry_after"] == 7
+    response = errors.exception_handler(drf.NotAuthenticated(), context)
+    assert response.data["code"] == "not_authenticated"
+
+
+def test_server_errors_under_api_answer_json_and_elsewhere_html():
+    factory = RequestFactory()
+    response = urls.handler500(factory.get("/api/v5/artifacts/persona/get"))
+    assert response.status_code == 500
+    assert json.loads(response.content) == {
+        "detail": "The server could not complete the request.",
+        "code": "server_error",
+        "fields": {},
+    }
+    page = urls.handler500(factory.get("/admin/"))
+    assert page.status_code == 500 and not page["Content-Type"].startswith("application/json")
