@@ -6,12 +6,14 @@ from functools import cache
 
 from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from glow.core import media
 from glow.core.ops import op
-from glow.core.serializers import camel, make
+from glow.core.serializers import StrictUUIDField, camel, make
 
+UPLOAD_PARSERS = [MultiPartParser, FormParser]
 KINDS = ("file", "text", "image", "audio", "video")
 
 
@@ -24,13 +26,10 @@ class UploadResponse(serializers.Serializer):
 
 
 class DownloadRequest(serializers.Serializer):
-    upload_id = serializers.UUIDField(required=False)
-    file_id = serializers.UUIDField(required=False, help_text="Same as upload_id.")
+    upload_id = StrictUUIDField()
+    file_id = StrictUUIDField(required=False, help_text="Same as upload_id.")
 
-    def validate(self, attrs):
-        if not (attrs.get("upload_id") or attrs.get("file_id")):
-            raise serializers.ValidationError({"upload_id": ["This field is required."]})
-        return attrs
+    field_aliases = {"file_id": "upload_id"}
 
 
 @cache  # one class per family: the schema names components by class
@@ -114,7 +113,13 @@ class MediaOpsMixin:
         )
         return Response(upload_body(upload), status=201)
 
-    @op("audio_upload", aliases=("audio/upload",), request=upload_request, response=UploadResponse)
+    @op(
+        "audio_upload",
+        aliases=("audio/upload",),
+        request=upload_request,
+        response=UploadResponse,
+        parser_classes=UPLOAD_PARSERS,
+    )
     def audio_upload(self, request):
         """Upload a recording (multipart `file`); answers its upload_id."""
         return self._store(allowed_prefix="audio/")
@@ -124,6 +129,7 @@ class MediaOpsMixin:
         aliases=("file/upload", "file_upload"),
         request=upload_request,
         response=UploadResponse,
+        parser_classes=UPLOAD_PARSERS,
     )
     def upload(self, request):
         """Upload an image, document or other file (multipart `file`)."""

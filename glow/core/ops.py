@@ -34,6 +34,7 @@ def op(
     needs_model: bool = False,
     roles=("learner", "instructor", "admin"),
     when=None,
+    parser_classes=None,
 ):
     def decorator(func):
         doc = (func.__doc__ or "").strip().splitlines()
@@ -49,8 +50,14 @@ def op(
             roles=tuple(roles),
             when=when,
         )
+        # DRF passes an action's extra kwargs to as_view(): e.g. multipart parsing for uploads only.
+        extra = {"parser_classes": parser_classes} if parser_classes else {}
         wrapped = action(
-            detail=False, methods=list(methods), url_path=name, url_name=name.replace("/", "-")
+            detail=False,
+            methods=list(methods),
+            url_path=name,
+            url_name=name.replace("/", "-"),
+            **extra,
         )(func)
         wrapped.glow_op = spec
         return wrapped

@@ -28,7 +28,8 @@ def artifact_urlpatterns() -> list:
     for family in registry.families():
         viewset = viewset_class(family)
         for spec in viewset.op_specs():
-            view = viewset.as_view(dict.fromkeys(spec.methods, spec.attr))
+            initkwargs = getattr(getattr(viewset, spec.attr), "kwargs", {})
+            view = viewset.as_view(dict.fromkeys(spec.methods, spec.attr), **initkwargs)
             for name in (spec.name, *spec.aliases):
                 patterns.append(path(f"{family.name}/{name}", view, name=f"{family.name}-{name}"))
     return patterns

@@ -109,34 +109,62 @@ def filter_fields(family: Family, *, prefix: str = "") -> dict[str, serializers.
     return fields
 
 
-def make(name: str, fields: dict, base: type = serializers.Serializer, validate=None) -> type:
+def make(
+    name: str,
+    fields: dict,
+    base: type = serializers.Serializer,
+    validate=None,
+    aliases: dict[str, str] | None = None,
+) -> type:
+    """A request/response shape; `aliases` maps an accepted spelling to the documented key."""
     attrs = dict(fields)
     if validate is not None:
         attrs["validate"] = validate
+    if aliases:
+        attrs["field_aliases"] = aliases
     return type(name, (base,), attrs)
+
+
+def with_aliases(shape: type, body: dict) -> dict:
+    """Copy an alias's value to its documented key when only the alias was sent (`id` -> `persona_id`)."""
+    aliases = getattr(shape, "field_aliases", None)
+    if not aliases:
+        return body
+    body = dict(body)
+    for alias, canonical in aliases.items():
+        if body.get(canonical) is None and body.get(alias) is not None:
+            body[canonical] = body[alias]
+    return body
 
 
 def _one_id(family: Family):
     def validate(self, attrs):
-        pk = attrs.get(family.id_field) or attrs.get("id")
-        if pk is None:
-            raise serializers.ValidationError({family.id_field: ["This field is required."]})
-        attrs["pk"] = pk
+        attrs["pk"] = attrs[family.id_field]
         return attrs
 
     return validate
 
 
 def id_fields(family: Family) -> dict:
+    """`<family>_id` is the documented key; `id` is accepted too (copied over before validation)."""
     return {
-        family.id_field: StrictUUIDField(required=False),
+        family.id_field: StrictUUIDField(),
         "id": StrictUUIDField(required=False, help_text=f"Same as {family.id_field}."),
     }
 
 
+def id_aliases(family: Family) -> dict[str, str]:
+    return {"id": family.id_field}
+
+
 @cache
 def id_request(family: Family) -> type:
-    return make(f"{camel(family.name)}IdRequest", id_fields(family), validate=_one_id(family))
+    return make(
+        f"{camel(family.name)}IdRequest",
+        id_fields(family),
+        validate=_one_id(family),
+        aliases=id_aliases(family),
+    )
 
 
 @cache
@@ -275,6 +303,7 @@ def title_request(family: Family) -> type:
             "version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
         },
         validate=_one_id(family),
+        aliases=id_aliases(family),
     )
 
 

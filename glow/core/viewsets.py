@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rest_framework import viewsets
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from glow.accounts.auth import actor_of
@@ -21,6 +22,8 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
 
     family: Family = None
     schema = ArtifactAutoSchema()
+    # JSON bodies only; upload ops declare multipart themselves (so the schema is exact).
+    parser_classes = [JSONParser]
     disabled_ops: frozenset[str] = frozenset()
 
     # -- plumbing shared by every op ------------------------------------------------------
@@ -63,7 +66,8 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         shape = shape or self.schema_request(self.action)
         if shape is None:
             return self.body()
-        serializer = shape(data=self.body(), context={"request": self.request})
+        body = shapes.with_aliases(shape, self.body())
+        serializer = shape(data=body, context={"request": self.request})
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
