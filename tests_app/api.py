@@ -1,0 +1,193 @@
+"""Thin viewsets of the test, invocation and benchmark families: parse, call one service, serialize."""
+
+from __future__ import annotations
+
+from rest_framework.response import Response
+
+from glow.core import serializers as shapes
+from glow.core.ops import op
+from glow.core.viewsets import ArtifactViewSet
+from system.services import session_for_request
+from tests_app import selectors, services
+from tests_app import serializers as s
+
+STAFF = s.STAFF
+
+
+class SessionMixin:
+    @property
+    def session(self):
+        return session_for_request(request=self.request._request, actor=self.actor)
+
+
+class TestViewSet(SessionMixin, ArtifactViewSet):
+    __test__ = False
+
+    @op("start", request=s.TestStartRequest, response=s.TestStartResponse, roles=STAFF)
+    def start(self, request):
+        """Create the test and one invocation per model x scenario x agent cell, then run them."""
+        data = self.parse()
+        test, _created = services.test_start(
+            actor=self.actor,
+            session=self.session,
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip()[:200],
+            **data,
+        )
+        return Response(
+            {
+                "test_id": test.pk,
+                "invocation_id": services.first_invocation_id(test),
+                "benchmark_id": test.pk,
+                "group_id": test.group_id,
+                "invocation_count": services.invocation_count(test),
+                "key_ids": services.started_key_ids(test),
+            }
+        )
+
+    @op("stop", request=s.TestRef, response=s.TestStopResponse, roles=STAFF)
+    def stop(self, request):
+        """Halt queued and running invocations; finished ones are kept; the test stays open."""
+        data = self.parse()
+        return Response(
+            services.test_stop(actor=self.actor, session=self.session, test_id=data["pk"])
+        )
+
+    @op("grade", request=s.TestGradeRequest, response=s.GradeOut, roles=STAFF)
+    def grade(self, request):
+        """Grade one invocation: full: true gives the rubric's total points, or pass score."""
+        data = self.parse()
+        grade = services.test_grade(actor=self.actor, **data)
+        return Response(s.GradeOut(grade).data)
+
+    @op("feedback", request=s.TestFeedbackRequest, response=s.FeedbackOut, roles=STAFF)
+    def feedback(self, request):
+        """Comment and score one standard group on one tool call under a grade (upserted)."""
+        data = self.parse()
+        row, created = services.test_feedback(actor=self.actor, **data)
+        row.created = created
+        return Response(s.FeedbackOut(row).data)
+
+    @op("decrypt", request=s.TestDecryptRequest, response=s.TestDecryptResponse, roles=STAFF)
+    def decrypt(self, request):
+        """Decrypt a key the invocation holds (403 otherwise); X-Bypass-Cache: 1 skips the cache."""
+        data = self.parse()
+        bypass = request.headers.get("X-Bypass-Cache", "").strip().lower() in {"1", "true", "yes"}
+        return Response(
+            services.test_decrypt(
+                actor=self.actor, session=self.session, bypass_cache=bypass, **data
+            )
+        )
+
+    @op("complete", request=s.TestCompleteRequest, response=s.TestCompleteResponse, roles=STAFF)
+    def complete(self, request):
+        """Finalize the test: afterwards it and its invocations refuse writes. Idempotent."""
+        data = self.parse()
+        test = services.test_complete(
+            actor=self.actor,
+            session=self.session,
+            test_id=data["pk"],
+            message=data.get("message", ""),
+        )
+        counts = selectors.test_progress(test_id=test.pk)["counts"]
+        return Response(
+            {
+                "test_id": test.pk,
+                "success": True,
+                "status": test.status,
+                "completed_at": test.completed_at,
+                "invocation_count": sum(counts.values()),
+                "counts": {status: counts.get(status, 0) for status in s.InvocationStatus.values},
+            }
+        )
+
+    @op("export", request=s.TestExportRequest, response=s.TestExportResponse, needs_model=True)
+    def export(self, request):
+        """A ZIP of the test (view test) or its invocations with transcripts (view invocations)."""
+        data = self.parse()
+        upload = services.test_export(
+            actor=self.actor,
+            session=self.session,
+            test_id=data["pk"],
+            view=data["view"],
+            invocation_id=data.get("invocation_id"),
+        )
+        return Response(
+            {
+                "file_id": upload.pk,
+                "upload_id": upload.pk,
+                "file_name": upload.file_name,
+                "row_count": upload.row_count or 0,
+            }
+        )
+
+    def refresh_views(self) -> list[str]:
+        """Tests copy their eval's department: refresh re-copies it where the eval moved."""
+        services.test_departments_refresh(actor=self.actor)
+        return ["test.department"]
+
+    @op("title", request=shapes.title_request, response=shapes.title_response, needs_model=True)
+    def title(self, request):
+        """Read or set a row's title (a completed test refuses a new one)."""
+        data = self.parse()
+        if data.get("title"):
+            services.require_open(self.access(data["pk"]))
+        return super().title(request)
+
+
+class InvocationViewSet(ArtifactViewSet):
+    disabled_ops = frozenset({"draft", "drafts", "publish", "title", "archive"})
+
+    @op("get", request=s.InvocationRef, response=s.InvocationDetailOut, needs_model=True)
+    def get_op(self, request):
+        """One invocation with its transcript, tool calls and grade."""
+        data = self.parse()
+        return Response(self.output(self.access(data["pk"]), shape=s.InvocationDetailOut))
+
+    @op("create", request=s.InvocationCreateRequest, response=s.InvocationOut, roles=STAFF)
+    def create(self, request):
+        """Add one cell to an open test and queue it."""
+        invocation = services.invocation_create(actor=self.actor, **self.parse())
+        return Response(self.output(invocation))
+
+    @op("run", request=s.InvocationRef, response=s.InvocationOut, roles=STAFF)
+    def run(self, request):
+        """Queue a finished invocation to run again from the start."""
+        data = self.parse()
+        return Response(
+            self.output(services.invocation_run(actor=self.actor, invocation_id=data["pk"]))
+        )
+
+    @op(
+        "terminate",
+        request=s.InvocationRef,
+        response=s.InvocationTerminateResponse,
+        roles=STAFF,
+    )
+    def terminate(self, request):
+        """Halt one queued or running invocation."""
+        data = self.parse()
+        return Response(services.invocation_terminate(actor=self.actor, invocation_id=data["pk"]))
+
+    @op("trace", request=s.InvocationRef, response=s.InvocationTraceResponse)
+    def trace(self, request):
+        """The ordered messages, tool calls, lifecycle events and model runs of one invocation."""
+        data = self.parse()
+        trace = selectors.invocation_trace(actor=self.actor, invocation_id=data["pk"])
+        return Response(s.InvocationTraceResponse(trace).data)
+
+    @op("complete", request=s.InvocationRef, response=s.InvocationOut, roles=STAFF)
+    def complete(self, request):
+        """Finalize one finished invocation."""
+        data = self.parse()
+        return Response(
+            self.output(services.invocation_complete(actor=self.actor, invocation_id=data["pk"]))
+        )
+
+
+class BenchmarkViewSet(ArtifactViewSet):
+    @op("get", request=s.BenchmarkRequest, response=s.BenchmarkResponse)
+    def get_op(self, request):
+        """The model x scenario x agent grid of a test with per-cell scores and per-axis means."""
+        data = self.parse()
+        grid = selectors.benchmark_grid(actor=self.actor, test_id=data["pk"])
+        return Response(s.BenchmarkResponse(grid).data)

@@ -1,0 +1,44 @@
+"""Demo: one small completed test (2 models x 2 scenarios x 1 agent) so the benchmark has data."""
+
+from __future__ import annotations
+
+import uuid
+
+from glow.accounts.models import Organization, Profile
+from glow.catalog import models as m
+from system.services import session_touch
+from tests_app import runner, services
+from tests_app.models import Test
+
+TITLE = "Demo benchmark: office hours"
+SCENARIOS = ("Office hours: recursion confusion", "Office hours: midterm regrade dispute")
+MODELS = ("Glow local simulator", "Glow local echo")
+
+
+def seed(*, stdout) -> None:
+    demo = Organization.objects.get(name="Demo University")
+    if Test.objects.filter(organization=demo, title=TITLE).exists():
+        stdout.write(f"  tests: {TITLE} already there")
+        return
+    admin = Profile.objects.get(user__username="admin")
+    evaluation = m.Eval.objects.get(organization=demo, title="Office-hours eval")
+    models = [m.Model.objects.get(organization=demo, title=title) for title in MODELS]
+    scenarios = [m.Scenario.objects.get(organization=demo, title=title) for title in SCENARIOS]
+    agent = m.Agent.objects.get(organization=demo, title="Office-hours coach")
+    session = session_touch(actor=admin, client_kind="api", auth="demo")
+    test, _ = services.test_start(
+        actor=admin,
+        session=session,
+        eval_id=evaluation.pk,
+        model_ids=[row.pk for row in models],
+        scenario_ids=[row.pk for row in scenarios],
+        agent_ids=[agent.pk],
+        title=TITLE,
+        concurrency=1,
+        secrets=[{"label": "Demo course API token", "value": "demo-token-for-decrypt"}],
+        dispatch=False,
+    )
+    # Run here rather than on a worker: the demo must end with a finished, graded grid.
+    runner.worker_run(test_id=test.pk, worker_token=uuid.uuid4().hex)
+    services.test_complete(actor=admin, session=session, test_id=test.pk, message="Demo data.")
+    stdout.write(f"  tests: {TITLE} with {test.invocations.count()} graded invocations")

@@ -1,0 +1,485 @@
+"""Request and response shapes of the test, invocation and benchmark ops."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from glow.core.serializers import StrictUUIDField as UUID
+from tests_app.models import DONE, MAX_CONCURRENCY, Invocation, InvocationStatus, Test
+from tests_app.selectors import test_progress
+
+STAFF = ("instructor", "admin")
+
+
+def id_list(**kwargs) -> serializers.ListField:
+    return serializers.ListField(child=UUID(), **kwargs)
+
+
+def _one_of(*names: str):
+    """A validate() that accepts any of `names` for the row id and stores it as `pk`."""
+
+    def validate(self, attrs):
+        pk = next((attrs[name] for name in names if attrs.get(name)), None)
+        if pk is None:
+            raise serializers.ValidationError({names[0]: ["This field is required."]})
+        attrs["pk"] = pk
+        return attrs
+
+    return validate
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+class StatusCounts(serializers.Serializer):
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    terminated = serializers.IntegerField()
+    completed = serializers.IntegerField()
+
+
+class TestOut(serializers.ModelSerializer):
+    """Search rows carry their counts as annotations (TestQuerySet.for_api); one row counts once."""
+
+    __test__ = False
+
+    test_id = serializers.UUIDField(source="id", read_only=True)
+    benchmark_id = serializers.UUIDField(source="id", read_only=True)
+    eval_title = serializers.CharField(source="eval.title", read_only=True)
+    department_name = serializers.CharField(
+        source="department.name", read_only=True, allow_null=True, default=None
+    )
+    started_by_name = serializers.CharField(
+        source="started_by.name", read_only=True, allow_null=True, default=None
+    )
+    invocation_count = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+    finished = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Test
+        fields = [
+            "id",
+            "test_id",
+            "benchmark_id",
+            "title",
+            "description",
+            "version",
+            "archived",
+            "created_at",
+            "updated_at",
+            "status",
+            "eval_id",
+            "eval_title",
+            "department_id",
+            "department_name",
+            "started_by_id",
+            "started_by_name",
+            "concurrency",
+            "group_id",
+            "axes",
+            "completed_at",
+            "invocation_count",
+            "counts",
+            "finished",
+        ]
+
+    def _counts(self, obj) -> dict:
+        if not hasattr(obj, "_glow_counts"):
+            if hasattr(obj, "invocation_count"):
+                obj._glow_counts = {
+                    status: getattr(obj, f"{status}_count") for status in InvocationStatus.values
+                }
+            else:
+                found = test_progress(test_id=obj.pk)["counts"]
+                obj._glow_counts = {
+                    status: found.get(status, 0) for status in InvocationStatus.values
+                }
+        return obj._glow_counts
+
+    def get_invocation_count(self, obj) -> int:
+        return sum(self._counts(obj).values())
+
+    @extend_schema_field(StatusCounts)
+    def get_counts(self, obj) -> dict:
+        return self._counts(obj)
+
+    def get_finished(self, obj) -> bool:
+        counts = self._counts(obj)
+        return sum(counts[str(status)] for status in DONE) == sum(counts.values())
+
+
+class TestWrite(serializers.Serializer):
+    __test__ = False
+
+    title = serializers.CharField(max_length=300, required=False)
+    description = serializers.CharField(allow_blank=True, required=False)
+    concurrency = serializers.IntegerField(min_value=1, max_value=MAX_CONCURRENCY, required=False)
+
+
+class InvocationOut(serializers.ModelSerializer):
+    invocation_id = serializers.UUIDField(source="id", read_only=True)
+    model_title = serializers.CharField(source="model.title", read_only=True)
+    scenario_title = serializers.CharField(source="scenario.title", read_only=True)
+    agent_title = serializers.CharField(source="agent.title", read_only=True)
+    cost = serializers.DecimalField(max_digits=14, decimal_places=6, coerce_to_string=True)
+    key_ids = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = Invocation
+        fields = [
+            "id",
+            "invocation_id",
+            "test_id",
+            "title",
+            "archived",
+            "version",
+            "created_at",
+            "updated_at",
+            "position",
+            "status",
+            "model_id",
+            "model_title",
+            "scenario_id",
+            "scenario_title",
+            "agent_id",
+            "agent_title",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "cost",
+            "error",
+            "key_ids",
+            "run_id",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class ToolCallOut(serializers.Serializer):
+    tool_call_id = serializers.UUIDField()
+    position = serializers.IntegerField()
+    turn = serializers.IntegerField()
+    name = serializers.CharField()
+    arguments = serializers.JSONField()
+    result = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class GradeGroupOut(serializers.Serializer):
+    standard_group_id = serializers.UUIDField()
+    name = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    total_points = serializers.IntegerField()
+
+
+class GradeOut(serializers.Serializer):
+    grade_id = serializers.UUIDField(source="id")
+    invocation_id = serializers.UUIDField()
+    test_id = serializers.UUIDField(source="invocation.test_id")
+    score = serializers.FloatField()
+    total_points = serializers.IntegerField()
+    percent = serializers.SerializerMethodField()
+    full = serializers.BooleanField()
+    source = serializers.CharField()
+    groups = GradeGroupOut(many=True)
+    feedback = serializers.CharField(allow_blank=True)
+    updated_at = serializers.DateTimeField()
+
+    def get_percent(self, obj) -> float | None:
+        if not obj.total_points:
+            return None
+        return round(float(obj.score) * 100 / obj.total_points, 1)
+
+
+class InvocationDetailOut(InvocationOut):
+    transcript = serializers.JSONField()
+    tool_calls = serializers.SerializerMethodField()
+    grade = serializers.SerializerMethodField()
+
+    class Meta(InvocationOut.Meta):
+        fields = [*InvocationOut.Meta.fields, "transcript", "tool_calls", "grade"]
+
+    @extend_schema_field(ToolCallOut(many=True))
+    def get_tool_calls(self, obj) -> list[dict]:
+        from tests_app.selectors import tool_call_body
+
+        return ToolCallOut(
+            [tool_call_body(call) for call in obj.tool_calls.order_by("position")], many=True
+        ).data
+
+    @extend_schema_field(GradeOut(allow_null=True))
+    def get_grade(self, obj) -> dict | None:
+        # A missing reverse one-to-one raises an AttributeError subclass: getattr's default.
+        grade = getattr(obj, "grade", None)
+        return GradeOut(grade).data if grade is not None else None
+
+
+# -- test ops ---------------------------------------------------------------------------------
+
+
+class SecretIn(serializers.Serializer):
+    label = serializers.CharField(max_length=200)
+    value = serializers.CharField(max_length=10_000, trim_whitespace=False)
+
+
+class TestStartRequest(serializers.Serializer):
+    __test__ = False
+
+    eval_id = UUID()
+    model_ids = id_list(min_length=1, max_length=1000)
+    scenario_ids = id_list(min_length=1, max_length=1000)
+    agent_ids = id_list(min_length=1, max_length=1000)
+    title = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    concurrency = serializers.IntegerField(min_value=1, max_value=MAX_CONCURRENCY, required=False)
+    key_ids = id_list(required=False, max_length=50)
+    secrets = SecretIn(many=True, required=False, max_length=50)
+
+
+class TestStartResponse(serializers.Serializer):
+    __test__ = False
+
+    test_id = serializers.UUIDField()
+    invocation_id = serializers.UUIDField()
+    benchmark_id = serializers.UUIDField(help_text="The benchmark of a test is the test itself.")
+    group_id = serializers.UUIDField()
+    invocation_count = serializers.IntegerField()
+    key_ids = serializers.ListField(child=serializers.CharField())
+
+
+class TestRef(serializers.Serializer):
+    __test__ = False
+
+    test_id = UUID(required=False)
+    id = UUID(required=False, help_text="Same as test_id.")
+    validate = _one_of("test_id", "id")
+
+
+class TestStopResponse(serializers.Serializer):
+    __test__ = False
+
+    test_id = serializers.UUIDField()
+    invocation_id = serializers.UUIDField(allow_null=True, help_text="The first halted cell.")
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    stopped_count = serializers.IntegerField()
+    kept_count = serializers.IntegerField()
+
+
+class TestCompleteRequest(TestRef):
+    message = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+
+class TestCompleteResponse(serializers.Serializer):
+    __test__ = False
+
+    test_id = serializers.UUIDField()
+    success = serializers.BooleanField()
+    status = serializers.CharField()
+    completed_at = serializers.DateTimeField()
+    invocation_count = serializers.IntegerField()
+    counts = StatusCounts()
+
+
+class TestGradeRequest(serializers.Serializer):
+    __test__ = False
+
+    invocation_id = UUID()
+    full = serializers.BooleanField(required=False, default=False)
+    score = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    feedback = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+
+
+class TestFeedbackRequest(serializers.Serializer):
+    __test__ = False
+
+    grade_id = UUID()
+    tool_call_id = UUID()
+    standard_group_id = UUID()
+    score = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+    feedback = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+class FeedbackOut(serializers.Serializer):
+    feedback_id = serializers.UUIDField(source="id")
+    grade_id = serializers.UUIDField()
+    tool_call_id = serializers.UUIDField()
+    standard_group_id = serializers.UUIDField()
+    score = serializers.FloatField()
+    feedback = serializers.CharField(allow_blank=True)
+    created = serializers.BooleanField()
+    updated_at = serializers.DateTimeField()
+
+
+class TestDecryptRequest(serializers.Serializer):
+    __test__ = False
+
+    invocation_id = UUID()
+    key_id = UUID()
+
+
+class TestDecryptResponse(serializers.Serializer):
+    __test__ = False
+
+    invocation_id = serializers.UUIDField()
+    key_id = serializers.UUIDField()
+    label = serializers.CharField()
+    plaintext = serializers.CharField(trim_whitespace=False)
+    cached = serializers.BooleanField(
+        help_text="Served from the cache (X-Bypass-Cache: 1 skips it)."
+    )
+
+
+class TestExportRequest(TestRef):
+    view = serializers.ChoiceField(choices=("test", "invocations"), default="test")
+    invocation_id = UUID(required=False, allow_null=True)
+
+
+class TestExportResponse(serializers.Serializer):
+    file_id = serializers.UUIDField()
+    upload_id = serializers.UUIDField()
+    file_name = serializers.CharField()
+    row_count = serializers.IntegerField()
+
+
+# -- invocation ops ---------------------------------------------------------------------------
+
+
+class InvocationRef(serializers.Serializer):
+    invocation_id = UUID(required=False)
+    id = UUID(required=False, help_text="Same as invocation_id.")
+    validate = _one_of("invocation_id", "id")
+
+
+class InvocationCreateRequest(serializers.Serializer):
+    test_id = UUID()
+    model_id = UUID()
+    scenario_id = UUID()
+    agent_id = UUID()
+    key_ids = id_list(required=False, max_length=50)
+    secrets = SecretIn(many=True, required=False, max_length=50)
+
+
+class InvocationTerminateResponse(serializers.Serializer):
+    invocation_id = serializers.UUIDField()
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    status = serializers.CharField()
+
+
+class TraceEvent(serializers.Serializer):
+    seq = serializers.IntegerField()
+    event_type = serializers.CharField()
+    payload = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class TraceRun(serializers.Serializer):
+    run_id = serializers.UUIDField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    provider_model = serializers.CharField(allow_blank=True)
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cost = serializers.CharField()
+    latency_ms = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
+class InvocationTraceResponse(serializers.Serializer):
+    invocation = InvocationOut()
+    items = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Messages in order, each agent message followed by its tool calls.",
+    )
+    tool_calls = ToolCallOut(many=True)
+    events = TraceEvent(many=True)
+    runs = TraceRun(many=True)
+
+
+# -- benchmark --------------------------------------------------------------------------------
+
+
+class BenchmarkRequest(serializers.Serializer):
+    benchmark_id = UUID(required=False)
+    test_id = UUID(required=False, help_text="Same as benchmark_id.")
+    id = UUID(required=False)
+    validate = _one_of("benchmark_id", "test_id", "id")
+
+
+class CellGroup(serializers.Serializer):
+    standard_group_id = serializers.UUIDField()
+    name = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    total_points = serializers.IntegerField()
+    percent = serializers.FloatField(allow_null=True)
+
+
+class BenchmarkCell(serializers.Serializer):
+    model_id = serializers.UUIDField()
+    scenario_id = serializers.UUIDField()
+    agent_id = serializers.UUIDField()
+    invocation_id = serializers.UUIDField()
+    grade_id = serializers.UUIDField(allow_null=True)
+    status = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    total_points = serializers.IntegerField()
+    percent = serializers.FloatField(allow_null=True)
+    groups = CellGroup(many=True)
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    tokens = serializers.IntegerField()
+    cost = serializers.CharField()
+    error = serializers.CharField(allow_blank=True)
+
+
+class AxisEntry(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    cell_count = serializers.IntegerField()
+    mean_score = serializers.FloatField(allow_null=True)
+    mean_percent = serializers.FloatField(allow_null=True)
+    tokens = serializers.IntegerField()
+    cost = serializers.CharField()
+
+
+class BenchmarkAxes(serializers.Serializer):
+    models = AxisEntry(many=True)
+    scenarios = AxisEntry(many=True)
+    agents = AxisEntry(many=True)
+
+
+class BenchmarkMeans(serializers.Serializer):
+    mean_score = serializers.FloatField(allow_null=True)
+    mean_percent = serializers.FloatField(allow_null=True)
+    tokens = serializers.IntegerField()
+    cost = serializers.CharField()
+    graded_count = serializers.IntegerField()
+
+
+class StandardGroupSummary(serializers.Serializer):
+    standard_group_id = serializers.UUIDField()
+    name = serializers.CharField()
+    total_points = serializers.IntegerField()
+
+
+class BenchmarkResponse(serializers.Serializer):
+    benchmark_id = serializers.UUIDField()
+    test_id = serializers.UUIDField()
+    title = serializers.CharField()
+    status = serializers.CharField()
+    eval_id = serializers.UUIDField()
+    eval_title = serializers.CharField()
+    total_points = serializers.IntegerField()
+    standard_groups = StandardGroupSummary(many=True)
+    axes = BenchmarkAxes()
+    cells = BenchmarkCell(many=True)
+    means = BenchmarkMeans()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    cell_count = serializers.IntegerField()

@@ -1,0 +1,913 @@
+"""Writes for tests: the fan-out start, stop, grade, feedback, decrypt, complete, export; invocations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import uuid
+import zipfile
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, OuterRef, Subquery, Sum
+from django.utils import timezone
+
+from glow.catalog.models import Eval, Standard, StandardGroup
+from glow.core import media
+from glow.core.errors import ApplicationError, NotFound, PermissionDenied, StateError
+from glow.core.models import Upload, UploadKind
+from glow.core.registry import registry
+from glow.core.selectors import artifact_access, artifact_queryset
+from system import events
+from system.models import Run, RunStatus
+from system.services import group_create, run_finish, timeline_record
+from tests_app import crypto
+from tests_app.bulk import bulk_insert
+from tests_app.models import (
+    ACTIVE,
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    Feedback,
+    GradeSource,
+    Invocation,
+    InvocationStatus,
+    SecretKey,
+    Test,
+    TestGrade,
+    TestStatus,
+    ToolCall,
+)
+from tests_app.selectors import (
+    benchmark_grid,
+    export_invocations,
+    invocation_access,
+    test_access,
+    test_progress,
+    tool_call_body,
+)
+
+DECRYPT_CACHE_SECONDS = 300
+DEFAULT_MAX_CELLS = 5000
+EXPORT_VIEWS = ("test", "invocations")
+
+
+def require_staff(actor) -> None:
+    if not actor.is_staff_role:
+        raise PermissionDenied("Only instructors and admins may run and grade tests.")
+
+
+def require_open(test: Test) -> None:
+    if test.status == TestStatus.COMPLETED:
+        raise StateError(
+            "This test is completed: it and its invocations no longer change.",
+            code="test_completed",
+        )
+
+
+def _scoped_rows(*, actor, family_name: str, ids, field: str) -> list:
+    """Rows in the order given (duplicates dropped); any id the actor cannot see is a 404 naming it."""
+    unique = list(dict.fromkeys(ids))
+    family = registry.get(family_name)
+    rows = {
+        row.pk: row for row in artifact_queryset(actor=actor, family=family).filter(pk__in=unique)
+    }
+    missing = [str(pk) for pk in unique if pk not in rows]
+    if missing:
+        raise NotFound(
+            f"Unknown {field}: {', '.join(missing)}.", code="unknown_ids", fields={field: missing}
+        )
+    return [rows[pk] for pk in unique]
+
+
+def _key_ids(*, actor, key_ids, secrets) -> list[str]:
+    """Existing keys of the organization plus new secrets, encrypted before they are stored."""
+    unique = list(dict.fromkeys(key_ids or []))
+    found = set(
+        SecretKey.objects.filter(organization_id=actor.organization_id, pk__in=unique).values_list(
+            "pk", flat=True
+        )
+    )
+    missing = [str(pk) for pk in unique if pk not in found]
+    if missing:
+        raise NotFound(
+            f"Unknown key_ids: {', '.join(missing)}.",
+            code="unknown_ids",
+            fields={"key_ids": missing},
+        )
+    created = [
+        secret_key_build(actor=actor, label=secret["label"], value=secret["value"])
+        for secret in secrets or []
+    ]
+    SecretKey.objects.bulk_create(created)
+    return [str(pk) for pk in unique] + [str(key.pk) for key in created]
+
+
+def secret_key_build(*, actor, label: str, value: str) -> SecretKey:
+    key = SecretKey(organization_id=actor.organization_id, label=label[:200], created_by=actor)
+    key.ciphertext = crypto.encrypt(value, aad=key.aad)
+    return key
+
+
+@transaction.atomic
+def secret_key_create(*, actor, label: str, value: str) -> SecretKey:
+    require_staff(actor)
+    key = secret_key_build(actor=actor, label=label, value=value)
+    key.save()
+    return key
+
+
+def workers_dispatch(*, test: Test, queued: int) -> int:
+    """Enough worker tasks to fill the test's concurrency; each drains the queue, extras just exit."""
+    from glow.core.tasks import enqueue
+    from tests_app.tasks import invocations_drain
+
+    count = min(test.concurrency, queued)
+    for _ in range(count):
+        enqueue(invocations_drain, str(test.pk), uuid.uuid4().hex)
+    return count
+
+
+@transaction.atomic
+def test_start(
+    *,
+    actor,
+    session,
+    eval_id: Any,
+    model_ids: list,
+    scenario_ids: list,
+    agent_ids: list,
+    title: str = "",
+    concurrency: int | None = None,
+    key_ids: list | None = None,
+    secrets: list[dict] | None = None,
+    idempotency_key: str = "",
+    dispatch: bool = True,
+) -> tuple[Test, bool]:
+    """Create the test and one queued invocation per cell in one INSERT, then start its workers.
+
+    Answers (test, created); a repeated Idempotency-Key answers the first test, created False.
+    """
+    require_staff(actor)
+    if idempotency_key:
+        existing = Test.objects.filter(
+            organization_id=actor.organization_id,
+            started_by=actor,
+            idempotency_key=idempotency_key,
+        ).first()
+        if existing is not None:
+            return existing, False
+    cells = len(set(model_ids)) * len(set(scenario_ids)) * len(set(agent_ids))
+    limit = getattr(settings, "GLOW_TEST_MAX_CELLS", DEFAULT_MAX_CELLS)
+    if cells > limit:
+        raise ApplicationError(
+            f"{cells} cells is more than the {limit} a test may have.",
+            code="too_many_cells",
+            fields={"model_ids": [f"At most {limit} model x scenario x agent cells."]},
+        )
+    evaluation = artifact_access(actor=actor, family=registry.get("eval"), pk=eval_id)
+    models = _scoped_rows(actor=actor, family_name="model", ids=model_ids, field="model_ids")
+    scenarios = _scoped_rows(
+        actor=actor, family_name="scenario", ids=scenario_ids, field="scenario_ids"
+    )
+    agents = _scoped_rows(actor=actor, family_name="agent", ids=agent_ids, field="agent_ids")
+    keys = _key_ids(actor=actor, key_ids=key_ids, secrets=secrets)
+    name = title.strip() or (
+        f"{evaluation.title} · {len(models)} models × {len(scenarios)} scenarios × "
+        f"{len(agents)} agents"
+    )
+    test = Test(
+        organization_id=actor.organization_id,
+        title=name[:300],
+        created_by=actor,
+        started_by=actor,
+        eval=evaluation,
+        department_id=evaluation.department_id,
+        concurrency=min(concurrency or DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
+        axes={
+            "model_ids": [str(row.pk) for row in models],
+            "scenario_ids": [str(row.pk) for row in scenarios],
+            "agent_ids": [str(row.pk) for row in agents],
+        },
+        idempotency_key=idempotency_key,
+    )
+    # The group names the test's id before the row exists: one INSERT each, no UPDATE after.
+    test.group = group_create(
+        actor=actor, session=session, family="test", name=test.title, artifact_id=test.pk
+    )
+    if idempotency_key:
+        try:
+            with transaction.atomic():
+                test.save(force_insert=True)
+        except IntegrityError:
+            # The same Idempotency-Key raced in from a retry: the first one's test is the answer,
+            # and this attempt's group and secrets are rolled back with it.
+            first = Test.objects.get(
+                organization_id=actor.organization_id,
+                started_by=actor,
+                idempotency_key=idempotency_key,
+            )
+            transaction.set_rollback(True)
+            return first, False
+    else:
+        test.save(force_insert=True)
+    invocations = [
+        {
+            "id": uuid.uuid4(),
+            "organization_id": actor.organization_id,
+            "created_by_id": actor.pk,
+            "title": f"{model.title} · {scenario.title} · {agent.title}"[:300],
+            "test_id": test.pk,
+            "model_id": model.pk,
+            "scenario_id": scenario.pk,
+            "agent_id": agent.pk,
+            "position": position,
+            "key_ids": keys,
+        }
+        for position, (model, scenario, agent) in enumerate(
+            (model, scenario, agent)
+            for model in models
+            for scenario in scenarios
+            for agent in agents
+        )
+    ]
+    bulk_insert(Invocation, invocations)
+    test.first_invocation_id = invocations[0]["id"]
+    test.invocation_count = len(invocations)
+    test.started_key_ids = keys
+    timeline_record(
+        actor=actor,
+        session=session,
+        event_type="test.started",
+        entity_id=test.pk,
+        entity_name=test.title,
+        extra_1=f"{cells} invocations",
+        extra_2=evaluation.title,
+    )
+    if dispatch:
+        workers_dispatch(test=test, queued=cells)
+    return test, True
+
+
+def invocation_count(test: Test) -> int:
+    cached = getattr(test, "invocation_count", None)
+    return cached if cached is not None else test.invocations.count()
+
+
+def started_key_ids(test: Test) -> list[str]:
+    """The keys every cell of the start got (a replayed start reads them from its first cell)."""
+    cached = getattr(test, "started_key_ids", None)
+    if cached is not None:
+        return cached
+    first = Invocation.objects.filter(pk=first_invocation_id(test)).values_list(
+        "key_ids", flat=True
+    )
+    return list(first.first() or [])
+
+
+def first_invocation_id(test: Test):
+    cached = getattr(test, "first_invocation_id", None)
+    if cached is not None:
+        return cached
+    return (
+        Invocation.objects.filter(test=test)
+        .order_by("position", "created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+# -- halting --------------------------------------------------------------------------------------
+
+
+def _halt(*, queryset, reason: str) -> tuple[int, Any]:
+    """Terminate the active invocations of `queryset`; answers (how many, the first one's id).
+
+    Running ones are locked first, so a runner finishing at the same moment either committed
+    before (and is kept) or sees the new status and stops writing. Their in-flight model
+    calls get the cancel flag, and their envelope runs end here with a terminal error event.
+    """
+    active = queryset.filter(status__in=ACTIVE)
+    running = list(
+        active.filter(status=InvocationStatus.RUNNING)
+        .select_for_update(of=("self",))
+        .values_list("pk", "run_id", "test_id")
+    )
+    first = active.order_by("position", "created_at").values_list("pk", flat=True).first()
+    now = timezone.now()
+    halted = active.update(
+        status=InvocationStatus.TERMINATED, finished_at=now, error=reason, updated_at=now
+    )
+    running_ids = [pk for pk, _, _ in running]
+    if running_ids:
+        Run.objects.filter(
+            artifact_id__in=running_ids, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+        ).update(cancel_requested=True)
+    for pk, run_id, test_id in running:
+        envelope = Run.objects.filter(pk=run_id).first() if run_id else None
+        if envelope is None or envelope.finished:
+            continue
+        run_finish(run=envelope, status=RunStatus.CANCELLED, error=reason)
+        events.event_emit(
+            run=envelope,
+            event_type=events.ERROR,
+            payload={
+                "test_id": str(test_id),
+                "invocation_id": str(pk),
+                "resource_type": "invocation",
+                "resource_id": str(pk),
+                "message": reason,
+                "status": InvocationStatus.TERMINATED,
+            },
+        )
+    return halted, first
+
+
+def _publish_progress(test: Test, **extra) -> None:
+    if test.group_id:
+        events.group_publish(
+            group_id=test.group_id,
+            event_type="TestProgressEvent",
+            payload={"test_id": str(test.pk), **test_progress(test_id=test.pk), **extra},
+        )
+
+
+@transaction.atomic
+def test_stop(*, actor, session=None, test_id: Any) -> dict:
+    """Halt queued and running invocations; finished ones are kept; the test is not finalized."""
+    require_staff(actor)
+    test = test_access(actor=actor, pk=test_id, for_update=True)
+    require_open(test)
+    kept = Invocation.objects.filter(test=test).exclude(status__in=ACTIVE).count()
+    halted, first = _halt(
+        queryset=Invocation.objects.filter(test=test), reason=f"Stopped by {actor.name}."
+    )
+    Test.objects.filter(pk=test.pk).update(
+        status=TestStatus.STOPPED, updated_at=timezone.now(), version=F("version") + 1
+    )
+    timeline_record(
+        actor=actor,
+        session=session,
+        event_type="test.stopped",
+        entity_id=test.pk,
+        entity_name=test.title,
+        extra_1=f"{halted} halted",
+        extra_2=f"{kept} kept",
+    )
+    _publish_progress(test, stopped=True)
+    if halted:
+        message = f"Stopped {halted} queued or running invocation(s); {kept} finished kept."
+    else:
+        message = f"Nothing to stop: all {kept} invocation(s) had already finished."
+    return {
+        "test_id": test.pk,
+        "invocation_id": first,
+        "success": True,
+        "message": message,
+        "stopped_count": halted,
+        "kept_count": kept,
+    }
+
+
+@transaction.atomic
+def test_complete(*, actor, session=None, test_id: Any, message: str = "") -> Test:
+    """The terminal write: active cells are terminated, succeeded ones completed. Idempotent."""
+    require_staff(actor)
+    test = test_access(actor=actor, pk=test_id, for_update=True)
+    if test.status == TestStatus.COMPLETED:
+        return test
+    _halt(
+        queryset=Invocation.objects.filter(test=test),
+        reason="Terminated when the test was completed.",
+    )
+    now = timezone.now()
+    Invocation.objects.filter(test=test, status=InvocationStatus.SUCCEEDED).update(
+        status=InvocationStatus.COMPLETED, updated_at=now
+    )
+    Test.objects.filter(pk=test.pk).update(
+        status=TestStatus.COMPLETED, completed_at=now, updated_at=now, version=F("version") + 1
+    )
+    timeline_record(
+        actor=actor,
+        session=session,
+        event_type="test.completed",
+        entity_id=test.pk,
+        entity_name=test.title,
+        extra_1=message[:300],
+    )
+    _publish_progress(test, completed=True)
+    test.refresh_from_db()
+    return test
+
+
+# -- grading --------------------------------------------------------------------------------------
+
+
+def _rubric_total(test: Test) -> int:
+    total = Standard.objects.filter(group__rubric_id=test.eval.rubric_id).aggregate(
+        total=Sum("points")
+    )["total"]
+    return int(total or 0)
+
+
+@transaction.atomic
+def test_grade(
+    *,
+    actor,
+    invocation_id: Any,
+    full: bool = False,
+    score: Decimal | None = None,
+    feedback: str | None = None,
+) -> TestGrade:
+    """Set an invocation's grade: `full` gives the rubric's total_points, else `score` (0..total)."""
+    require_staff(actor)
+    invocation = invocation_access(actor=actor, pk=invocation_id, for_update=True)
+    test = Test.objects.select_related("eval").get(pk=invocation.test_id)
+    require_open(test)
+    if invocation.status in ACTIVE:
+        raise StateError(
+            f"The invocation is {invocation.status}: grade it once it has finished.",
+            code="invocation_active",
+        )
+    total = _rubric_total(test)
+    if full:
+        score = Decimal(total)
+    elif score is None:
+        raise ApplicationError(
+            "Give score, or full: true.", fields={"score": ["This field is required."]}
+        )
+    score = Decimal(str(score))
+    if score < 0 or score > total:
+        raise ApplicationError(
+            f"score must be between 0 and the rubric's {total} points.",
+            fields={"score": [f"Between 0 and {total}."]},
+        )
+    grade = TestGrade.objects.filter(invocation=invocation).first()
+    if full:
+        groups = [
+            {
+                "standard_group_id": str(group.pk),
+                "name": group.name,
+                "score": float(group.points or 0),
+                "total_points": int(group.points or 0),
+            }
+            for group in StandardGroup.objects.filter(rubric_id=test.eval.rubric_id)
+            .annotate(points=Sum("standards__points"))
+            .order_by("position", "name")
+        ]
+    else:
+        groups = grade.groups if grade is not None else []
+    values = {
+        "organization_id": invocation.organization_id,
+        "score": score,
+        "total_points": total,
+        "full": bool(total) and score == total,
+        "source": GradeSource.MANUAL,
+        "groups": groups,
+        "graded_by": actor,
+    }
+    if feedback is not None:
+        values["feedback"] = feedback
+    if grade is None:
+        grade = TestGrade.objects.create(invocation=invocation, **values)
+    else:
+        for name, value in values.items():
+            setattr(grade, name, value)
+        grade.save()
+    return grade
+
+
+@transaction.atomic
+def test_feedback(
+    *,
+    actor,
+    grade_id: Any,
+    tool_call_id: Any,
+    standard_group_id: Any,
+    score: Decimal,
+    feedback: str = "",
+) -> tuple[Feedback, bool]:
+    """Upsert the one feedback row of (grade, tool call, standard group); answers (row, created)."""
+    require_staff(actor)
+    grade = (
+        TestGrade.objects.filter(pk=grade_id, organization_id=actor.organization_id)
+        .values_list("invocation_id", flat=True)
+        .first()
+    )
+    if grade is None:
+        raise NotFound("No grade with that id.")
+    try:
+        invocation = invocation_access(actor=actor, pk=grade)
+    except NotFound:
+        raise NotFound("No grade with that id.")
+    test = Test.objects.select_related("eval").get(pk=invocation.test_id)
+    require_open(test)
+    tool_call = ToolCall.objects.filter(
+        pk=tool_call_id, invocation__organization_id=actor.organization_id
+    ).first()
+    if tool_call is None:
+        raise NotFound("No tool call with that id.")
+    if tool_call.invocation_id != invocation.pk:
+        raise ApplicationError(
+            "That tool call belongs to another invocation than the grade.",
+            fields={"tool_call_id": ["Not a tool call of this grade's invocation."]},
+        )
+    group = (
+        StandardGroup.objects.filter(
+            pk=standard_group_id, rubric__organization_id=actor.organization_id
+        )
+        .annotate(points=Sum("standards__points"))
+        .first()
+    )
+    if group is None:
+        raise NotFound("No standard group with that id.")
+    if group.rubric_id != test.eval.rubric_id:
+        raise ApplicationError(
+            "That standard group is not in the eval's rubric.",
+            fields={"standard_group_id": ["Not in this test's rubric."]},
+        )
+    points = int(group.points or 0)
+    score = Decimal(str(score))
+    if score < 0 or score > points:
+        raise ApplicationError(
+            f"score must be between 0 and the group's {points} points.",
+            fields={"score": [f"Between 0 and {points}."]},
+        )
+    triple = {"grade_id": grade_id, "tool_call_id": tool_call.pk, "standard_group_id": group.pk}
+    existed = Feedback.objects.filter(**triple).exists()
+    # ON CONFLICT DO UPDATE: two racing writers of one triple still leave one row.
+    Feedback.objects.bulk_create(
+        [
+            Feedback(
+                organization_id=actor.organization_id,
+                score=score,
+                feedback=feedback,
+                author=actor,
+                **triple,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["grade", "tool_call", "standard_group"],
+        update_fields=["score", "feedback", "author", "updated_at"],
+    )
+    return Feedback.objects.get(**triple), not existed
+
+
+# -- decrypt --------------------------------------------------------------------------------------
+
+
+def decrypt_cache_key(invocation_id: Any, key_id: Any) -> str:
+    return f"tests_app:decrypt:{invocation_id}:{key_id}"
+
+
+@transaction.atomic
+def test_decrypt(
+    *, actor, session=None, invocation_id: Any, key_id: Any, bypass_cache: bool = False
+) -> dict:
+    """Plaintext of a key the invocation holds (else 403); cached briefly, every call audited."""
+    require_staff(actor)
+    invocation = invocation_access(actor=actor, pk=invocation_id)
+    if str(key_id) not in {str(pk) for pk in invocation.key_ids or []}:
+        raise PermissionDenied(
+            "That key does not belong to this invocation.", code="key_not_in_invocation"
+        )
+    cache_key = decrypt_cache_key(invocation.pk, key_id)
+    found = None if bypass_cache else cache.get(cache_key)
+    if found is None:
+        key = SecretKey.objects.filter(pk=key_id, organization_id=actor.organization_id).first()
+        if key is None:
+            raise NotFound("No key with that id.")
+        try:
+            plaintext = crypto.decrypt(key.ciphertext, aad=key.aad)
+        except crypto.DecryptionError:
+            raise StateError(
+                "This key cannot be decrypted with the server's current secrets key.",
+                code="undecryptable",
+            )
+        found = {"label": key.label, "plaintext": plaintext}
+        cache.set(cache_key, found, DECRYPT_CACHE_SECONDS)
+        cached = False
+    else:
+        cached = True
+    timeline_record(
+        actor=actor,
+        session=session,
+        event_type="test.decrypt",
+        entity_id=invocation.pk,
+        entity_name=found["label"],
+        extra_1=key_id,
+        extra_2="cache" if cached else "fresh",
+    )
+    return {
+        "invocation_id": invocation.pk,
+        "key_id": key_id,
+        "label": found["label"],
+        "plaintext": found["plaintext"],
+        "cached": cached,
+    }
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+INVOCATION_COLUMNS = [
+    "invocation_id",
+    "position",
+    "model",
+    "scenario",
+    "agent",
+    "status",
+    "score",
+    "total_points",
+    "tool_calls",
+    "messages",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "started_at",
+    "finished_at",
+    "error",
+]
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def _invocation_row(invocation: Invocation) -> list:
+    grade = getattr(invocation, "grade", None)
+    return [
+        invocation.pk,
+        invocation.position,
+        invocation.model.title,
+        invocation.scenario.title,
+        invocation.agent.title,
+        invocation.status,
+        "" if grade is None else grade.score,
+        "" if grade is None else grade.total_points,
+        len(invocation.tool_calls.all()),
+        len(invocation.transcript or []),
+        invocation.input_tokens,
+        invocation.output_tokens,
+        invocation.cost,
+        _iso(invocation.started_at),
+        _iso(invocation.finished_at),
+        invocation.error,
+    ]
+
+
+def _invocation_json(invocation: Invocation) -> dict:
+    grade = getattr(invocation, "grade", None)
+    return {
+        "invocation_id": str(invocation.pk),
+        "model": invocation.model.title,
+        "scenario": invocation.scenario.title,
+        "agent": invocation.agent.title,
+        "status": invocation.status,
+        "transcript": invocation.transcript,
+        "tool_calls": [tool_call_body(call) for call in invocation.tool_calls.all()],
+        "grade": None
+        if grade is None
+        else {
+            "grade_id": str(grade.pk),
+            "score": grade.score,
+            "total_points": grade.total_points,
+            "groups": grade.groups,
+            "feedback": grade.feedback,
+            "source": grade.source,
+        },
+    }
+
+
+def test_export(
+    *, actor, session=None, test_id: Any, view: str = "test", invocation_id: Any = None
+) -> Upload:
+    """A ZIP built on disk and stored through core media; `test/file/download` streams it back."""
+    test = test_access(actor=actor, pk=test_id)
+    if view not in EXPORT_VIEWS:
+        raise ApplicationError(
+            f"view must be one of {', '.join(EXPORT_VIEWS)}.",
+            fields={"view": [f"One of {', '.join(EXPORT_VIEWS)}."]},
+        )
+    if (
+        invocation_id is not None
+        and not Invocation.objects.filter(test=test, pk=invocation_id).exists()
+    ):
+        raise NotFound("No invocation with that id in this test.")
+    file_name = f"glow-test-{view}-{str(test.pk)[:8]}.zip"
+    rows = 0
+    handle, path = tempfile.mkstemp(suffix=".zip")
+    try:
+        with (
+            os.fdopen(handle, "wb") as raw,
+            zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ):
+            queryset = export_invocations(test=test, invocation_id=invocation_id)
+            with (
+                archive.open("invocations.csv", "w") as member,
+                io.TextIOWrapper(member, encoding="utf-8", newline="") as out,
+            ):
+                writer = csv.writer(out)
+                writer.writerow(INVOCATION_COLUMNS)
+                for invocation in queryset.iterator(chunk_size=500):
+                    writer.writerow(_invocation_row(invocation))
+                    rows += 1
+            if view == "invocations":
+                # A second pass: a ZIP takes one open member at a time, and memory stays flat.
+                for invocation in queryset.iterator(chunk_size=500):
+                    archive.writestr(
+                        f"invocations/{invocation.position:05d}-{invocation.pk}.json",
+                        json.dumps(_invocation_json(invocation), indent=2, default=str),
+                    )
+            if view == "test":
+                grid = benchmark_grid(actor=actor, test_id=test.pk)
+                archive.writestr("benchmark.json", json.dumps(grid, indent=2, default=str))
+            manifest = {
+                "test_id": str(test.pk),
+                "title": test.title,
+                "view": view,
+                "status": test.status,
+                "exported_at": _iso(timezone.now()),
+                "exported_by": actor.name,
+                "row_count": rows,
+            }
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+        with transaction.atomic():
+            upload = media.upload_save_file(
+                organization_id=actor.organization_id,
+                owner=actor,
+                path=path,
+                file_name=file_name,
+                mime_type="application/zip",
+                kind=UploadKind.EXPORT,
+                family="test",
+                artifact_id=test.pk,
+                row_count=rows,
+            )
+            timeline_record(
+                actor=actor,
+                session=session,
+                event_type="test.export",
+                entity_id=test.pk,
+                entity_name=test.title,
+                extra_1=upload.pk,
+                extra_2=view,
+            )
+    finally:
+        os.unlink(path)
+    return upload
+
+
+# -- invocations ----------------------------------------------------------------------------------
+
+
+def _locked_open_test(test_id: Any) -> Test:
+    test = Test.objects.select_for_update().get(pk=test_id)
+    require_open(test)
+    return test
+
+
+def _reopen(test: Test) -> None:
+    if test.status == TestStatus.STOPPED:
+        Test.objects.filter(pk=test.pk).update(status=TestStatus.RUNNING, updated_at=timezone.now())
+        test.status = TestStatus.RUNNING
+
+
+@transaction.atomic
+def invocation_create(
+    *,
+    actor,
+    test_id: Any,
+    model_id: Any,
+    scenario_id: Any,
+    agent_id: Any,
+    key_ids: list | None = None,
+    secrets: list[dict] | None = None,
+) -> Invocation:
+    """Add one cell to an open test and queue it (a stopped test runs again)."""
+    require_staff(actor)
+    test = test_access(actor=actor, pk=test_id, for_update=True)
+    require_open(test)
+    (model,) = _scoped_rows(actor=actor, family_name="model", ids=[model_id], field="model_id")
+    (scenario,) = _scoped_rows(
+        actor=actor, family_name="scenario", ids=[scenario_id], field="scenario_id"
+    )
+    (agent,) = _scoped_rows(actor=actor, family_name="agent", ids=[agent_id], field="agent_id")
+    keys = _key_ids(actor=actor, key_ids=key_ids, secrets=secrets)
+    last = Invocation.objects.filter(test=test).aggregate(last=Max("position"))["last"]
+    invocation = Invocation.objects.create(
+        organization_id=actor.organization_id,
+        created_by=actor,
+        title=f"{model.title} · {scenario.title} · {agent.title}"[:300],
+        test=test,
+        model=model,
+        scenario=scenario,
+        agent=agent,
+        position=0 if last is None else last + 1,
+        key_ids=keys,
+    )
+    axes = {name: list(values) for name, values in (test.axes or {}).items()}
+    for name, row in (("model_ids", model), ("scenario_ids", scenario), ("agent_ids", agent)):
+        if str(row.pk) not in axes.setdefault(name, []):
+            axes[name].append(str(row.pk))
+    Test.objects.filter(pk=test.pk).update(axes=axes, updated_at=timezone.now())
+    _reopen(test)
+    workers_dispatch(test=test, queued=1)
+    return invocation
+
+
+@transaction.atomic
+def invocation_run(*, actor, invocation_id: Any) -> Invocation:
+    """Queue a finished invocation to run again from the start; an active one is left as it is."""
+    require_staff(actor)
+    invocation = invocation_access(actor=actor, pk=invocation_id, for_update=True)
+    test = _locked_open_test(invocation.test_id)
+    if invocation.status in ACTIVE:
+        return invocation
+    if invocation.status == InvocationStatus.COMPLETED:
+        raise StateError("A completed invocation is final.", code="invocation_completed")
+    Invocation.objects.filter(pk=invocation.pk).update(
+        status=InvocationStatus.QUEUED,
+        error="",
+        worker_token="",
+        started_at=None,
+        finished_at=None,
+        updated_at=timezone.now(),
+    )
+    _reopen(test)
+    workers_dispatch(test=test, queued=1)
+    invocation.refresh_from_db()
+    return invocation
+
+
+@transaction.atomic
+def invocation_terminate(*, actor, invocation_id: Any) -> dict:
+    require_staff(actor)
+    invocation = invocation_access(actor=actor, pk=invocation_id, for_update=True)
+    _locked_open_test(invocation.test_id)
+    if invocation.status not in ACTIVE:
+        return {
+            "invocation_id": invocation.pk,
+            "success": False,
+            "message": f"Nothing to terminate: the invocation is {invocation.status}.",
+            "status": invocation.status,
+        }
+    _halt(
+        queryset=Invocation.objects.filter(pk=invocation.pk),
+        reason=f"Terminated by {actor.name}.",
+    )
+    return {
+        "invocation_id": invocation.pk,
+        "success": True,
+        "message": "The invocation was terminated.",
+        "status": InvocationStatus.TERMINATED,
+    }
+
+
+@transaction.atomic
+def invocation_complete(*, actor, invocation_id: Any) -> Invocation:
+    """Finalize one finished cell; completing it again answers the same row."""
+    require_staff(actor)
+    invocation = invocation_access(actor=actor, pk=invocation_id, for_update=True)
+    if invocation.status == InvocationStatus.COMPLETED:
+        return invocation
+    _locked_open_test(invocation.test_id)
+    if invocation.status in ACTIVE:
+        raise StateError(
+            f"The invocation is {invocation.status}: terminate it or let it finish first.",
+            code="invocation_active",
+        )
+    Invocation.objects.filter(pk=invocation.pk).update(
+        status=InvocationStatus.COMPLETED, updated_at=timezone.now(), version=F("version") + 1
+    )
+    invocation.refresh_from_db()
+    return invocation
+
+
+@transaction.atomic
+def test_departments_refresh(*, actor) -> int:
+    """Re-copy each test's department from its eval (the denormalised column search filters on)."""
+    require_staff(actor)
+    department = Eval.objects.filter(pk=OuterRef("eval_id")).values("department_id")[:1]
+    return (
+        Test.objects.filter(organization_id=actor.organization_id)
+        .exclude(department_id=Subquery(department))
+        .update(department_id=Subquery(department))
+    )
+
+
+def test_write(instance: Test, data: dict) -> Test:
+    """draft/publish of a test: title, description and concurrency, while it is open."""
+    if instance._state.adding:
+        raise ApplicationError(
+            "Tests are created with test/start.", code="use_start", fields={"data": ["No id."]}
+        )
+    require_open(instance)
+    for name, value in data.items():
+        setattr(instance, name, value)
+    instance.save()
+    return instance
