@@ -20,6 +20,9 @@ ERROR_STATUSES = {
     "404": "Unknown id, or an id of another organization.",
     "409": "A stale version or an illegal state transition.",
     "422": "The row's state machine refuses the operation.",
+    "413": "The body or file is larger than the server accepts.",
+    "429": "Rate limit for this API key; see Retry-After.",
+    "503": "A backing service (database, broker) is unavailable; retry later.",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rest_framework import viewsets
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
@@ -29,6 +30,10 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     # -- plumbing shared by every op ------------------------------------------------------
 
     def initial(self, request, *args, **kwargs):
+        # DRF looks handlers up by HTTP method name, so an unmapped method (TRACE, GET on a POST op)
+        # would reach an op that happens to be called `trace` or `get`: refuse it first.
+        if self.action is None:
+            raise MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
         # After authentication: lower apps (system's session books) see every API request.
         registry.run_hooks("request", request=request._request, actor=self.actor)

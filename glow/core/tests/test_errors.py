@@ -105,3 +105,11 @@ def test_server_errors_under_api_answer_json_and_elsewhere_html():
     }
     page = urls.handler500(factory.get("/admin/"))
     assert page.status_code == 500 and not page["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("method", ["trace", "get", "put", "patch", "delete"])
+def test_an_op_answers_405_to_methods_it_does_not_take(admin_client, method):
+    """An op named like an HTTP verb (invocation/trace) must not run for that verb."""
+    response = getattr(admin_client, method)("/api/v5/artifacts/invocation/trace")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
