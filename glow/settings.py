@@ -1,5 +1,6 @@
 """Glow's one settings module: embedded defaults, switched to production by environment variables."""
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -51,9 +52,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "system.middleware.StaffSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "glow.core.security.ContentSecurityPolicyMiddleware",
+    "glow.core.errors.DatabaseUnavailableMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = ["glow.core.security.LockoutModelBackend"]
@@ -184,9 +187,14 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message a lost worker took is redelivered after visibility_timeout: keep it above the longest task.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Lets test runs and benchmarks share one Redis without taking each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # "thread" (embedded default), "inline" (unit tests) or "celery" (whenever a broker is set).
 GLOW_TASK_MODE = env.str("GLOW_TASK_MODE", default="celery" if CELERY_BROKER_URL else "thread")
 
@@ -209,11 +217,17 @@ GLOW_OPENAI_BASE_URL = env.str("GLOW_OPENAI_BASE_URL", default="https://api.open
 GLOW_OPENAI_API_KEY_ENV = env.str("GLOW_OPENAI_API_KEY_ENV", default="OPENAI_API_KEY")
 GLOW_OPENAI_TIMEOUT = env.float("GLOW_OPENAI_TIMEOUT", default=60.0)
 GLOW_OPENAI_MAX_RETRIES = env.int("GLOW_OPENAI_MAX_RETRIES", default=2)
+# Speech (system.services.speech_call): `openai` runs are charged per minute of audio, heard or
+# spoken; local ones cost nothing. Models are the OpenAI-compatible server's names.
+GLOW_SPEECH_PRICE_PER_MINUTE = Decimal(env.str("GLOW_SPEECH_PRICE_PER_MINUTE", default="0.006"))
+GLOW_SPEECH_TRANSCRIPTION_MODEL = env.str("GLOW_SPEECH_TRANSCRIPTION_MODEL", default="whisper-1")
+GLOW_SPEECH_MODEL = env.str("GLOW_SPEECH_MODEL", default="tts-1")
 GLOW_SESSION_IDLE_MINUTES = env.int("GLOW_SESSION_IDLE_MINUTES", default=30)
 # Key for tests_app.SecretKey encryption at rest; derived from SECRET_KEY when unset.
 GLOW_SECRETS_KEY = env.str("GLOW_SECRETS_KEY", default="")
 
-if GLOW_PROFILE == "production" and not DEBUG:
+# Whenever DEBUG is off (production, or an embedded server exposed beyond loopback): HTTPS only.
+if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

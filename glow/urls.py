@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v5/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v5/artifacts/", include((artifact_urlpatterns(), "artifacts"))),
     path("api/v5/", include("glow.core.media_urls")),
+    path("staff/", include("system.staff_urls")),
 ]
 
 # Must stay last: any other /api/ path answers the JSON error shape, even with DEBUG on.
@@ -31,6 +32,8 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    if errors.database_unavailable():  # e.g. a middleware lost the database: 503, not 500
+        return errors.service_unavailable(request)
     if request.path.startswith("/api/"):
         return errors.api_server_error(request)
     from django.views.defaults import server_error

@@ -1,4 +1,13 @@
-"""System: sessions, generation groups, runs, events and the timeline; staff pages."""
+"""System: sessions, generation groups, runs, events and the timeline; staff pages.
+
+Hooks other apps register in `glow.core.registry` (system never imports them):
+- "staff_urls": `fn() -> list[path(...)]`, mounted under /staff/. A page named
+  `staff-<family>` taking `pk` (e.g. "staff-attempt") is linked from the groups of that family.
+- "activity_counts": `fn(actor, profiles, start, end) -> {name: count}`; `profiles` is a
+  queryset of the visible profiles' ids, [start, end) aware datetimes. "attempts" is shown.
+- "session_export": `fn(actor, session) -> list[system.services.ExportFile]` added to the ZIP.
+- "staff_nav": `fn() -> list[(label, url name)]`: sections in the staff pages' navigation.
+"""
 
 from django.apps import AppConfig
 
@@ -9,9 +18,14 @@ class SystemConfig(AppConfig):
 
     def ready(self) -> None:
         from glow.core.registry import registry
+        from system.api import SYSTEM
+        from system.generation import GenerationBackend
         from system.services import session_for_request
 
         # Every authenticated API request belongs to a session (DESIGN: System sessions record every visit).
         registry.add_hook(
             "request", lambda request, actor: session_for_request(request=request, actor=actor)
         )
+        registry.register(SYSTEM)
+        # glow.core's generate/generations/watch/group ops delegate to this.
+        registry.capabilities["generation"] = GenerationBackend()

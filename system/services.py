@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    DecimalField,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from glow.ai import CompletionRequest, CompletionResult, ProviderError, cost_for, get_provider
-from system.models import ClientKind, Group, Run, RunStatus, Session, TimelineEvent
+from glow.ai.speech import Speech, Transcription, get_speech_provider, speech_cost
+from glow.core.media import upload_save_file
+from glow.core.models import UploadKind
+from glow.core.registry import registry
+from system.models import FINISHED, ClientKind, Group, Run, RunStatus, Session, TimelineEvent
 
 # last_seen_at is written at most this often: one UPDATE per request would serialise a client's calls.
 SEEN_RESOLUTION = timedelta(seconds=60)
@@ -182,7 +202,8 @@ def run_record_usage(*, run: Run, input_tokens: int, output_tokens: int, cost: D
         total_tokens=F("total_tokens") + tokens,
         total_cost=F("total_cost") + cost,
         last_run_at=Greatest(Coalesce(F("last_run_at"), now), now),
-        first_run_at=Coalesce(F("first_run_at"), now),
+        # The run's start, as run_finish and session_counters_refresh have it.
+        first_run_at=Coalesce(F("first_run_at"), run.started_at or now),
     )
     Session.objects.filter(pk=run.session_id).update(
         total_tokens=F("total_tokens") + tokens, total_cost=F("total_cost") + cost
@@ -268,7 +289,7 @@ def model_call(
     """The one way to call a model: the run gets the tokens, cost, latency, status and any error.
 
     With finish=False the run stays open for more calls (a generation that makes several).
-    A provider error marks the run failed (keeping its message) and is raised again.
+    Any error marks the run failed (keeping its message) and is raised again.
     """
     run_mark_running(run=run)
     provider = provider_for(run)
@@ -287,6 +308,10 @@ def model_call(
     except ProviderError as exc:
         run_finish(run=run, status=RunStatus.FAILED, error=str(exc))
         raise
+    except Exception as exc:
+        # Whatever broke (a delta consumer, a provider bug), the run must not stay "running".
+        run_finish(run=run, status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
     input_price, output_price = _price(run)
     cost = cost_for(
         result.usage, input_price_per_million=input_price, output_price_per_million=output_price
@@ -302,6 +327,83 @@ def model_call(
         run_finish(run=run, status=status, output=result.text)
     else:
         Run.objects.filter(pk=run.pk).update(output=result.text)
+    return result
+
+
+def speech_provider_for(run: Run):
+    """The run's speech provider, connected like provider_for's chat provider."""
+    model = run.model
+    if run.provider == "openai":
+        key_env = (model.api_key_env if model else "") or settings.GLOW_OPENAI_API_KEY_ENV
+        return get_speech_provider(
+            "openai",
+            base_url=(model.base_url if model else "") or settings.GLOW_OPENAI_BASE_URL,
+            api_key=os.environ.get(key_env, ""),
+            timeout=settings.GLOW_OPENAI_TIMEOUT,
+            max_retries=settings.GLOW_OPENAI_MAX_RETRIES,
+            transcription_model=settings.GLOW_SPEECH_TRANSCRIPTION_MODEL,
+            speech_model=settings.GLOW_SPEECH_MODEL,
+        )
+    return get_speech_provider(run.provider or "local")
+
+
+def _speech_price_per_minute(run: Run) -> Decimal:
+    # The local engines run on our own CPU: nothing to bill.
+    if run.provider != "openai":
+        return Decimal("0")
+    return Decimal(str(settings.GLOW_SPEECH_PRICE_PER_MINUTE))
+
+
+def speech_call(
+    *,
+    run: Run,
+    audio: bytes | None = None,
+    text: str | None = None,
+    voice: str = "",
+    mime_type: str = "audio/wav",
+    language: str = "en",
+    speed: float | None = None,
+    finish: bool = True,
+) -> Transcription | Speech:
+    """The one way to call a speech model: transcribe `audio`, or speak `text`, as a Run.
+
+    The run gets the seconds of audio (params["audio_seconds"], added up over calls), any
+    tokens the server reports, the per-minute cost, latency and status. `params["speech_model"]`
+    overrides the configured model. A provider error marks the run failed and is raised again.
+    """
+    if (audio is None) == (text is None):
+        raise ValueError("speech_call takes either audio to transcribe or text to speak")
+    run_mark_running(run=run)
+    provider = speech_provider_for(run)
+    model = str(run.params.get("speech_model") or "")
+    try:
+        if audio is not None:
+            result = provider.transcribe(audio, mime_type=mime_type, language=language, model=model)
+            seconds, output = result.usage_seconds, result.text
+        else:
+            Run.objects.filter(pk=run.pk).update(messages=[{"role": "user", "content": text}])
+            result = provider.synthesize(text, voice=voice, speed=speed, model=model)
+            seconds, output = result.duration_seconds, ""
+    except ProviderError as exc:
+        run_finish(run=run, status=RunStatus.FAILED, error=str(exc))
+        raise
+    except Exception as exc:
+        # Whatever broke, the run must not stay "running".
+        run_finish(run=run, status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    run_record_usage(
+        run=run,
+        input_tokens=result.usage.input_tokens,
+        output_tokens=result.usage.output_tokens,
+        cost=speech_cost(seconds, price_per_minute=_speech_price_per_minute(run)),
+    )
+    audio_seconds = round(float(run.params.get("audio_seconds") or 0) + seconds, 3)
+    run.params = {**run.params, "audio_seconds": audio_seconds}
+    Run.objects.filter(pk=run.pk).update(params=run.params)
+    if finish:
+        run_finish(run=run, status=RunStatus.SUCCEEDED, output=output)
+    elif output:
+        Run.objects.filter(pk=run.pk).update(output=output)
     return result
 
 
@@ -325,3 +427,250 @@ def timeline_record(
         extra_1=str(extra_1 or "")[:300],
         extra_2=str(extra_2 or "")[:300],
     )
+
+
+# -- counters -----------------------------------------------------------------------------------
+
+
+def _per_group(queryset, expression):
+    return Subquery(
+        queryset.filter(group=OuterRef("pk"))
+        .order_by()
+        .values("group")
+        .annotate(value=expression)
+        .values("value")[:1]
+    )
+
+
+def _per_session(expression):
+    return Subquery(
+        Group.objects.filter(session=OuterRef("pk"))
+        .order_by()
+        .values("session")
+        .annotate(value=expression)
+        .values("value")[:1]
+    )
+
+
+@transaction.atomic
+def session_counters_refresh(*, sessions) -> int:
+    """Recompute the groups' and sessions' counters from their runs (repairs any drift).
+
+    `sessions` is a queryset; runs count once finished, tokens and cost as soon as recorded.
+    Answers how many sessions were recomputed.
+    """
+    big = BigIntegerField()
+    money = DecimalField(max_digits=14, decimal_places=6)
+    session_ids = list(sessions.values_list("pk", flat=True))
+    finished = Run.objects.filter(status__in=[str(status) for status in FINISHED])
+    Group.objects.filter(session_id__in=session_ids).update(
+        run_count=Coalesce(_per_group(finished, Count("pk")), 0, output_field=big),
+        total_tokens=Coalesce(
+            _per_group(Run.objects.all(), Sum("total_tokens")), 0, output_field=big
+        ),
+        total_cost=Coalesce(
+            _per_group(Run.objects.all(), Sum("cost")), Decimal("0"), output_field=money
+        ),
+        first_run_at=_per_group(Run.objects.all(), Min("started_at")),
+        last_run_at=_per_group(Run.objects.all(), Max(Coalesce("finished_at", "started_at"))),
+    )
+    return Session.objects.filter(pk__in=session_ids).update(
+        group_count=Coalesce(_per_session(Count("pk")), 0, output_field=big),
+        run_count=Coalesce(_per_session(Sum("run_count")), 0, output_field=big),
+        total_tokens=Coalesce(_per_session(Sum("total_tokens")), 0, output_field=big),
+        total_cost=Coalesce(_per_session(Sum("total_cost")), Decimal("0"), output_field=money),
+    )
+
+
+# -- exports ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A file an app adds to a session export (hook "session_export"): ZIP path, content, rows."""
+
+    name: str
+    content: str | bytes
+    row_count: int = 0
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def _csv(archive: zipfile.ZipFile, name: str, header: list[str], rows) -> int:
+    count = 0
+    with archive.open(name, "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+GROUP_COLUMNS = [
+    "group_id",
+    "group_name",
+    "family",
+    "artifact_id",
+    "created_at",
+    "first_run_at",
+    "last_run_at",
+    "run_count",
+    "total_tokens",
+    "total_cost",
+]
+RUN_COLUMNS = [
+    "run_id",
+    "group_id",
+    "kind",
+    "status",
+    "model_id",
+    "provider",
+    "provider_model",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "latency_ms",
+    "error",
+    "client_run_id",
+    "mcp",
+]
+TIMELINE_COLUMNS = ["event_type", "entity_id", "entity_name", "created_at", "extra_1", "extra_2"]
+
+
+def _group_row(group: Group) -> list:
+    return [
+        group.pk,
+        group.name,
+        group.family,
+        group.artifact_id or "",
+        _iso(group.created_at),
+        _iso(group.first_run_at),
+        _iso(group.last_run_at),
+        group.run_count,
+        group.total_tokens,
+        group.total_cost,
+    ]
+
+
+def _run_row(run: Run) -> list:
+    return [
+        run.pk,
+        run.group_id,
+        run.kind,
+        run.status,
+        run.model_id or "",
+        run.provider,
+        run.provider_model,
+        run.input_tokens,
+        run.output_tokens,
+        run.total_tokens,
+        run.cost,
+        _iso(run.created_at),
+        _iso(run.started_at),
+        _iso(run.finished_at),
+        "" if run.latency_ms is None else run.latency_ms,
+        run.error,
+        run.client_run_id,
+        run.mcp,
+    ]
+
+
+def _timeline_row(item) -> list:
+    return [
+        item.event_type,
+        item.entity_id,
+        item.entity_name,
+        _iso(item.created_at),
+        item.extra_1,
+        item.extra_2,
+    ]
+
+
+def _run_json(run: Run) -> dict:
+    return {
+        "run_id": str(run.pk),
+        "group_id": str(run.group_id),
+        "kind": run.kind,
+        "status": run.status,
+        "model_id": str(run.model_id or ""),
+        "provider_model": run.provider_model,
+        "messages": run.messages,
+        "output": run.output,
+        "error": run.error,
+        "events": [
+            {
+                "seq": event.seq,
+                "event_type": event.event_type,
+                "payload": event.payload,
+                "created_at": _iso(event.created_at),
+            }
+            for event in run.ordered_events
+        ],
+    }
+
+
+def session_export(*, actor, session: Session, audit_session: Session | None = None):
+    """Write a ZIP of the session's groups, runs (with messages and events), timeline and what
+    other apps add through the "session_export" hook, store it as the actor's export Upload
+    (read back with file/download), and audit it on the timeline (FERPA)."""
+    from system.selectors import EXPORT_EVENT, session_export_data
+
+    groups, runs, timeline = session_export_data(session=session)
+    file_name = f"glow-session-{session.created_at:%Y%m%d}-{str(session.pk)[:8]}.zip"
+    counts: dict[str, int] = {}
+    with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            counts["groups.csv"] = _csv(
+                archive, "groups.csv", GROUP_COLUMNS, map(_group_row, groups)
+            )
+            run_rows = []
+            with archive.open("runs.jsonl", "w") as raw:
+                for run in runs.iterator(chunk_size=500):
+                    raw.write((json.dumps(_run_json(run), default=str) + "\n").encode())
+                    run_rows.append(_run_row(run))
+            counts["runs.csv"] = _csv(archive, "runs.csv", RUN_COLUMNS, run_rows)
+            counts["timeline.csv"] = _csv(
+                archive, "timeline.csv", TIMELINE_COLUMNS, map(_timeline_row, timeline)
+            )
+            for contribution in registry.run_hooks("session_export", actor=actor, session=session):
+                for part in contribution or []:
+                    archive.writestr(part.name, part.content)
+                    counts[part.name] = part.row_count
+            manifest = {
+                "session_id": str(session.pk),
+                "profile_id": str(session.profile_id),
+                "profile_name": session.profile.name,
+                "session_created_at": _iso(session.created_at),
+                "exported_at": _iso(timezone.now()),
+                "exported_by": actor.name,
+                "files": counts,
+            }
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+        handle.flush()
+        upload = upload_save_file(
+            organization_id=actor.organization_id,
+            owner=actor,
+            path=handle.name,
+            file_name=file_name,
+            mime_type="application/zip",
+            kind=UploadKind.EXPORT,
+            # Sessions are no registered row family: the exporter (and admins) may read it back.
+            row_count=sum(counts.values()),
+        )
+    timeline_record(
+        actor=actor,
+        session=audit_session,
+        event_type=EXPORT_EVENT,
+        entity_id=session.pk,
+        entity_name=f"Session of {session.profile.name}",
+        extra_1=upload.pk,
+        extra_2=file_name,
+    )
+    return upload

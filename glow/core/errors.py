@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+# A lost or refused database connection (a restart, failover, too many clients): the request
+# may succeed if retried, so it answers 503, not 500.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
 
 
 class ApplicationError(Exception):
@@ -86,7 +97,19 @@ def _first_message(fields: dict) -> str:
     return "Invalid input."
 
 
+def _unavailable_body() -> dict:
+    return error_body(
+        "The service is briefly unavailable (its database cannot be reached); try again shortly.",
+        "service_unavailable",
+    )
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DATABASE_ERRORS):
+        logger.warning("Database unavailable: %s", exc)
+        return Response(
+            _unavailable_body(), status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
     if isinstance(exc, ApplicationError):
         body = error_body(exc.detail, exc.code, exc.fields, **exc.extra)
         return Response(body, status=exc.status_code)
@@ -131,3 +154,24 @@ def api_server_error(request) -> JsonResponse:
     return JsonResponse(
         error_body("The server could not complete the request.", "server_error"), status=500
     )
+
+
+def service_unavailable(request=None) -> JsonResponse:
+    response = JsonResponse(_unavailable_body(), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def database_unavailable() -> bool:
+    """Inside an except block (the 500 handler): is the exception a lost database?"""
+    return isinstance(sys.exc_info()[1], DATABASE_ERRORS)
+
+
+class DatabaseUnavailableMiddleware(MiddlewareMixin):
+    """Views outside DRF (staff pages, admin) that lose the database answer the same 503."""
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DATABASE_ERRORS):
+            logger.warning("Database unavailable: %s", exception)
+            return service_unavailable(request)
+        return None

@@ -27,8 +27,13 @@ def _database() -> None:
 def _redis(url: str):
     def check() -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        # No retries: redis-py's default backoff would hold a probe of a dead Redis for ~10 s.
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
         try:
             client.ping()
         finally:

@@ -10,10 +10,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
 INLINE, THREAD, CELERY = "inline", "thread", "celery"
+# What apply_async raises when it cannot reach the broker (after kombu's own short retries).
+BROKER_ERRORS = (BrokerUnavailable, OSError)
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -23,21 +26,36 @@ _pending: set[Future] = set()
 def enqueue(task, *args: Any, **kwargs: Any) -> None:
     """Schedule `task(*args, **kwargs)` once the current transaction commits (now if none is open).
 
-    settings.GLOW_TASK_MODE decides where it runs: "celery" sends it to the broker, "thread"
-    to a small in-process pool (the embedded profile: no broker, but never on the request
-    thread), "inline" runs it synchronously at commit and lets its exceptions propagate
-    (unit tests). A rolled-back transaction enqueues nothing.
+    settings.GLOW_TASK_MODE decides where it runs: "celery" sends it to the broker (to the
+    in-process pool when the broker cannot be reached), "thread" to a small in-process pool
+    (the embedded profile: no broker, but never on the request thread), "inline" runs it
+    synchronously at commit and lets its exceptions propagate (unit tests). A rolled-back
+    transaction enqueues nothing.
     """
     mode = settings.GLOW_TASK_MODE
     if mode == CELERY:
-        # robust: the rows are committed already; a broker hiccup is logged, not a 500.
-        transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs), robust=True)
+        # robust: the rows are committed already; whatever goes wrong is logged, not a 500.
+        transaction.on_commit(lambda: _send(task, args, kwargs), robust=True)
     elif mode == THREAD:
         transaction.on_commit(lambda: _submit(task, args, kwargs))
     elif mode == INLINE:
         _on_commit_inline(lambda: task.apply(args=args, kwargs=kwargs, throw=True))
     else:
         raise ValueError(f"Unknown GLOW_TASK_MODE {mode!r}: use celery, thread or inline.")
+
+
+def _send(task, args: tuple, kwargs: dict) -> None:
+    """To the broker; with the broker unreachable, to this process's pool instead.
+
+    The work's rows are committed, so dropping the message would leave it waiting forever.
+    Tasks are safe to run twice (acks_late), so a message that did reach the broker before
+    the error is harmless too.
+    """
+    try:
+        task.apply_async(args=args, kwargs=kwargs)
+    except BROKER_ERRORS as exc:
+        logger.warning("The broker is unreachable (%s): running %s in this process", exc, task.name)
+        _submit(task, args, kwargs)
 
 
 def _pool() -> ThreadPoolExecutor:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+# What the cache raises when its Redis cannot be reached.
+CACHE_ERRORS = (RedisError, OSError)
 
 # Ops that make model calls on the caller's behalf; everything else counts as a read or a cheap write.
 AI_OPS = frozenset(
@@ -31,7 +38,12 @@ class GlowRateThrottle(SimpleRateThrottle):
         if not self.rate:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except CACHE_ERRORS as exc:
+            # The limits live in Redis; with Redis down the API keeps answering, unlimited.
+            logger.warning("Throttle cache unavailable, request allowed: %s", exc)
+            return True
 
     def get_rate(self):
         # The scope is only known per request (allow_request sets the rate).

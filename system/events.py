@@ -1,0 +1,147 @@
+"""Run events: stored with a per-run sequence number, then published to the SSE channels on commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+
+from system.models import Event, Run
+
+logger = logging.getLogger(__name__)
+
+# The six client-facing generation events of seed 004; other flows may emit other types.
+PROGRESS = "GenerationProgressEvent"
+SAVED = "GenerationSavedEvent"
+COMPLETE = "GenerationCompleteEvent"
+ERROR = "GenerationErrorEvent"
+MEDIA_PROGRESS = "GenerationMediaProgressEvent"
+MEDIA_COMPLETE = "GenerationMediaCompleteEvent"
+GENERATION_EVENTS = (PROGRESS, SAVED, COMPLETE, ERROR, MEDIA_PROGRESS, MEDIA_COMPLETE)
+# A run-scoped watch closes after one of these.
+TERMINAL_EVENTS = frozenset({COMPLETE, ERROR})
+# Connect and send limit of one publish; an unreachable Redis costs at most twice this per event.
+PUBLISH_TIMEOUT_SECONDS = 1.0
+
+
+def run_channel(run_id: Any) -> str:
+    return f"run-{run_id}"
+
+
+def group_channel(group_id: Any) -> str:
+    return f"group-{group_id}"
+
+
+def envelope(*, group_id: Any, run_id: Any, seq: int | None, payload: dict) -> dict:
+    """The fields every event carries, so one group stream can multiplex many runs."""
+    body = {"group_id": str(group_id), "run_id": str(run_id) if run_id else None}
+    if seq is not None:
+        body["seq"] = seq
+    return {**body, **payload}
+
+
+@transaction.atomic
+def event_emit(*, run: Run, event_type: str, payload: dict) -> Event:
+    """Store the run's next event and publish it to run-<id> and group-<id> once committed.
+
+    The sequence number comes from one UPDATE of Run.event_seq, so concurrent emitters of the
+    same run get distinct, gapless numbers. A failed publish is logged, never raised: the stored
+    row is what a reconnecting client replays.
+    """
+    Run.objects.filter(pk=run.pk).update(event_seq=F("event_seq") + 1)
+    seq = Run.objects.filter(pk=run.pk).values_list("event_seq", flat=True).get()
+    run.event_seq = seq
+    body = envelope(group_id=run.group_id, run_id=run.pk, seq=seq, payload=payload)
+    # Round-trip through JSON so the stored payload is exactly what subscribers receive.
+    body = json.loads(json.dumps(body, cls=DjangoJSONEncoder))
+    event = Event.objects.create(
+        run_id=run.pk, group_id=run.group_id, seq=seq, event_type=event_type, payload=body
+    )
+    data = json.dumps(body)
+    channels = (run_channel(run.pk), group_channel(run.group_id))
+    transaction.on_commit(lambda: _publish_all(channels, event_type, data, event.pk))
+    return event
+
+
+def group_publish(*, group_id: Any, event_type: str, payload: dict) -> None:
+    """A transient event (e.g. a chat text delta) to group-<id> only: not stored, not replayed."""
+    body = envelope(group_id=group_id, run_id=payload.get("run_id"), seq=None, payload=payload)
+    data = json.dumps(body, cls=DjangoJSONEncoder)
+    transaction.on_commit(lambda: _publish_all((group_channel(group_id),), event_type, data, None))
+
+
+def _publish_all(channels, event_type: str, data: str, event_id: int | None) -> None:
+    for channel in channels:
+        try:
+            publish(channel=channel, event_type=event_type, data=data, event_id=event_id)
+        except Exception as exc:
+            # Expected while Redis is down: one line, not a traceback per event and channel.
+            logger.warning("Could not publish %s to %s: %s", event_type, channel, exc)
+
+
+def publish(*, channel: str, event_type: str, data: str, event_id: int | None) -> None:
+    """Hand one encoded event to django-eventstream's listeners: via Redis when it is configured
+    (every web process receives it), else straight into this process's listener queues.
+
+    This is django_eventstream.send_event minus its own storage: our Event rows are the
+    storage, and their id travels with the message so subscribers can de-duplicate. With Redis
+    down, this process's own watchers still get the event (a task the web process ran itself);
+    the others read it from the database, and the error is raised for the caller to log.
+    """
+    client = _redis_publisher()
+    if client is None:
+        _deliver_locally(channel, event_type, data, event_id)
+        return
+    message = {"channel": channel, "event_type": event_type, "data": data, "pub_id": event_id}
+    try:
+        client.publish("events_channel", json.dumps(message))
+    except Exception:
+        _deliver_locally(channel, event_type, data, event_id)
+        raise
+
+
+def _deliver_locally(channel: str, event_type: str, data: str, event_id: int | None) -> None:
+    from django_eventstream.event import Event as StreamEvent
+    from django_eventstream.views import get_listener_manager
+
+    get_listener_manager().add_to_queues(
+        channel, StreamEvent(channel, event_type, data, id=event_id)
+    )
+
+
+_publisher: Any = None
+_publisher_lock = threading.Lock()
+
+
+def _redis_publisher():
+    """A Redis client for publishing, or None without EVENTSTREAM_REDIS.
+
+    Not django-eventstream's own client: redis-py's default retries a refused connection with
+    backoff for about ten seconds, which would stall every event a task emits during an outage.
+    One immediate retry still heals a pooled connection that a Redis restart broke.
+    """
+    global _publisher
+    from django_eventstream.eventstream import redis_client
+
+    if redis_client is None:  # django-eventstream's switch: no EVENTSTREAM_REDIS, one process
+        return None
+    with _publisher_lock:
+        if _publisher is None:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            pool = redis.ConnectionPool(
+                **settings.EVENTSTREAM_REDIS,
+                socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
+                socket_timeout=PUBLISH_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 1),
+            )
+            _publisher = redis.Redis(connection_pool=pool)
+        return _publisher

@@ -1,0 +1,22 @@
+"""Browser visits to the staff pages belong to a Session in the books, like API calls do."""
+
+from __future__ import annotations
+
+from system.services import session_for_request
+
+STAFF_PREFIX = "/staff/"
+
+
+class StaffSessionMiddleware:
+    """Resolves `request.glow_session` for signed-in users with a profile on /staff/ pages."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(STAFF_PREFIX) and request.user.is_authenticated:
+            profile = getattr(request.user, "profile", None)
+            if profile is not None:
+                request.glow_auth = "session"
+                session_for_request(request=request, actor=profile)
+        return self.get_response(request)
