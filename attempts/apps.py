@@ -6,3 +6,16 @@ from django.apps import AppConfig
 class AttemptsConfig(AppConfig):
     name = "attempts"
     verbose_name = "Attempts"
+
+    def ready(self) -> None:
+        from attempts import families
+        from glow.core.registry import registry
+
+        families.register()
+        registry.add_hook("staff_urls", _staff_urls)
+
+
+def _staff_urls() -> list:
+    from attempts.staff_urls import urlpatterns
+
+    return urlpatterns

@@ -1,0 +1,363 @@
+"""The attempt family's ops: thin views that parse, call one service or selector, and serialize."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from rest_framework import serializers as drf
+from rest_framework.response import Response
+
+from attempts import selectors, services
+from attempts import serializers as shapes
+from attempts.models import GRADE_ENTRY_KINDS
+from glow.core import selectors as core_selectors
+from glow.core import serializers as core_shapes
+from glow.core import services as core_services
+from glow.core.errors import ApplicationError, NotFound
+from glow.core.ops import op
+from glow.core.viewsets import ArtifactViewSet
+
+# A synchronous export beyond this many attempts would hold a web worker for minutes.
+MAX_EXPORT_ATTEMPTS = 10_000
+
+
+@cache
+def export_request(family) -> type:
+    return core_shapes.make(
+        "AttemptExportRequest",
+        {
+            **core_shapes.filter_fields(family),
+            "view": drf.ChoiceField(
+                choices=["attempt", "record", "dashboard"],
+                required=False,
+                allow_null=True,
+                help_text="attempt (one attempt_id), record (one learner's history; "
+                "target_profile_id, default yourself), dashboard (the filtered slice).",
+            ),
+            "attempt_id": core_shapes.StrictUUIDField(required=False, allow_null=True),
+            "is_archived": drf.BooleanField(required=False, allow_null=True),
+            "show_archived": drf.BooleanField(required=False, allow_null=True),
+        },
+    )
+
+
+def _given_grade(data: dict) -> dict:
+    names = ("score", "passed", "time_taken", *GRADE_ENTRY_KINDS)
+    return {name: data[name] for name in names if data.get(name) is not None}
+
+
+class AttemptViewSet(ArtifactViewSet):
+    """Seed 001's attempt ops beside the universal ones."""
+
+    @property
+    def session(self):
+        return getattr(self.request._request, "glow_session", None)
+
+    @property
+    def mcp(self) -> bool:
+        return bool(getattr(self.request._request, "glow_mcp", False))
+
+    # -- universal ops with attempt-specific bodies --------------------------------------------
+
+    @op(
+        "get",
+        request=shapes.AttemptGetRequest,
+        response=shapes.AttemptGetResponse,
+        needs_model=True,
+    )
+    def get_op(self, request):
+        """The canonical attempt bundle; chat_id picks which chat's messages come along.
+
+        Inside the organization, an attempt the actor may not read answers 200 with
+        attempt_exists: true and access_denied: true and nothing else; elsewhere, 404.
+        """
+        data = self.parse()
+        attempt, exists = selectors.attempt_for_get(actor=self.actor, pk=data["attempt_id"])
+        if attempt is None:
+            if not exists:
+                raise NotFound("No attempt with that id.")
+            return Response(selectors.denied_bundle(actor=self.actor, exists=True))
+        bundle = selectors.attempt_bundle(
+            actor=self.actor, attempt=attempt, chat_id=data.get("chat_id")
+        )
+        return Response(shapes.AttemptGetResponse(bundle, context={"request": request}).data)
+
+    @op(
+        "search",
+        request=core_shapes.search_request,
+        response=core_shapes.search_response,
+        needs_model=True,
+    )
+    def search(self, request):
+        """History of attempts (HistoryResponse): hydrated rows, facets, total_count."""
+        result = selectors.attempt_search(actor=self.actor, params=self.parse())
+        return Response(self.search_body(result))
+
+    @op(
+        "archive",
+        request=core_shapes.archive_request,
+        response=core_shapes.archive_response,
+        needs_model=True,
+    )
+    def archive(self, request):
+        """Archive or unarchive attempts: attempt_ids, or all: true with filters minus excluded_ids."""
+        body = self.parse()
+        core_services.require_write(actor=self.actor, family=self.family)
+        selection = core_selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
+        count, learners = services.attempt_archive(
+            selection=selection, archived=body.get("archived", True)
+        )
+        return Response(
+            {"updated_count": count, "profile_ids_to_invalidate": [str(pk) for pk in learners]}
+        )
+
+    def refresh_views(self) -> list[str]:
+        return services.attempt_rollups_refresh(actor=self.actor)
+
+    # -- the lifecycle --------------------------------------------------------------------------
+
+    @op("start", request=shapes.AttemptStartRequest, response=shapes.AttemptStartResponse)
+    def start(self, request):
+        """Start an attempt from a home or practice entry: one chat per scenario, a stream group.
+
+        An Idempotency-Key header makes retries answer the first attempt.
+        """
+        data = self.parse()
+        attempt = services.attempt_start(
+            actor=self.actor,
+            home_id=data.get("home_id"),
+            practice_id=data.get("practice_id"),
+            infinite_mode=data.get("infinite_mode", False),
+            idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
+            session=self.session,
+        )
+        chat_ids = selectors.chat_ids(attempt)
+        return Response(
+            {
+                "attempt_id": attempt.pk,
+                "chat_entry_id": attempt.entry_id,
+                "attempt_chat_id": chat_ids[attempt.current_chat_index] if chat_ids else None,
+                "chat_ids": chat_ids,
+                "group_id": attempt.group_id,
+            }
+        )
+
+    @op("message", request=shapes.AttemptMessageRequest, response=shapes.AttemptMessageResponse)
+    def message(self, request):
+        """Send the learner's message; the persona's reply streams to the attempt's group.
+
+        An agent client may pass assistant_content (and hints, contents) to skip the AI.
+        """
+        data = self.parse()
+        result = services.attempt_message(
+            actor=self.actor,
+            attempt_id=data["attempt_id"],
+            chat_id=data["chat_id"],
+            message=data["message"],
+            parent_message_id=data.get("parent_message_id"),
+            assistant_content=data.get("assistant_content"),
+            hints=data.get("hints"),
+            contents=data.get("contents"),
+            session=self.session,
+            mcp=self.mcp,
+        )
+        reply = result.assistant_message
+        return Response(
+            {
+                "chat_id": result.chat.pk,
+                "user_message_id": result.user_message.pk,
+                "assistant_message_id": reply.pk if reply else None,
+                "assistant_content": reply.content if reply else None,
+                "hints": reply.hints if reply else None,
+                "stopped": bool(reply and reply.stopped),
+                "run_id": result.run.pk if result.run else None,
+            }
+        )
+
+    @op("stop", request=shapes.AttemptStopRequest, response=shapes.AttemptStopResponse)
+    def stop(self, request):
+        """Cancel the reply being generated (by chat_id or group_id); the partial text is kept."""
+        data = self.parse()
+        result = services.attempt_stop(
+            actor=self.actor, chat_id=data.get("chat_id"), group_id=data.get("group_id")
+        )
+        return Response(
+            {"chat_id": result.chat_id, "success": result.success, "message": result.message}
+        )
+
+    @op("next", request=shapes.AttemptNextRequest, response=shapes.AttemptNextResponse)
+    def next_chat(self, request):
+        """Open the next scenario's chat (the current one must be ended)."""
+        data = self.parse()
+        chat = services.attempt_next(actor=self.actor, attempt_id=data["attempt_id"])
+        return Response({"attempt_id": chat.attempt_id, "chat_id": chat.pk})
+
+    @op("end", request=shapes.AttemptEndRequest, response=shapes.AttemptEndResponse)
+    def end(self, request):
+        """End a chat; grade: true asks the AI, or an agent passes score and entries."""
+        data = self.parse()
+        result = services.attempt_end(
+            actor=self.actor,
+            attempt_id=data["attempt_id"],
+            chat_id=data["chat_id"],
+            grade=data.get("grade", False),
+            given=_given_grade(data),
+            session=self.session,
+        )
+        grade = result.grade
+        return Response(
+            {
+                "chat_id": result.chat.pk,
+                "is_attempt_finished": result.is_attempt_finished,
+                "grade_id": grade.pk if grade else None,
+                "score": grade.score if grade else None,
+                "passed": grade.passed if grade else None,
+            }
+        )
+
+    @op("end-all", request=shapes.AttemptEndAllRequest, response=shapes.AttemptEndAllResponse)
+    def end_all(self, request):
+        """End every chat still open or pending."""
+        data = self.parse()
+        result = services.attempt_end_all(actor=self.actor, attempt_id=data["attempt_id"])
+        return Response(
+            {
+                "attempt_id": result.attempt.pk,
+                "success": True,
+                "all_scenarios_complete": result.all_scenarios_complete,
+                "message": f"Ended {result.ended_count} chat(s).",
+            }
+        )
+
+    @op("grade", request=shapes.AttemptGradeRequest, response=shapes.AttemptGradeResponse)
+    def grade(self, request):
+        """Grade an ended chat again (default: the current chat)."""
+        data = self.parse()
+        chat, grade = services.attempt_grade(
+            actor=self.actor,
+            attempt_id=data["attempt_id"],
+            chat_id=data.get("chat_id"),
+            resource_types=data.get("resource_types"),
+            user_instructions=data.get("user_instructions"),
+            given=_given_grade(data),
+            session=self.session,
+        )
+        return Response(
+            {"chat_id": chat.pk, "grade_id": grade.pk, "score": grade.score, "passed": grade.passed}
+        )
+
+    @op("complete", request=shapes.AttemptCompleteRequest, response=shapes.AttemptCompleteResponse)
+    def complete(self, request):
+        """Freeze the attempt and roll its rubric up; calling again answers the same completion."""
+        data = self.parse()
+        completion = services.attempt_complete(
+            actor=self.actor,
+            attempt_id=data["attempt_id"],
+            message=data.get("message") or "",
+            session=self.session,
+        )
+        return Response(
+            {
+                "attempt_id": completion.attempt_id,
+                "completion_id": completion.pk,
+                "score": completion.score,
+                "passed": completion.passed,
+                "groups": completion.groups,
+                "message": completion.message,
+            }
+        )
+
+    @op(
+        "use-previous",
+        request=shapes.AttemptUsePreviousRequest,
+        response=shapes.AttemptUsePreviousResponse,
+    )
+    def use_previous(self, request):
+        """Copy grades chat by chat from the learner's earlier attempt at the same simulation."""
+        data = self.parse()
+        count = services.attempt_use_previous(
+            actor=self.actor,
+            attempt_id=data["attempt_id"],
+            previous_chat_map=data["previous_chat_map"],
+        )
+        return Response({"success": True, "message": f"Copied {count} grade(s)."})
+
+    @op("response", request=shapes.AttemptResponseRequest, response=shapes.AttemptResponseResponse)
+    def respond(self, request):
+        """Answer a video scenario's question."""
+        data = self.parse()
+        answer = services.attempt_respond(
+            actor=self.actor,
+            chat_id=data["chat_id"],
+            question_id=data["question_id"],
+            option_ids=data["option_ids"],
+        )
+        return Response(
+            {
+                "success": True,
+                "message": "Correct." if answer.is_correct else "Not quite.",
+                "is_correct": answer.is_correct,
+                "response_id": answer.pk,
+            }
+        )
+
+    @op("group", request=shapes.AttemptGroupRequest, response=shapes.AttemptGroupResponse)
+    def group(self, request):
+        """Resolve (or mint) the group an attempt streams on: the attempt's own group, in
+        whichever session it was started, not the universal op's per-session one."""
+        data = self.parse()
+        attempt = services.attempt_group(
+            actor=self.actor,
+            attempt_id=data.get("attempt_id"),
+            group_id=data.get("group_id"),
+            session=self.session,
+        )
+        group = attempt.group
+        return Response(
+            {
+                "group_id": group.pk,
+                "session_id": group.session_id,
+                "group_name": group.name,
+                "name": group.name,
+                "family": group.family,
+                "artifact_id": group.artifact_id,
+                "attempt_id": attempt.pk,
+                "created_at": group.created_at,
+                "run_count": group.run_count,
+            }
+        )
+
+    @op("export", request=export_request, response=shapes.AttemptExportResponse)
+    def export(self, request):
+        """A ZIP of transcripts, grades and rubric scores; download it with file/download."""
+        data = self.parse()
+        attempt_id = data.get("attempt_id")
+        view = data.get("view") or ("attempt" if attempt_id else "dashboard")
+        if view == "attempt" and attempt_id is None:
+            raise ApplicationError(
+                "Name the attempt to export.", fields={"attempt_id": ["Required for view attempt."]}
+            )
+        attempts = selectors.export_selection(
+            actor=self.actor, view=view, params=data, attempt_id=attempt_id
+        )
+        if attempts.count() > MAX_EXPORT_ATTEMPTS:
+            raise ApplicationError(
+                f"That is more than {MAX_EXPORT_ATTEMPTS} attempts: narrow the filters.",
+                code="export_too_large",
+            )
+        result = services.attempt_export(
+            actor=self.actor,
+            attempts=attempts,
+            view=view,
+            single=attempt_id is not None,
+            session=self.session,
+        )
+        return Response(
+            {
+                "file_id": result.upload.pk,
+                "upload_id": result.upload.pk,
+                "file_name": result.upload.file_name,
+                "row_count": result.row_count,
+                "message_count": result.message_count,
+            }
+        )

@@ -1,0 +1,69 @@
+"""Demo attempts on 'Office hours: CS-180', made through the services and the local provider.
+
+Each attempt is started with its own Idempotency-Key, so a rerun finds it and changes nothing.
+"""
+
+from __future__ import annotations
+
+from attempts import services
+from attempts.models import AttemptStatus
+from glow.accounts.models import Profile
+from glow.catalog.models import Home, Practice
+
+GOOD = [
+    "It sounds like recursion has been really frustrating, and that's okay. What have you tried "
+    "so far? Let's trace the base case together with a small example.",
+    "I understand you're upset about question 4, and I hear you. The regrade policy is a written "
+    "request within one week; the next step is to send it by Friday and we'll review it.",
+    "I appreciate you being honest with me. I'm not accusing you of anything: the policy is that "
+    "I report the similarity to the instructor. What questions do you have about the process?",
+]
+WEAK = [
+    "Just read the lecture notes again.",
+    "The grade is final, calm down.",
+    "You copied, so you'll have to deal with it.",
+]
+
+
+def _run(learner, entry, *, key: str, lines: list[str], chats: int, complete: bool):
+    entry_id = {"practice_id": entry.pk} if isinstance(entry, Practice) else {"home_id": entry.pk}
+    attempt = services.attempt_start(actor=learner, idempotency_key=key, **entry_id)
+    if attempt.message_count or attempt.status == AttemptStatus.COMPLETED:
+        return attempt, False
+    chat_ids = list(attempt.chats.order_by("position").values_list("pk", flat=True))
+    for position in range(chats):
+        if position:
+            services.attempt_next(actor=learner, attempt_id=attempt.pk)
+        services.attempt_message(
+            actor=learner,
+            attempt_id=attempt.pk,
+            chat_id=chat_ids[position],
+            message=lines[position % len(lines)],
+        )
+        if complete or position < chats - 1:
+            services.attempt_end(
+                actor=learner, attempt_id=attempt.pk, chat_id=chat_ids[position], grade=True
+            )
+    if complete:
+        services.attempt_complete(actor=learner, attempt_id=attempt.pk, message="Demo run")
+    return attempt, True
+
+
+def seed(*, stdout) -> None:
+    home = Home.objects.get(title="CS-180 TA training: office hours")
+    practice = Practice.objects.get(title="Practice: office hours")
+    learner1 = Profile.objects.get(user__username="learner1")
+    learner2 = Profile.objects.get(user__username="learner2")
+    runs = [
+        (learner1, home, "demo-learner1-complete", GOOD, 3, True),
+        (learner1, practice, "demo-learner1-practice", GOOD, 1, False),
+        (learner2, home, "demo-learner2-complete", WEAK, 3, True),
+        (learner2, home, "demo-learner2-in-progress", WEAK[1:], 2, False),
+    ]
+    made = 0
+    for learner, entry, key, lines, chats, complete in runs:
+        _, created = _run(learner, entry, key=key, lines=lines, chats=chats, complete=complete)
+        made += created
+    stdout.write(
+        f"  attempts: {made} new demo attempts ({len(runs)} in all) for learner1, learner2"
+    )

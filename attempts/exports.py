@@ -1,0 +1,348 @@
+"""The attempt export ZIP: transcripts (JSONL and Markdown), grades and rubric scores (CSV), manifest.
+
+Streamed: every file is written while its rows are read with .iterator(), straight into the
+ZIP on disk, so memory stays flat whatever the size. The number of queries is fixed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from attempts.models import Chat, Message, Role
+from glow.catalog.models import Standard
+
+CHUNK = 2000  # rows per fetch from a server-side cursor
+CHUNK_BYTES = 256 * 1024
+SPOOL_BYTES = 1024 * 1024  # a Markdown transcript past this goes to a temporary file
+
+ATTEMPT_COLUMNS = [
+    "attempt_id",
+    "title",
+    "learner_id",
+    "learner_name",
+    "simulation_id",
+    "simulation_title",
+    "department",
+    "cohort",
+    "practice",
+    "infinite_mode",
+    "status",
+    "started_at",
+    "completed_at",
+    "score_percent",
+    "passed",
+    "time_taken_seconds",
+    "chat_count",
+    "message_count",
+    "archived",
+]
+GRADE_COLUMNS = [
+    "attempt_id",
+    "chat_id",
+    "position",
+    "scenario",
+    "persona",
+    "chat_status",
+    "started_at",
+    "ended_at",
+    "grade_id",
+    "source",
+    "score_percent",
+    "points",
+    "total_points",
+    "passed",
+    "time_taken_seconds",
+    "feedback",
+    "strengths",
+    "improvements",
+]
+RUBRIC_COLUMNS = [
+    "attempt_id",
+    "chat_id",
+    "position",
+    "grade_id",
+    "group_id",
+    "group_name",
+    "standard_id",
+    "standard_name",
+    "score",
+    "points",
+]
+
+
+@dataclass
+class Counts:
+    attempts: int = 0
+    chats: int = 0
+    rubric_scores: int = 0
+    messages: int = 0
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def _blank(value) -> object:
+    return "" if value is None else value
+
+
+def _joined(entries: list) -> str:
+    return " | ".join(str(entry.get("content", "")) for entry in entries or [] if entry)
+
+
+def _write_csv(archive: zipfile.ZipFile, name: str, header: list[str], rows: Iterable) -> int:
+    count = 0
+    with archive.open(name, "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def _attempt_rows(attempts: QuerySet) -> Iterator[list]:
+    rows = attempts.select_related("simulation", "profile__user", "department", "cohort")
+    for attempt in rows.order_by("created_at", "id").iterator(chunk_size=CHUNK):
+        yield [
+            attempt.pk,
+            attempt.title,
+            attempt.profile_id,
+            attempt.profile.name,
+            attempt.simulation_id,
+            attempt.simulation.title,
+            attempt.department.name if attempt.department_id else "",
+            attempt.cohort.name if attempt.cohort_id else "",
+            attempt.practice,
+            attempt.infinite_mode,
+            attempt.status,
+            _iso(attempt.started_at),
+            _iso(attempt.completed_at),
+            _blank(attempt.score),
+            _blank(attempt.passed),
+            _blank(attempt.time_taken),
+            attempt.chat_count,
+            attempt.message_count,
+            attempt.archived,
+        ]
+
+
+def _chats(attempts: QuerySet) -> QuerySet:
+    return (
+        Chat.objects.filter(attempt__in=attempts.values("pk"))
+        .select_related("scenario__persona", "grade")
+        .order_by("attempt__created_at", "attempt_id", "position")
+    )
+
+
+def _grade_rows(attempts: QuerySet) -> Iterator[list]:
+    for chat in _chats(attempts).iterator(chunk_size=CHUNK):
+        grade = chat.grade
+        yield [
+            chat.attempt_id,
+            chat.pk,
+            chat.position + 1,
+            chat.scenario.title,
+            chat.scenario.persona.title,
+            chat.status,
+            _iso(chat.started_at),
+            _iso(chat.ended_at),
+            grade.pk if grade else "",
+            grade.source if grade else "",
+            grade.score if grade else "",
+            grade.points if grade else "",
+            grade.total_points if grade else "",
+            grade.passed if grade else "",
+            _blank(grade.time_taken) if grade else "",
+            _joined(grade.feedbacks) if grade else "",
+            _joined(grade.strengths) if grade else "",
+            _joined(grade.improvements) if grade else "",
+        ]
+
+
+def _rubric_rows(attempts: QuerySet, names: dict) -> Iterator[list]:
+    graded = _chats(attempts).filter(grade__isnull=False)
+    for chat in graded.iterator(chunk_size=CHUNK):
+        for entry in chat.grade.standard_scores or []:
+            group_name, standard_name = names.get(str(entry.get("standard_id")), ("", ""))
+            yield [
+                chat.attempt_id,
+                chat.pk,
+                chat.position + 1,
+                chat.grade_id,
+                entry.get("group_id", ""),
+                group_name,
+                entry.get("standard_id", ""),
+                standard_name,
+                entry.get("score", ""),
+                entry.get("points", ""),
+            ]
+
+
+def _standard_names(attempts: QuerySet) -> dict[str, tuple[str, str]]:
+    rubric_ids = attempts.values("simulation__rubric_id")
+    return {
+        str(pk): (group, name)
+        for pk, group, name in Standard.objects.filter(group__rubric_id__in=rubric_ids).values_list(
+            "pk", "group__name", "name"
+        )
+    }
+
+
+MESSAGE_FIELDS = (
+    "chat_id",
+    "pk",
+    "seq",
+    "role",
+    "content",
+    "parent_id",
+    "stopped",
+    "hints",
+    "contents",
+    "created_at",
+)
+
+
+def _conversation(attempts: QuerySet) -> Iterator[tuple[Chat, tuple]]:
+    """(chat, message row) in transcript order, from two cursors read side by side.
+
+    Messages come as plain tuples (no model instances, no joins per row); their chats come
+    from a second cursor in the same order, so neither side is ever held in memory.
+    """
+    chats = _chats(attempts).select_related("attempt").iterator(chunk_size=CHUNK)
+    rows = (
+        Message.objects.filter(chat__attempt__in=attempts.values("pk"))
+        .order_by("chat__attempt__created_at", "chat__attempt_id", "chat__position", "seq")
+        .values_list(*MESSAGE_FIELDS)
+        .iterator(chunk_size=CHUNK)
+    )
+    chat = next(chats, None)
+    for row in rows:
+        while chat is not None and chat.pk != row[0]:
+            chat = next(chats, None)
+        yield chat, row
+
+
+class _Transcripts:
+    """Per attempt: transcripts/<id>.jsonl written into the ZIP as the rows stream by, and
+    transcripts/<id>.md spooled beside it (a ZIP takes one open entry at a time), then copied in."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+        self.attempt_id = None
+        self.chat_id = None
+        self.jsonl = None
+        self.markdown = None
+
+    def write(self, chat: Chat, row: tuple) -> None:
+        _, pk, seq, role, content, parent_id, stopped, hints, contents, created_at = row
+        if chat.attempt_id != self.attempt_id:
+            self.close()
+            self._open(chat.attempt)
+        line = {
+            "attempt_id": str(chat.attempt_id),
+            "chat_id": str(chat.pk),
+            "chat_position": chat.position + 1,
+            "scenario": chat.scenario.title,
+            "persona": chat.scenario.persona.title,
+            "message_id": str(pk),
+            "seq": seq,
+            "role": role,
+            "content": content,
+            "parent_id": str(parent_id) if parent_id else None,
+            "stopped": stopped,
+            "hints": hints,
+            "contents": contents,
+            "created_at": _iso(created_at),
+        }
+        self.jsonl.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if chat.pk != self.chat_id:
+            self.chat_id = chat.pk
+            self.markdown.write(
+                f"\n## Chat {chat.position + 1}: {chat.scenario.title} "
+                f"(with {chat.scenario.persona.title})\n\n"
+            )
+        speaker = "Learner" if role == Role.USER else chat.scenario.persona.title
+        mark = " _(stopped)_" if stopped else ""
+        self.markdown.write(f"**{speaker}** ({created_at:%H:%M:%S}): {content}{mark}\n\n")
+
+    def _open(self, attempt) -> None:
+        self.attempt_id, self.chat_id = attempt.pk, None
+        raw = self.archive.open(f"transcripts/{attempt.pk}.jsonl", "w")
+        self.jsonl = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+        # Closed in close(), when the attempt's rows end: it outlives this call.
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        self.markdown = io.TextIOWrapper(spool, encoding="utf-8", newline="\n")
+        score = "" if attempt.score is None else f" · Score: {attempt.score}%"
+        self.markdown.write(
+            f"# {attempt.title}\n\nStarted {_iso(attempt.started_at)} · "
+            f"Status: {attempt.status}{score}\n"
+        )
+
+    def close(self) -> None:
+        if self.jsonl is None:
+            return
+        self.jsonl.close()
+        self.markdown.flush()
+        spool = self.markdown.detach()
+        spool.seek(0)
+        with self.archive.open(f"transcripts/{self.attempt_id}.md", "w") as out:
+            shutil.copyfileobj(spool, out, CHUNK_BYTES)
+        spool.close()
+        self.jsonl = self.markdown = None
+
+
+def _write_transcripts(archive: zipfile.ZipFile, attempts: QuerySet) -> int:
+    transcripts, count = _Transcripts(archive), 0
+    try:
+        for chat, row in _conversation(attempts):
+            transcripts.write(chat, row)
+            count += 1
+    finally:
+        transcripts.close()
+    return count
+
+
+def write_export(*, path: str, actor, attempts: QuerySet, view: str) -> Counts:
+    """Write the ZIP at `path`; answer what it holds."""
+    counts = Counts()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        counts.attempts = _write_csv(
+            archive, "attempts.csv", ATTEMPT_COLUMNS, _attempt_rows(attempts)
+        )
+        counts.chats = _write_csv(archive, "grades.csv", GRADE_COLUMNS, _grade_rows(attempts))
+        counts.rubric_scores = _write_csv(
+            archive,
+            "rubric_scores.csv",
+            RUBRIC_COLUMNS,
+            _rubric_rows(attempts, _standard_names(attempts)),
+        )
+        counts.messages = _write_transcripts(archive, attempts)
+        manifest = {
+            "format": "glow-attempt-export",
+            "version": 1,
+            "view": view,
+            "exported_at": _iso(timezone.now()),
+            "exported_by": actor.name,
+            "organization_id": str(actor.organization_id),
+            "counts": asdict(counts),
+            "files": {
+                "attempts.csv": "One row per attempt.",
+                "grades.csv": "One row per chat, with its current grade.",
+                "rubric_scores.csv": "One row per rubric standard of each graded chat.",
+                "transcripts/<attempt_id>.jsonl": "Every message, one JSON object a line.",
+                "transcripts/<attempt_id>.md": "The same conversations, readable.",
+            },
+        }
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+    return counts

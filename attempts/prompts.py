@@ -1,0 +1,200 @@
+"""The model requests of a chat: persona reply, hints and grade, for any provider.
+
+`context` feeds the offline simulator; `messages` carry the same facts in words, so a remote
+model gets everything it needs.
+"""
+
+from __future__ import annotations
+
+import json
+
+from glow.ai import CompletionRequest
+from glow.catalog.models import Scenario
+
+GRADE_SCHEMA = {
+    "type": "object",
+    "required": ["score", "total_points", "passed", "standards", "feedback"],
+    "properties": {
+        "score": {"type": "integer", "minimum": 0},
+        "total_points": {"type": "integer", "minimum": 0},
+        "passed": {"type": "boolean"},
+        "feedback": {"type": "string"},
+        "standards": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["standard_id", "group_id", "score", "points"],
+                "properties": {
+                    "standard_id": {"type": "string"},
+                    "group_id": {"type": "string"},
+                    "score": {"type": "integer", "minimum": 0},
+                    "points": {"type": "integer", "minimum": 0},
+                    "feedback": {"type": "string"},
+                },
+            },
+        },
+        "strengths": {"type": "array", "items": {"type": "string"}},
+        "improvements": {"type": "array", "items": {"type": "string"}},
+        "highlights": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["quote"],
+                "properties": {
+                    "quote": {"type": "string"},
+                    "comment": {"type": "string"},
+                    "message_id": {"type": "string"},
+                },
+            },
+        },
+        "replacements": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["original", "replacement"],
+                "properties": {
+                    "original": {"type": "string"},
+                    "replacement": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+HINTS_SCHEMA = {
+    "type": "array",
+    "maxItems": 3,
+    "items": {
+        "type": "object",
+        "required": ["type", "content"],
+        "properties": {
+            "type": {"type": "string", "enum": ["warning", "praise", "suggestion"]},
+            "content": {"type": "string"},
+        },
+    },
+}
+
+
+def persona_of(scenario: Scenario) -> dict:
+    persona = scenario.persona
+    return {
+        "name": persona.title,
+        "description": persona.description,
+        "traits": list(persona.traits or []),
+        "intensity": persona.intensity,
+        "voice": persona.voice,
+    }
+
+
+def scenario_of(scenario: Scenario) -> dict:
+    return {"title": scenario.title, "context": scenario.context, "modality": scenario.modality}
+
+
+def turns_of(messages) -> list[dict]:
+    return [
+        {"id": str(message.pk), "role": message.role, "content": message.content}
+        for message in messages
+    ]
+
+
+def _persona_system(persona: dict, scenario: dict) -> str:
+    traits = ", ".join(persona["traits"]) or "no particular traits"
+    return (
+        f"You are role-playing {persona['name']}, a student: {persona['description']} "
+        f"Traits: {traits}; emotional intensity {persona['intensity']}/10. "
+        f"Situation: {scenario['title']}. {scenario['context']} "
+        "The user is a teaching assistant practising this conversation. Stay in character, "
+        "answer in one to three sentences, and react to how the TA treats you."
+    )
+
+
+def persona_reply_request(
+    *, scenario: Scenario, transcript: list[dict], message: str
+) -> CompletionRequest:
+    persona, situation = persona_of(scenario), scenario_of(scenario)
+    messages = [{"role": "system", "content": _persona_system(persona, situation)}]
+    messages += [{"role": turn["role"], "content": turn["content"]} for turn in transcript]
+    messages.append({"role": "user", "content": message})
+    return CompletionRequest(
+        messages=messages,
+        task="persona_reply",
+        context={
+            "persona": persona,
+            "scenario": situation,
+            "transcript": transcript,
+            "learner_message": message,
+        },
+    )
+
+
+def hint_request(
+    *, scenario: Scenario, transcript: list[dict], message: str, reply: str
+) -> CompletionRequest:
+    persona, situation = persona_of(scenario), scenario_of(scenario)
+    conversation = "\n".join(f"{turn['role']}: {turn['content']}" for turn in transcript)
+    return CompletionRequest(
+        messages=[
+            {
+                "role": "system",
+                "content": "You coach a teaching assistant during a practice conversation with "
+                f"{persona['name']} ({situation['title']}). Give at most three short hints as a "
+                'JSON array of {"type": "warning"|"praise"|"suggestion", "content": "..."}.',
+            },
+            {
+                "role": "user",
+                "content": f"{conversation}\nuser: {message}\nassistant: {reply}",
+            },
+        ],
+        task="hint",
+        context={
+            "persona": persona,
+            "scenario": situation,
+            "transcript": transcript,
+            "learner_message": message,
+            "persona_reply": reply,
+        },
+        json_schema=HINTS_SCHEMA,
+    )
+
+
+def grade_request(
+    *,
+    scenario: Scenario,
+    transcript: list[dict],
+    structure: list[dict],
+    pass_threshold: int,
+    instructions: list[str],
+) -> CompletionRequest:
+    rubric = {"groups": structure}
+    conversation = "\n".join(
+        f"[{turn['id']}] {turn['role']}: {turn['content']}" for turn in transcript
+    )
+    extra = "\n".join(f"- {line}" for line in instructions)
+    return CompletionRequest(
+        messages=[
+            {
+                "role": "system",
+                "content": "Grade the teaching assistant (role user) in this conversation against "
+                "the rubric. Score each standard from 0 to its points, from evidence in the "
+                f"user's turns only. Passing is {pass_threshold}% of the total points. Answer "
+                "with JSON matching the schema."
+                + (f"\nAlso follow these instructions:\n{extra}" if extra else ""),
+            },
+            {
+                "role": "user",
+                "content": f"Scenario: {scenario.title}\nRubric: {json.dumps(rubric)}\n\n"
+                f"Conversation:\n{conversation}",
+            },
+        ],
+        task="grade",
+        context={
+            "rubric": rubric,
+            "transcript": transcript,
+            "pass_threshold": pass_threshold,
+            "scenario": scenario_of(scenario),
+            "persona": persona_of(scenario),
+            "instructions": instructions,
+        },
+        json_schema=GRADE_SCHEMA,
+    )

@@ -1,0 +1,544 @@
+"""Reads of attempts: role scoping, the get bundle, transcripts, rollups, search with facets."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Cast, Coalesce, NullIf
+from django.utils import timezone
+
+from attempts.models import (
+    Attempt,
+    AttemptCount,
+    AttemptStatus,
+    Chat,
+    ChatStatus,
+    Completion,
+    Message,
+)
+from glow.catalog.models import Rubric
+from glow.core import selectors as core
+from glow.core.errors import ApplicationError, NotFound
+from glow.core.registry import Facet, registry
+
+# A facet is a dropdown: past this many options it stops helping, and counting them all costs.
+FACET_LIMIT = 100
+
+
+def family():
+    return registry.get("attempt")
+
+
+def attempt_scope(queryset: QuerySet, actor) -> QuerySet:
+    """Learners see their own attempts; instructors also their departments' and cohorts'."""
+    if actor.is_admin:
+        return queryset
+    own = Q(profile_id=actor.pk)
+    if actor.is_instructor:
+        return queryset.filter(
+            own | Q(department_id__in=actor.department_ids()) | Q(cohort_id__in=actor.cohort_ids())
+        )
+    return queryset.filter(own)
+
+
+def attempt_queryset(*, actor) -> QuerySet:
+    return core.artifact_queryset(actor=actor, family=family())
+
+
+def attempt_access(*, actor, pk, for_update: bool = False) -> Attempt:
+    return core.artifact_access(actor=actor, family=family(), pk=pk, for_update=for_update)
+
+
+def attempt_for_get(*, actor, pk) -> tuple[Attempt | None, bool]:
+    """The attempt if visible, else None, and whether it exists in the actor's organization.
+
+    Inside the organization the answer is honest (seed 001's attempt_exists / access_denied);
+    another organization's attempt reads exactly like a missing one.
+    """
+    attempt = (
+        attempt_queryset(actor=actor)
+        .select_related("simulation", "profile__user", "department", "cohort", "completion")
+        .filter(pk=pk)
+        .first()
+    )
+    if attempt is not None:
+        return attempt, True
+    exists = Attempt.objects.filter(pk=pk, organization_id=actor.organization_id).exists()
+    return None, exists
+
+
+def chats_of(attempt: Attempt) -> list[Chat]:
+    return list(
+        Chat.objects.filter(attempt=attempt)
+        .select_related("scenario__persona", "grade")
+        .order_by("position")
+    )
+
+
+def chat_ids(attempt: Attempt) -> list:
+    return list(
+        Chat.objects.filter(attempt=attempt).order_by("position").values_list("pk", flat=True)
+    )
+
+
+def gradable_chat_ids(*, actor, attempt_id) -> list:
+    """Ended chats with something to grade, of an attempt the actor may see."""
+    attempt = attempt_access(actor=actor, pk=attempt_id)
+    return list(
+        Chat.objects.filter(attempt=attempt, status=ChatStatus.ENDED, message_count__gt=0)
+        .order_by("position")
+        .values_list("pk", flat=True)
+    )
+
+
+def chat_transcript(chat: Chat) -> list[Message]:
+    """The chat's current branch, oldest first (the branch ending at its tip)."""
+    return branch_to(chat, chat.last_message_id)
+
+
+def branch_to(chat: Chat, tip_id) -> list[Message]:
+    """From `tip_id` back through each parent, oldest first: one query for the chat.
+
+    A retry (parent_message_id) starts a new branch; the messages it replaced stay stored.
+    """
+    if tip_id is None:
+        return []
+    messages = {message.pk: message for message in Message.objects.filter(chat=chat)}
+    branch, cursor = [], messages.get(tip_id)
+    while cursor is not None:
+        branch.append(cursor)
+        cursor = messages.get(cursor.parent_id)
+    branch.reverse()
+    return branch
+
+
+# -- timer and rollup -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timer:
+    time_limit_minutes: int | None
+    started_at: datetime
+    expires_at: datetime | None
+    remaining_seconds: int | None
+    expired: bool
+
+
+def timer_of(attempt: Attempt, *, now: datetime | None = None) -> Timer:
+    now = now or timezone.now()
+    limit = attempt.simulation.time_limit_minutes
+    if not limit:
+        return Timer(None, attempt.started_at, None, None, False)
+    expires = attempt.started_at + timedelta(minutes=limit)
+    remaining = max(0, int((expires - now).total_seconds()))
+    return Timer(limit, attempt.started_at, expires, remaining, now >= expires)
+
+
+@dataclass
+class Rollup:
+    score: int | None = None
+    points: int = 0
+    total_points: int = 0
+    passed: bool = False
+    time_taken: int | None = None
+    graded_chat_count: int = 0
+    groups: list[dict] = field(default_factory=list)
+    standards: list[dict] = field(default_factory=list)
+
+
+def half_up(value: float) -> int:
+    """Rounds .5 up, as SQL ROUND does (Python's round() would go to even)."""
+    return math.floor(value + 0.5)
+
+
+def percent(points: int, total: int) -> int | None:
+    return half_up(points * 100 / total) if total else None
+
+
+def weighted_score(grades) -> int | None:
+    """Chat percents weighted by their rubric's points (an agent's percent has no points of its own)."""
+    if not grades:
+        return None
+    weights = [grade.total_points or 1 for grade in grades]
+    return half_up(sum(g.score * w for g, w in zip(grades, weights, strict=True)) / sum(weights))
+
+
+def rollup_of(*, chats: list[Chat], structure: list[dict], pass_threshold: int) -> Rollup:
+    """The rubric summed across chats: per standard, per standard group, and in total.
+
+    `chats` must carry their current grade (select_related("grade")).
+    """
+    grades = [chat.grade for chat in chats if chat.grade_id is not None]
+    rollup = Rollup(graded_chat_count=len(grades))
+    rollup.points = sum(grade.points for grade in grades)
+    rollup.total_points = sum(grade.total_points for grade in grades)
+    rollup.score = weighted_score(grades)
+    rollup.passed = rollup.score is not None and rollup.score >= pass_threshold
+    durations = [chat.time_taken for chat in chats if chat.time_taken is not None]
+    rollup.time_taken = sum(durations) if durations else None
+
+    by_standard: dict[str, dict] = {}
+    for grade in grades:
+        for entry in grade.standard_scores or []:
+            key = str(entry.get("standard_id", ""))
+            row = by_standard.setdefault(
+                key, {"group_id": str(entry.get("group_id", "")), "score": 0, "total_points": 0}
+            )
+            row["score"] += int(entry.get("score") or 0)
+            row["total_points"] += int(entry.get("points") or 0)
+    names = {s["id"]: s["name"] for group in structure for s in group["standards"]}
+    rollup.standards = [
+        {
+            "standard_id": key,
+            "name": names.get(key, ""),
+            **row,
+            "percent": percent(row["score"], row["total_points"]),
+        }
+        for key, row in by_standard.items()
+    ]
+    for group in structure:
+        rows = [row for row in rollup.standards if row["group_id"] == group["id"]]
+        score = sum(row["score"] for row in rows)
+        total = sum(row["total_points"] for row in rows)
+        rollup.groups.append(
+            {
+                "group_id": group["id"],
+                "name": group["name"],
+                "score": score,
+                "total_points": total,
+                "percent": percent(score, total),
+            }
+        )
+    return rollup
+
+
+def rubric_for(attempt: Attempt) -> Rubric | None:
+    if attempt.simulation.rubric_id is None:
+        return None
+    return Rubric.objects.for_api().filter(pk=attempt.simulation.rubric_id).first()
+
+
+def structure_of(rubric: Rubric | None) -> list[dict]:
+    return rubric.structure() if rubric is not None else []
+
+
+def previous_attempt_ids(attempt: Attempt, *, limit: int = 10) -> list:
+    """The same learner's earlier attempts at the same simulation (use-previous copies from these)."""
+    return list(
+        Attempt.objects.filter(
+            organization_id=attempt.organization_id,
+            profile_id=attempt.profile_id,
+            simulation_id=attempt.simulation_id,
+            started_at__lt=attempt.started_at,
+        )
+        .exclude(pk=attempt.pk)
+        .order_by("-started_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def completion_of(attempt: Attempt) -> Completion | None:
+    try:
+        return attempt.completion
+    except Completion.DoesNotExist:
+        return None
+
+
+# -- the get bundle ---------------------------------------------------------------------------
+
+
+def denied_bundle(*, actor, exists: bool) -> dict:
+    return {
+        "actor_name": actor.name,
+        "attempt_exists": exists,
+        "access_denied": exists,
+        "has_messages": False,
+    }
+
+
+def attempt_bundle(*, actor, attempt: Attempt, chat_id=None, now=None) -> dict:
+    """Seed 001's canonical attempt bundle, plus the chosen chat and its messages (DESIGN 3)."""
+    chats = chats_of(attempt)
+    current = chats[attempt.current_chat_index] if attempt.current_chat_index < len(chats) else None
+    chat = current
+    if chat_id is not None:
+        chat = next((c for c in chats if c.pk == chat_id), None)
+        if chat is None:
+            raise NotFound(
+                "No chat with that id in this attempt.", fields={"chat_id": ["Not found."]}
+            )
+    rubric = rubric_for(attempt)
+    structure = structure_of(rubric)
+    timer = timer_of(attempt, now=now)
+    completion = completion_of(attempt)
+    if completion is not None:
+        groups, graded = completion.groups, completion.graded_chat_count
+    else:
+        rollup = rollup_of(
+            chats=chats, structure=structure, pass_threshold=attempt.simulation.pass_threshold
+        )
+        groups, graded = rollup.groups, rollup.graded_chat_count
+    own = attempt.profile_id == actor.pk
+    active = attempt.is_active
+    open_chat = current is not None and current.status == ChatStatus.ACTIVE
+    has_next = attempt.infinite_mode or any(c.status == ChatStatus.PENDING for c in chats)
+    simulation = attempt.simulation
+    return {
+        "actor_name": actor.name,
+        "attempt_exists": True,
+        "access_denied": False,
+        "attempt": attempt,
+        "simulation": {
+            "id": simulation.pk,
+            "title": simulation.title,
+            "description": simulation.description,
+            "time_limit_minutes": simulation.time_limit_minutes,
+            "pass_threshold": simulation.pass_threshold,
+            "scenario_count": len({c.scenario_id for c in chats}),
+        },
+        "timer": asdict(timer),
+        "aggregated_results": {
+            "score": attempt.score,
+            "passed": attempt.passed,
+            "time_taken": attempt.time_taken,
+            "graded_chat_count": graded,
+            "chat_count": len(chats),
+            "completion_id": completion.pk if completion else None,
+            "groups": groups,
+        },
+        "current_chat_index": attempt.current_chat_index,
+        "expected_chat_count": attempt.chat_count,
+        "is_active": active,
+        "is_lobby": active and attempt.message_count == 0,
+        "show_results": attempt.status == AttemptStatus.COMPLETED,
+        "should_show_controls": own and active and not timer.expired,
+        "is_own_attempt": own,
+        "current_chat_id": current.pk if current else None,
+        "has_messages": attempt.message_count > 0,
+        "available_continuation_options": {
+            "can_message": own and active and open_chat and not timer.expired,
+            "can_next": own
+            and active
+            and current is not None
+            and current.status == ChatStatus.ENDED
+            and has_next,
+            "can_end": own and active and open_chat,
+            "can_end_all": own and active and attempt.ended_chat_count < len(chats),
+            "can_complete": active and (own or actor.is_staff_role),
+            "previous_attempt_ids": previous_attempt_ids(attempt) if own and active else [],
+        },
+        "rubric_structure": {
+            "rubric_id": rubric.pk if rubric else None,
+            "title": rubric.title if rubric else None,
+            "total_points": sum(g["total_points"] for g in structure),
+            "groups": structure,
+        },
+        "training_id": attempt.home_id,
+        "chat_entry_id": attempt.entry_id,
+        "chats": chats,
+        "chat": chat,
+        "messages": chat_transcript(chat) if chat is not None else [],
+    }
+
+
+# -- search -------------------------------------------------------------------------------------
+
+# Filters the materialised counts can answer; any other filter counts on the attempts themselves.
+COUNTED_FILTERS = frozenset(
+    {
+        "simulation_ids",
+        "department_ids",
+        "cohort_ids",
+        "profile_ids",
+        "profile_ids_filter",
+        "target_profile_id",
+        "practice",
+        "simulation_search",
+        "department_search",
+        "cohort_search",
+        "learner_search",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FacetSource:
+    """Where a facet's labels live: the related model behind the id field, and its label field."""
+
+    relation: str
+    label_field: str
+
+    @classmethod
+    def of(cls, facet: Facet) -> FacetSource:
+        relation, _, label_field = facet.label.partition("__")
+        return cls(relation, label_field)
+
+    @property
+    def model(self):
+        return Attempt._meta.get_field(self.relation).related_model
+
+    def label(self):
+        if self.relation == "profile":  # as Profile.name: the display name, else the username
+            return Coalesce(NullIf(F("display_name"), Value("")), F("user__username"))
+        return F(self.label_field)
+
+
+@dataclass(frozen=True)
+class Counting:
+    """What totals and facets count over: AttemptCount rows (summing `count`) or attempts."""
+
+    rows: QuerySet
+    number: Sum | Count
+
+    def total(self) -> int:
+        return self.rows.aggregate(total=self.number)["total"] or 0
+
+    def facet(self, facet: Facet, params: dict) -> list[dict]:
+        counts = (
+            self.rows.order_by()
+            .exclude(**{f"{facet.field}__isnull": True})
+            .values(facet.field)
+            .annotate(count=self.number)
+            .order_by("-count", facet.field)
+        )
+        needle = (params.get(facet.search_param) or "").strip() if facet.search_param else ""
+        if needle:
+            source = FacetSource.of(facet)
+            matching = source.model.objects.filter(**{f"{source.label_field}__icontains": needle})
+            counts = counts.filter(**{f"{facet.field}__in": matching.values("pk")})
+        return [{"id": row[facet.field], "count": row["count"]} for row in counts[:FACET_LIMIT]]
+
+    def groups(self, facet: Facet) -> list[dict]:
+        """Every group of the facet's field, the rows without a value too: their sum is the total."""
+        counts = self.rows.order_by().values(facet.field).annotate(count=self.number)
+        return [{"id": row[facet.field], "count": row["count"]} for row in counts]
+
+
+def top_options(groups: list[dict]) -> list[dict]:
+    """What Counting.facet answers (without a label search), picked from every group."""
+    named = sorted(
+        (row for row in groups if row["id"] is not None),
+        key=lambda row: (-row["count"], str(row["id"])),
+    )
+    return named[:FACET_LIMIT]
+
+
+def counting_for(*, actor, params: dict, apply) -> Callable[[str | None], Counting]:
+    """counting(without=param): the materialised counts when every active filter is one they hold
+    (the same answer at a fraction of the rows), else the attempts themselves."""
+    active = {
+        name for name in family().filterset.base_filters if params.get(name) not in (None, "", [])
+    }
+    if active <= COUNTED_FILTERS:
+        counted = AttemptCount.objects.filter(organization_id=actor.organization_id)
+        counted = core.archived_state(params, attempt_scope(counted, actor))
+        return lambda without=None: Counting(apply(counted, without), Sum("count"))
+    attempts = core.archived_state(params, attempt_queryset(actor=actor))
+    return lambda without=None: Counting(apply(attempts, without), Count("pk"))
+
+
+def facet_labels(wanted: dict[str, tuple[Facet, list]]) -> dict[tuple[str, str], str]:
+    """Every facet's option labels in one query (a UNION over the related tables)."""
+    parts = [
+        FacetSource.of(facet)
+        .model.objects.filter(pk__in=ids)
+        .order_by()  # a UNION's parts may not be ordered (model Meta.ordering would)
+        .annotate(
+            kind=Value(name, output_field=CharField()),
+            text=Cast(FacetSource.of(facet).label(), CharField()),
+        )
+        .values_list("kind", "pk", "text")
+        for name, (facet, ids) in wanted.items()
+        if ids
+    ]
+    if not parts:
+        return {}
+    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    return {(kind, str(pk)): text or "" for kind, pk, text in query}
+
+
+def filter_applier(params: dict) -> Callable[..., QuerySet]:
+    """Validate the search filters once; answer apply(queryset, without=param) for the rows and
+    for each facet (a facet's counts leave out its own filter). Invalid values answer 400."""
+    data = {key: value for key, value in params.items() if value is not None}
+    filterset = family().filterset(data=data, queryset=Attempt.objects.none())
+    if not filterset.is_valid():
+        errors = {
+            name: [str(message) for message in messages]
+            for name, messages in filterset.errors.items()
+        }
+        raise ApplicationError(f"Invalid filter: {', '.join(errors)}.", fields=errors)
+    cleaned = filterset.form.cleaned_data
+
+    def apply(queryset: QuerySet, without: str | None = None) -> QuerySet:
+        for name, value in cleaned.items():
+            if name != without:
+                queryset = filterset.filters[name].filter(queryset, value)
+        return queryset
+
+    return apply
+
+
+def _narrowed(facet: Facet, params: dict) -> bool:
+    """Whether the facet's own filter or its label search is in use."""
+    searched = facet.search_param and (params.get(facet.search_param) or "").strip()
+    return params.get(facet.param) not in (None, "", []) or bool(searched)
+
+
+def attempt_search(*, actor, params: dict) -> core.SearchResult:
+    """History rows, total and facets in a fixed number of queries, whatever the page size:
+    the page, its personas, one per facet (plus the total unless the simulation facet gives
+    it), and one for every facet's labels."""
+    page = core.page_of(params)
+    apply = filter_applier(params)
+    rows = list(
+        apply(core.archived_state(params, attempt_queryset(actor=actor)))
+        .for_api()
+        .order_by("-created_at", "-id")[page.offset : page.offset + page.size]
+    )
+    counting = counting_for(actor=actor, params=params, apply=apply)
+    options, total = {}, None
+    for facet in family().facets:
+        if total is None and facet.name == "simulation" and not _narrowed(facet, params):
+            # Unfiltered, the simulation facet groups exactly the matching rows, and simulations
+            # are few: its groups give the total as well, one scan fewer.
+            groups = counting().groups(facet)
+            total = sum(row["count"] for row in groups)
+            options[facet.name] = (facet, top_options(groups))
+        else:
+            options[facet.name] = (facet, counting(facet.param).facet(facet, params))
+    if total is None:
+        total = counting().total()
+    labels = facet_labels(
+        {name: (facet, [row["id"] for row in found]) for name, (facet, found) in options.items()}
+    )
+    facets = {}
+    for name, (facet, found) in options.items():
+        section = [
+            {
+                "id": str(row["id"]),
+                "label": labels.get((name, str(row["id"])), ""),
+                "count": row["count"],
+            }
+            for row in found
+        ]
+        section.sort(key=lambda option: (option["label"].lower(), option["id"]))
+        selected = [str(value) for value in (params.get(facet.param) or [])]
+        facets[name] = {"options": section, "selected": selected}
+    return core.SearchResult(rows=rows, total_count=total, facets=facets, page=page)
+
+
+def export_selection(*, actor, view: str, params: dict, attempt_id=None) -> QuerySet:
+    """The attempts an export covers: one attempt, one learner's record, or a dashboard slice."""
+    if attempt_id is not None:
+        return attempt_queryset(actor=actor).filter(
+            pk=attempt_access(actor=actor, pk=attempt_id).pk
+        )
+    base = core.archived_state(params, attempt_queryset(actor=actor))
+    if view == "record" and not (params.get("target_profile_id") or params.get("profile_ids")):
+        params = {**params, "target_profile_id": actor.pk}
+    return core.filtered(family=family(), queryset=base, params=params)

@@ -1,0 +1,667 @@
+"""Request and response shapes of the attempt ops (seeds 000 and 001; DESIGN section 3)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from attempts.models import GRADE_ENTRY_KINDS, Attempt
+from glow.core.serializers import StrictUUIDField
+
+MAX_MESSAGE_CHARS = 20_000
+MAX_ENTRIES = 100
+
+
+class EntryList(serializers.ListField):
+    """A list of entry objects; a plain string item is read as {"content": item}."""
+
+    def __init__(self, child, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("max_length", MAX_ENTRIES)
+        super().__init__(child=child, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list):
+            data = [{"content": item} if isinstance(item, str) else item for item in data]
+        return [dict(item) for item in super().to_internal_value(data)]
+
+
+def _text(max_length: int = 5000, **kwargs):
+    return serializers.CharField(max_length=max_length, **kwargs)
+
+
+def _optional(max_length: int = 5000):
+    return serializers.CharField(
+        max_length=max_length, required=False, allow_blank=True, allow_null=True
+    )
+
+
+class AttemptGradeFeedbackEntry(serializers.Serializer):
+    content = _text()
+    standard_id = _optional(100)
+
+
+class AttemptGradeStrengthEntry(serializers.Serializer):
+    content = _text()
+    standard_id = _optional(100)
+
+
+class AttemptGradeImprovementEntry(serializers.Serializer):
+    content = _text()
+    standard_id = _optional(100)
+    suggestion = _optional()
+
+
+class AttemptGradeAnalysisEntry(serializers.Serializer):
+    title = _optional(300)
+    content = _text()
+    group_id = _optional(100)
+
+
+class AttemptGradeHighlightEntry(serializers.Serializer):
+    quote = _text()
+    comment = _optional()
+    message_id = _optional(100)
+
+
+class AttemptGradeReplacementEntry(serializers.Serializer):
+    original = _text()
+    replacement = _text()
+    reason = _optional()
+    message_id = _optional(100)
+
+
+class AttemptHintEntry(serializers.Serializer):
+    type = serializers.CharField(max_length=40, default="suggestion")
+    content = _text()
+
+
+class AttemptContentEntry(serializers.Serializer):
+    type = serializers.CharField(max_length=40, default="text")
+    content = _optional(MAX_MESSAGE_CHARS)
+    data = serializers.DictField(required=False, allow_null=True)
+
+
+ENTRY_KINDS = dict(
+    zip(
+        GRADE_ENTRY_KINDS,
+        (
+            AttemptGradeFeedbackEntry,
+            AttemptGradeStrengthEntry,
+            AttemptGradeImprovementEntry,
+            AttemptGradeAnalysisEntry,
+            AttemptGradeHighlightEntry,
+            AttemptGradeReplacementEntry,
+        ),
+        strict=True,
+    )
+)
+
+
+def grade_fields() -> dict:
+    """What an agent client may send instead of asking the AI to grade."""
+    return {
+        "score": serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=100, help_text="Percent."
+        ),
+        "passed": serializers.BooleanField(required=False, allow_null=True),
+        "time_taken": serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, help_text="Seconds."
+        ),
+        **{name: EntryList(child=entry()) for name, entry in ENTRY_KINDS.items()},
+    }
+
+
+def _request(name: str, fields: dict, validate=None) -> type:
+    attrs = dict(fields)
+    if validate is not None:
+        attrs["validate"] = validate
+    return type(name, (serializers.Serializer,), attrs)
+
+
+def _attempt_id(required: bool = True):
+    return StrictUUIDField(required=required)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def _one_attempt(self, attrs):
+    attrs["attempt_id"] = attrs.get("attempt_id") or attrs.get("id")
+    if attrs["attempt_id"] is None:
+        raise serializers.ValidationError({"attempt_id": ["This field is required."]})
+    return attrs
+
+
+class AttemptStartRequest(serializers.Serializer):
+    home_id = StrictUUIDField(required=False, allow_null=True)
+    practice_id = StrictUUIDField(required=False, allow_null=True)
+    infinite_mode = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("home_id")) == bool(attrs.get("practice_id")):
+            message = "Give exactly one of home_id or practice_id."
+            raise serializers.ValidationError({"home_id": [message], "practice_id": [message]})
+        return attrs
+
+
+AttemptGetRequest = _request(
+    "AttemptGetRequest",
+    {
+        "attempt_id": _attempt_id(False),
+        "id": StrictUUIDField(required=False, help_text="Same as attempt_id."),
+        "chat_id": StrictUUIDField(
+            required=False, allow_null=True, help_text="Default: the current chat."
+        ),
+    },
+    _one_attempt,
+)
+
+AttemptNextRequest = _request(
+    "AttemptNextRequest",
+    {
+        "attempt_id": _attempt_id(),
+        "draft_id": StrictUUIDField(
+            required=False, allow_null=True, help_text="Accepted for compatibility; unused."
+        ),
+    },
+)
+
+AttemptMessageRequest = _request(
+    "AttemptMessageRequest",
+    {
+        "attempt_id": _attempt_id(),
+        "chat_id": StrictUUIDField(),
+        "message": serializers.CharField(max_length=MAX_MESSAGE_CHARS, trim_whitespace=True),
+        "parent_message_id": StrictUUIDField(required=False, allow_null=True),
+        "assistant_content": serializers.CharField(
+            max_length=MAX_MESSAGE_CHARS, required=False, allow_null=True, allow_blank=True
+        ),
+        "hints": EntryList(child=AttemptHintEntry()),
+        "contents": EntryList(child=AttemptContentEntry()),
+    },
+)
+
+AttemptEndRequest = _request(
+    "AttemptEndRequest",
+    {
+        "attempt_id": _attempt_id(),
+        "chat_id": StrictUUIDField(),
+        "grade": serializers.BooleanField(required=False, default=False),
+        **grade_fields(),
+    },
+)
+
+AttemptEndAllRequest = _request("AttemptEndAllRequest", {"attempt_id": _attempt_id()})
+
+AttemptGradeRequest = _request(
+    "AttemptGradeRequest",
+    {
+        "attempt_id": _attempt_id(),
+        "chat_id": StrictUUIDField(
+            required=False, allow_null=True, help_text="Default: the current chat."
+        ),
+        "resource_types": serializers.ListField(
+            child=serializers.ChoiceField(choices=sorted(ENTRY_KINDS)),
+            required=False,
+            allow_null=True,
+            help_text="Regenerate only these entry lists; the others are kept.",
+        ),
+        "user_instructions": serializers.ListField(
+            child=serializers.CharField(max_length=2000),
+            required=False,
+            allow_null=True,
+            max_length=20,
+        ),
+        **grade_fields(),
+    },
+)
+
+AttemptCompleteRequest = _request(
+    "AttemptCompleteRequest",
+    {
+        "attempt_id": _attempt_id(),
+        "message": serializers.CharField(
+            max_length=2000, required=False, allow_blank=True, allow_null=True
+        ),
+    },
+)
+
+
+class AttemptStopRequest(serializers.Serializer):
+    chat_id = StrictUUIDField(required=False, allow_null=True)
+    group_id = StrictUUIDField(required=False, allow_null=True)
+    attempt_id = StrictUUIDField(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if not (attrs.get("chat_id") or attrs.get("group_id")):
+            raise serializers.ValidationError({"chat_id": ["Give chat_id or group_id."]})
+        return attrs
+
+
+AttemptResponseRequest = _request(
+    "AttemptResponseRequest",
+    {
+        "chat_id": StrictUUIDField(),
+        "question_id": serializers.CharField(max_length=100),
+        "option_ids": serializers.ListField(
+            child=serializers.CharField(max_length=100), max_length=50
+        ),
+    },
+)
+
+
+class AttemptUsePreviousRequest(serializers.Serializer):
+    attempt_id = StrictUUIDField()
+    previous_chat_map = serializers.DictField(
+        child=StrictUUIDField(),
+        help_text="This attempt's chat id -> the earlier attempt's chat id to copy the grade from.",
+    )
+
+    def validate_previous_chat_map(self, value):
+        if not value:
+            raise serializers.ValidationError("Map at least one chat.")
+        if len(value) > 200:
+            raise serializers.ValidationError("At most 200 chats.")
+        for key in value:
+            StrictUUIDField().run_validation(key)
+        return value
+
+
+def _attempt_or_group(self, attrs):
+    attrs["attempt_id"] = attrs.get("attempt_id") or attrs.get("id")
+    if not (attrs["attempt_id"] or attrs.get("group_id")):
+        raise serializers.ValidationError({"attempt_id": ["Give attempt_id or group_id."]})
+    return attrs
+
+
+AttemptGroupRequest = _request(
+    "AttemptGroupRequest",
+    {
+        "attempt_id": _attempt_id(False),
+        "id": StrictUUIDField(required=False),
+        "group_id": StrictUUIDField(required=False, allow_null=True),
+    },
+    _attempt_or_group,
+)
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class AttemptStartResponse(serializers.Serializer):
+    attempt_id = serializers.UUIDField()
+    chat_entry_id = serializers.UUIDField(allow_null=True)
+    attempt_chat_id = serializers.UUIDField(allow_null=True)
+    chat_ids = serializers.ListField(child=serializers.UUIDField())
+    group_id = serializers.UUIDField(allow_null=True)
+
+
+class AttemptNextResponse(serializers.Serializer):
+    attempt_id = serializers.UUIDField()
+    chat_id = serializers.UUIDField()
+
+
+class AttemptMessageResponse(serializers.Serializer):
+    chat_id = serializers.UUIDField()
+    user_message_id = serializers.UUIDField(allow_null=True)
+    assistant_message_id = serializers.UUIDField(allow_null=True)
+    assistant_content = serializers.CharField(allow_null=True, allow_blank=True)
+    hints = serializers.ListField(child=serializers.DictField(), allow_null=True)
+    stopped = serializers.BooleanField()
+    run_id = serializers.UUIDField(allow_null=True)
+
+
+class AttemptEndResponse(serializers.Serializer):
+    chat_id = serializers.UUIDField()
+    is_attempt_finished = serializers.BooleanField(allow_null=True)
+    grade_id = serializers.UUIDField(allow_null=True)
+    score = serializers.IntegerField(allow_null=True)
+    passed = serializers.BooleanField(allow_null=True)
+
+
+class AttemptEndAllResponse(serializers.Serializer):
+    attempt_id = serializers.UUIDField()
+    success = serializers.BooleanField()
+    all_scenarios_complete = serializers.BooleanField()
+    message = serializers.CharField(allow_null=True)
+
+
+class AttemptGradeResponse(serializers.Serializer):
+    chat_id = serializers.UUIDField()
+    grade_id = serializers.UUIDField(allow_null=True)
+    score = serializers.IntegerField(allow_null=True)
+    passed = serializers.BooleanField(allow_null=True)
+
+
+class AttemptCompleteResponse(serializers.Serializer):
+    attempt_id = serializers.UUIDField()
+    completion_id = serializers.UUIDField()
+    score = serializers.IntegerField(allow_null=True)
+    passed = serializers.BooleanField()
+    groups = serializers.ListField(child=serializers.DictField())
+    message = serializers.CharField(allow_blank=True)
+
+
+class AttemptStopResponse(serializers.Serializer):
+    chat_id = serializers.UUIDField(allow_null=True)
+    success = serializers.BooleanField()
+    message = serializers.CharField(allow_null=True)
+
+
+class AttemptResponseResponse(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField(allow_null=True)
+    is_correct = serializers.BooleanField(allow_null=True)
+    response_id = serializers.UUIDField(allow_null=True)
+
+
+class AttemptUsePreviousResponse(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField(allow_null=True)
+
+
+class AttemptGroupResponse(serializers.Serializer):
+    """The universal group answer (ArtifactGroupResponse) plus the attempt it belongs to."""
+
+    group_id = serializers.UUIDField()
+    session_id = serializers.UUIDField()
+    group_name = serializers.CharField()
+    name = serializers.CharField(help_text="Same as group_name.")
+    family = serializers.CharField()
+    artifact_id = serializers.UUIDField(allow_null=True)
+    attempt_id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    run_count = serializers.IntegerField()
+
+
+class AttemptExportResponse(serializers.Serializer):
+    file_id = serializers.UUIDField()
+    upload_id = serializers.UUIDField()
+    file_name = serializers.CharField()
+    row_count = serializers.IntegerField()
+    message_count = serializers.IntegerField()
+
+
+# -- the attempt as a search row (SearchAttemptItem) ------------------------------------------
+
+
+def duration_text(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {rest}s" if minutes else f"{rest}s"
+
+
+class AttemptOut(serializers.ModelSerializer):
+    """One history row, hydrated for display from what for_api() loaded once per page."""
+
+    attempt_id = serializers.UUIDField(source="id", read_only=True)
+    simulation_id = serializers.UUIDField(read_only=True)
+    simulation_title = serializers.CharField(source="simulation.title", read_only=True)
+    home_id = serializers.UUIDField(read_only=True, allow_null=True)
+    practice_id = serializers.UUIDField(source="practice_entry_id", read_only=True, allow_null=True)
+    chat_entry_id = serializers.UUIDField(source="entry_id", read_only=True, allow_null=True)
+    profile_id = serializers.UUIDField(read_only=True)
+    learner_name = serializers.CharField(source="profile.name", read_only=True)
+    department_id = serializers.UUIDField(read_only=True, allow_null=True)
+    department_name = serializers.SerializerMethodField()
+    cohort_id = serializers.UUIDField(read_only=True, allow_null=True)
+    cohort_name = serializers.SerializerMethodField()
+    group_id = serializers.UUIDField(read_only=True, allow_null=True)
+    score_percent = serializers.SerializerMethodField()
+    time_taken_display = serializers.SerializerMethodField()
+    persona = serializers.SerializerMethodField()
+    personas = serializers.SerializerMethodField()
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Attempt
+        fields = [
+            "id",
+            "attempt_id",
+            "title",
+            "description",
+            "version",
+            "archived",
+            "archived_at",
+            "created_at",
+            "updated_at",
+            "status",
+            "is_active",
+            "practice",
+            "infinite_mode",
+            "started_at",
+            "completed_at",
+            "simulation_id",
+            "simulation_title",
+            "home_id",
+            "practice_id",
+            "chat_entry_id",
+            "profile_id",
+            "learner_name",
+            "department_id",
+            "department_name",
+            "cohort_id",
+            "cohort_name",
+            "group_id",
+            "current_chat_index",
+            "chat_count",
+            "ended_chat_count",
+            "message_count",
+            "score",
+            "score_percent",
+            "passed",
+            "time_taken",
+            "time_taken_display",
+            "persona",
+            "personas",
+        ]
+
+    def get_department_name(self, obj) -> str | None:
+        return obj.department.name if obj.department_id else None
+
+    def get_cohort_name(self, obj) -> str | None:
+        return obj.cohort.name if obj.cohort_id else None
+
+    def get_score_percent(self, obj) -> str | None:
+        return None if obj.score is None else f"{obj.score}%"
+
+    def get_time_taken_display(self, obj) -> str | None:
+        return duration_text(obj.time_taken)
+
+    def _personas(self, obj) -> list[str]:
+        return [link.scenario.persona.title for link in obj.simulation.simulation_scenarios.all()]
+
+    def get_persona(self, obj) -> str | None:
+        personas = self._personas(obj)
+        if not personas:
+            return None
+        return personas[min(obj.current_chat_index, len(personas) - 1)]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_personas(self, obj) -> list[str]:
+        return self._personas(obj)
+
+    def to_representation(self, obj) -> dict:
+        """The same output as the declared fields, built directly: a history page renders 25+
+        rows of 40 fields, and field-by-field rendering was most of the search's time.
+        (test_selectors checks the two never differ.)"""
+        personas = self._personas(obj)
+        values = {
+            "id": _uuid(obj.pk),
+            "attempt_id": _uuid(obj.pk),
+            "title": obj.title,
+            "description": obj.description,
+            "version": obj.version,
+            "archived": obj.archived,
+            "archived_at": _when(obj.archived_at),
+            "created_at": _when(obj.created_at),
+            "updated_at": _when(obj.updated_at),
+            "status": obj.status,
+            "is_active": obj.is_active,
+            "practice": obj.practice,
+            "infinite_mode": obj.infinite_mode,
+            "started_at": _when(obj.started_at),
+            "completed_at": _when(obj.completed_at),
+            "simulation_id": _uuid(obj.simulation_id),
+            "simulation_title": obj.simulation.title,
+            "home_id": _uuid(obj.home_id),
+            "practice_id": _uuid(obj.practice_entry_id),
+            "chat_entry_id": _uuid(obj.entry_id),
+            "profile_id": _uuid(obj.profile_id),
+            "learner_name": obj.profile.name,
+            "department_id": _uuid(obj.department_id),
+            "department_name": self.get_department_name(obj),
+            "cohort_id": _uuid(obj.cohort_id),
+            "cohort_name": self.get_cohort_name(obj),
+            "group_id": _uuid(obj.group_id),
+            "current_chat_index": obj.current_chat_index,
+            "chat_count": obj.chat_count,
+            "ended_chat_count": obj.ended_chat_count,
+            "message_count": obj.message_count,
+            "score": obj.score,
+            "score_percent": self.get_score_percent(obj),
+            "passed": obj.passed,
+            "time_taken": obj.time_taken,
+            "time_taken_display": self.get_time_taken_display(obj),
+            "persona": personas[min(obj.current_chat_index, len(personas) - 1)]
+            if personas
+            else None,
+            "personas": personas,
+        }
+        return {name: values[name] for name in self.Meta.fields}
+
+
+def _uuid(value) -> str | None:
+    return None if value is None else str(value)
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def _when(value) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+class AttemptWrite(serializers.Serializer):
+    """Drafts and publish may retitle or describe an attempt; nothing else is edited this way."""
+
+    title = serializers.CharField(max_length=300, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+# -- the get bundle -----------------------------------------------------------------------------
+
+
+class AttemptMessageOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    seq = serializers.IntegerField()
+    role = serializers.CharField()
+    content = serializers.CharField(allow_blank=True)
+    hints = serializers.ListField(child=serializers.DictField())
+    contents = serializers.ListField(child=serializers.DictField())
+    parent_id = serializers.UUIDField(allow_null=True)
+    stopped = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    audio_upload_id = serializers.UUIDField(allow_null=True, required=False)
+
+
+class AttemptGradeOut(serializers.Serializer):
+    grade_id = serializers.UUIDField(source="id")
+    score = serializers.IntegerField()
+    points = serializers.IntegerField()
+    total_points = serializers.IntegerField()
+    passed = serializers.BooleanField()
+    time_taken = serializers.IntegerField(allow_null=True)
+    source = serializers.CharField()
+    feedbacks = serializers.ListField(child=serializers.DictField())
+    strengths = serializers.ListField(child=serializers.DictField())
+    improvements = serializers.ListField(child=serializers.DictField())
+    analyses = serializers.ListField(child=serializers.DictField())
+    highlights = serializers.ListField(child=serializers.DictField())
+    replacements = serializers.ListField(child=serializers.DictField())
+    standard_scores = serializers.ListField(child=serializers.DictField())
+    created_at = serializers.DateTimeField()
+
+
+class AttemptChatOut(serializers.Serializer):
+    chat_id = serializers.UUIDField(source="id")
+    position = serializers.IntegerField()
+    status = serializers.CharField()
+    scenario_id = serializers.UUIDField()
+    scenario_title = serializers.CharField(source="scenario.title")
+    modality = serializers.CharField(source="scenario.modality")
+    persona_id = serializers.UUIDField(source="scenario.persona_id")
+    persona_title = serializers.CharField(source="scenario.persona.title")
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    message_count = serializers.IntegerField()
+    time_taken = serializers.IntegerField(allow_null=True)
+    grade = AttemptGradeOut(allow_null=True)
+
+
+class AttemptTimerData(serializers.Serializer):
+    time_limit_minutes = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    remaining_seconds = serializers.IntegerField(allow_null=True)
+    expired = serializers.BooleanField()
+
+
+class AttemptAggregatedResults(serializers.Serializer):
+    score = serializers.IntegerField(allow_null=True)
+    passed = serializers.BooleanField(allow_null=True)
+    time_taken = serializers.IntegerField(allow_null=True)
+    graded_chat_count = serializers.IntegerField()
+    chat_count = serializers.IntegerField()
+    completion_id = serializers.UUIDField(allow_null=True)
+    groups = serializers.ListField(child=serializers.DictField())
+
+
+class AttemptContinuationOptions(serializers.Serializer):
+    can_message = serializers.BooleanField()
+    can_next = serializers.BooleanField()
+    can_end = serializers.BooleanField()
+    can_end_all = serializers.BooleanField()
+    can_complete = serializers.BooleanField()
+    previous_attempt_ids = serializers.ListField(child=serializers.UUIDField())
+
+
+class AttemptSimulationData(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    time_limit_minutes = serializers.IntegerField(allow_null=True)
+    pass_threshold = serializers.IntegerField()
+    scenario_count = serializers.IntegerField()
+
+
+class AttemptGetResponse(serializers.Serializer):
+    actor_name = serializers.CharField(allow_null=True)
+    attempt_exists = serializers.BooleanField(allow_null=True)
+    access_denied = serializers.BooleanField(allow_null=True)
+    attempt = AttemptOut(allow_null=True)
+    simulation = AttemptSimulationData(allow_null=True)
+    timer = AttemptTimerData(allow_null=True)
+    aggregated_results = AttemptAggregatedResults(allow_null=True)
+    current_chat_index = serializers.IntegerField(allow_null=True)
+    expected_chat_count = serializers.IntegerField(allow_null=True)
+    is_active = serializers.BooleanField(allow_null=True)
+    is_lobby = serializers.BooleanField(allow_null=True)
+    show_results = serializers.BooleanField(allow_null=True)
+    should_show_controls = serializers.BooleanField(allow_null=True)
+    is_own_attempt = serializers.BooleanField(allow_null=True)
+    current_chat_id = serializers.UUIDField(allow_null=True)
+    has_messages = serializers.BooleanField()
+    available_continuation_options = AttemptContinuationOptions(allow_null=True)
+    rubric_structure = serializers.DictField(allow_null=True)
+    training_id = serializers.UUIDField(allow_null=True)
+    chat_entry_id = serializers.UUIDField(allow_null=True)
+    chats = AttemptChatOut(many=True, allow_null=True)
+    chat = AttemptChatOut(allow_null=True)
+    messages = AttemptMessageOut(many=True, allow_null=True)
