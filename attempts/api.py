@@ -7,7 +7,7 @@ from functools import cache
 from rest_framework import serializers as drf
 from rest_framework.response import Response
 
-from attempts import selectors, services
+from attempts import audio, selectors, services
 from attempts import serializers as shapes
 from attempts.models import GRADE_ENTRY_KINDS
 from glow.core import selectors as core_selectors
@@ -359,5 +359,69 @@ class AttemptViewSet(ArtifactViewSet):
                 "file_name": result.upload.file_name,
                 "row_count": result.row_count,
                 "message_count": result.message_count,
+            }
+        )
+
+    # -- audio sessions -------------------------------------------------------------------------
+
+    @op(
+        "audio/start",
+        request=shapes.AttemptAudioChatRequest,
+        response=shapes.AttemptAudioStartResponse,
+    )
+    def audio_start(self, request):
+        """Open the chat's audio session (or answer the open one); events stream on group_id."""
+        data = self.parse()
+        opened = audio.audio_session_start(
+            actor=self.actor, chat_id=data["chat_id"], session=self.session
+        )
+        return Response(
+            {
+                "chat_id": opened.chat_id,
+                "run_id": opened.run_id,
+                "group_id": opened.group_id,
+                "attempt_id": opened.attempt_id,
+                "audio_session_id": opened.pk,
+                "status": opened.status,
+                "started_at": opened.started_at,
+                "frames_received": opened.frames_received,
+            }
+        )
+
+    @op(
+        "audio/frame",
+        request=shapes.AttemptAudioFrameRequest,
+        response=shapes.AttemptAudioFrameResponse,
+    )
+    def audio_frame(self, request):
+        """Queue an uploaded recording: it is transcribed into the learner's message and answered
+        as text and speech (AudioTranscriptEvent, ChatMessageEvent, AudioReplyEvent)."""
+        data = self.parse()
+        queued = audio.audio_frame_push(
+            actor=self.actor, chat_id=data["chat_id"], upload_id=data["upload_id"]
+        )
+        return Response(
+            {
+                "accepted": True,
+                "audio_session_id": queued.pk,
+                "frames_received": queued.frames_received,
+            }
+        )
+
+    @op(
+        "audio/stop",
+        request=shapes.AttemptAudioChatRequest,
+        response=shapes.AttemptAudioStopResponse,
+    )
+    def audio_stop(self, request):
+        """Close the chat's audio session; later frames are refused."""
+        data = self.parse()
+        stopped = audio.audio_session_stop(actor=self.actor, chat_id=data["chat_id"])
+        return Response(
+            {
+                "chat_id": data["chat_id"],
+                "stopped": stopped is not None,
+                "audio_session_id": stopped.pk if stopped else None,
+                "frames_received": stopped.frames_received if stopped else None,
             }
         )

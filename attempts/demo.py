@@ -1,7 +1,4 @@
-"""Demo attempts on 'Office hours: CS-180', made through the services and the local provider.
-
-Each attempt is started with its own Idempotency-Key, so a rerun finds it and changes nothing.
-"""
+"""Demo attempts on 'Office hours: CS-180', made through the services and the local provider."""
 
 from __future__ import annotations
 
@@ -27,6 +24,7 @@ WEAK = [
 
 def _run(learner, entry, *, key: str, lines: list[str], chats: int, complete: bool):
     entry_id = {"practice_id": entry.pk} if isinstance(entry, Practice) else {"home_id": entry.pk}
+    # Each attempt has its own Idempotency-Key: a rerun finds it and changes nothing.
     attempt = services.attempt_start(actor=learner, idempotency_key=key, **entry_id)
     if attempt.message_count or attempt.status == AttemptStatus.COMPLETED:
         return attempt, False

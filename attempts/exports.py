@@ -1,8 +1,4 @@
-"""The attempt export ZIP: transcripts (JSONL and Markdown), grades and rubric scores (CSV), manifest.
-
-Streamed: every file is written while its rows are read with .iterator(), straight into the
-ZIP on disk, so memory stays flat whatever the size. The number of queries is fixed.
-"""
+"""The attempt export ZIP: transcripts (JSONL, Markdown) and their audio, grades, rubric scores."""
 
 from __future__ import annotations
 
@@ -20,7 +16,10 @@ from django.utils import timezone
 
 from attempts.models import Chat, Message, Role
 from glow.catalog.models import Standard
+from glow.core.models import Upload
 
+# Streamed: every file is written while its rows are read with .iterator(), straight into the
+# ZIP on disk, so memory stays flat whatever the size; the number of queries is fixed.
 CHUNK = 2000  # rows per fetch from a server-side cursor
 CHUNK_BYTES = 256 * 1024
 SPOOL_BYTES = 1024 * 1024  # a Markdown transcript past this goes to a temporary file
@@ -86,6 +85,7 @@ class Counts:
     chats: int = 0
     rubric_scores: int = 0
     messages: int = 0
+    audio_files: int = 0
 
 
 def _iso(value) -> str:
@@ -210,7 +210,20 @@ MESSAGE_FIELDS = (
     "hints",
     "contents",
     "created_at",
+    "audio_upload_id",
+    "audio_upload__mime_type",
 )
+AUDIO_EXTENSIONS = {
+    "audio/wav": ".wav",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "audio/webm": ".webm",
+}
+
+
+def audio_path(upload_id, mime_type: str) -> str:
+    """Where a message's recording sits in the ZIP; the transcripts name it."""
+    return f"audio/{upload_id}{AUDIO_EXTENSIONS.get(mime_type, '')}"
 
 
 def _conversation(attempts: QuerySet) -> Iterator[tuple[Chat, tuple]]:
@@ -245,7 +258,9 @@ class _Transcripts:
         self.markdown = None
 
     def write(self, chat: Chat, row: tuple) -> None:
-        _, pk, seq, role, content, parent_id, stopped, hints, contents, created_at = row
+        _, pk, seq, role, content, parent_id, stopped, hints, contents, created_at = row[:10]
+        audio_id, audio_type = row[10:12]
+        audio_file = audio_path(audio_id, audio_type) if audio_id else None
         if chat.attempt_id != self.attempt_id:
             self.close()
             self._open(chat.attempt)
@@ -264,6 +279,8 @@ class _Transcripts:
             "hints": hints,
             "contents": contents,
             "created_at": _iso(created_at),
+            "audio_upload_id": str(audio_id) if audio_id else None,
+            "audio_file": audio_file,
         }
         self.jsonl.write(json.dumps(line, ensure_ascii=False) + "\n")
         if chat.pk != self.chat_id:
@@ -274,6 +291,8 @@ class _Transcripts:
             )
         speaker = "Learner" if role == Role.USER else chat.scenario.persona.title
         mark = " _(stopped)_" if stopped else ""
+        if audio_file:
+            mark += f" [recording](../{audio_file})"
         self.markdown.write(f"**{speaker}** ({created_at:%H:%M:%S}): {content}{mark}\n\n")
 
     def _open(self, attempt) -> None:
@@ -313,6 +332,26 @@ def _write_transcripts(archive: zipfile.ZipFile, attempts: QuerySet) -> int:
     return count
 
 
+def _write_audio(archive: zipfile.ZipFile, attempts: QuerySet) -> tuple[int, list[str]]:
+    """Every recording the transcripts name, copied in chunks; answers (copied, missing ids)."""
+    referenced = Message.objects.filter(
+        chat__attempt__in=attempts.values("pk"), audio_upload__isnull=False
+    ).values("audio_upload_id")
+    uploads = Upload.objects.filter(pk__in=referenced).only("pk", "file", "mime_type")
+    copied, missing = 0, []
+    for upload in uploads.order_by("pk").iterator(chunk_size=CHUNK):
+        try:
+            source = upload.file.open("rb")
+        except FileNotFoundError:
+            # A file lost from storage must not cost the whole export: the manifest names it.
+            missing.append(str(upload.pk))
+            continue
+        with source, archive.open(audio_path(upload.pk, upload.mime_type), "w") as out:
+            shutil.copyfileobj(source, out, CHUNK_BYTES)
+        copied += 1
+    return copied, missing
+
+
 def write_export(*, path: str, actor, attempts: QuerySet, view: str) -> Counts:
     """Write the ZIP at `path`; answer what it holds."""
     counts = Counts()
@@ -328,6 +367,7 @@ def write_export(*, path: str, actor, attempts: QuerySet, view: str) -> Counts:
             _rubric_rows(attempts, _standard_names(attempts)),
         )
         counts.messages = _write_transcripts(archive, attempts)
+        counts.audio_files, missing_audio = _write_audio(archive, attempts)
         manifest = {
             "format": "glow-attempt-export",
             "version": 1,
@@ -342,7 +382,10 @@ def write_export(*, path: str, actor, attempts: QuerySet, view: str) -> Counts:
                 "rubric_scores.csv": "One row per rubric standard of each graded chat.",
                 "transcripts/<attempt_id>.jsonl": "Every message, one JSON object a line.",
                 "transcripts/<attempt_id>.md": "The same conversations, readable.",
+                "audio/<upload_id>.<ext>": "Spoken messages' recordings and spoken replies, "
+                "named by the transcripts' audio_file.",
             },
+            "missing_audio_upload_ids": missing_audio,
         }
         archive.writestr("manifest.json", json.dumps(manifest, indent=2))
     return counts

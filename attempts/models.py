@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from glow.catalog.models import Modality
 from glow.core.models import Artifact, ArtifactQuerySet
 
 
@@ -190,6 +191,11 @@ class Chat(models.Model):
             return None
         return max(0, int((self.ended_at - self.started_at).total_seconds()))
 
+    @property
+    def audio_mode(self) -> bool:
+        """Audio scenarios' chats are spoken: the learner talks, the persona answers aloud."""
+        return self.scenario.modality == Modality.AUDIO
+
 
 class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -206,6 +212,10 @@ class Message(models.Model):
         "system.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     stopped = models.BooleanField(default=False)
+    # Spoken turns: the learner's recording, or the persona's synthesised reply.
+    audio_upload = models.ForeignKey(
+        "core.Upload", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -331,3 +341,39 @@ class AttemptCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} attempts of {self.profile_id} at {self.simulation_id}"
+
+
+class AudioSessionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    STOPPED = "stopped", "Stopped"
+
+
+class AudioSession(models.Model):
+    """A spoken conversation in one chat: frames come in until it stops; its Run holds its events."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="audio_sessions")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="audio_sessions")
+    group = models.ForeignKey("system.Group", on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey("system.Run", on_delete=models.CASCADE, related_name="+")
+    profile = models.ForeignKey("accounts.Profile", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(
+        max_length=10, choices=AudioSessionStatus.choices, default=AudioSessionStatus.ACTIVE
+    )
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    frames_received = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["chat", "-started_at"]
+        constraints = [
+            # audio/start answers the open session instead of opening a second one.
+            models.UniqueConstraint(
+                fields=["chat"],
+                condition=Q(status="active"),
+                name="audio_session_one_active_per_chat",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Audio session of {self.chat_id} ({self.status})"

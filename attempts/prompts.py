@@ -1,8 +1,4 @@
-"""The model requests of a chat: persona reply, hints and grade, for any provider.
-
-`context` feeds the offline simulator; `messages` carry the same facts in words, so a remote
-model gets everything it needs.
-"""
+"""The model requests of a chat (persona reply, hints, grade), for any provider."""
 
 from __future__ import annotations
 
@@ -11,6 +7,8 @@ import json
 from glow.ai import CompletionRequest
 from glow.catalog.models import Scenario
 
+# `context` feeds the offline simulator; `messages` carry the same facts in words, so a remote
+# model gets everything it needs.
 GRADE_SCHEMA = {
     "type": "object",
     "required": ["score", "total_points", "passed", "standards", "feedback"],

@@ -596,6 +596,9 @@ class AttemptChatOut(serializers.Serializer):
     scenario_id = serializers.UUIDField()
     scenario_title = serializers.CharField(source="scenario.title")
     modality = serializers.CharField(source="scenario.modality")
+    audio_mode = serializers.BooleanField(
+        help_text="An audio scenario: the learner speaks (audio/start, audio/frame) and hears replies."
+    )
     persona_id = serializers.UUIDField(source="scenario.persona_id")
     persona_title = serializers.CharField(source="scenario.persona.title")
     started_at = serializers.DateTimeField(allow_null=True)
@@ -665,3 +668,42 @@ class AttemptGetResponse(serializers.Serializer):
     chats = AttemptChatOut(many=True, allow_null=True)
     chat = AttemptChatOut(allow_null=True)
     messages = AttemptMessageOut(many=True, allow_null=True)
+
+
+# -- audio sessions ------------------------------------------------------------------------------
+
+
+class AttemptAudioChatRequest(serializers.Serializer):
+    chat_id = StrictUUIDField()
+
+
+class AttemptAudioFrameRequest(serializers.Serializer):
+    chat_id = StrictUUIDField()
+    upload_id = StrictUUIDField(help_text="An audio file stored with attempt/audio_upload.")
+    file_id = StrictUUIDField(required=False, help_text="Same as upload_id.")
+
+    field_aliases = {"file_id": "upload_id"}
+
+
+class AttemptAudioStartResponse(serializers.Serializer):
+    chat_id = serializers.UUIDField()
+    run_id = serializers.UUIDField(help_text="The session's run: its events replay with watch.")
+    group_id = serializers.UUIDField(help_text="The attempt's group: its SSE channel.")
+    attempt_id = serializers.UUIDField()
+    audio_session_id = serializers.UUIDField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    frames_received = serializers.IntegerField()
+
+
+class AttemptAudioFrameResponse(serializers.Serializer):
+    accepted = serializers.BooleanField()
+    audio_session_id = serializers.UUIDField()
+    frames_received = serializers.IntegerField()
+
+
+class AttemptAudioStopResponse(serializers.Serializer):
+    chat_id = serializers.UUIDField()
+    stopped = serializers.BooleanField(help_text="False when no session was open.")
+    audio_session_id = serializers.UUIDField(allow_null=True)
+    frames_received = serializers.IntegerField(allow_null=True)

@@ -1,9 +1,4 @@
-"""Every write on attempts: start, message, stop, next, end, grade, complete, use-previous, export.
-
-Locking: every state change takes the attempt row first, then a chat row (same order
-everywhere, so concurrent calls queue instead of deadlocking). A persona reply is generated
-outside any transaction, so `stop` can see and cancel its Run while it streams.
-"""
+"""Every write on attempts: start, message, stop, next, end, grade, complete, use-previous, export."""
 
 from __future__ import annotations
 
@@ -53,6 +48,10 @@ from glow.core.selectors import artifact_access
 from system import events
 from system import services as books
 from system.models import ClientKind, Group, Run, RunStatus, Session
+
+# Locking: every state change takes the attempt row first, then a chat row (the same order
+# everywhere, so concurrent calls queue instead of deadlocking). A persona reply is generated
+# outside any transaction, so `stop` can see and cancel its Run while it streams.
 
 DELTA_EVENT = "ChatDeltaEvent"
 MESSAGE_EVENT = "ChatMessageEvent"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from attempts import selectors, services
+from attempts import audio, selectors, services
 from glow.accounts.models import Profile
 
 
@@ -19,3 +19,13 @@ def attempt_regrade(attempt_id: str, actor_id: str) -> int:
     for chat_id in chat_ids:
         services.attempt_grade(actor=actor, attempt_id=attempt_id, chat_id=chat_id)
     return len(chat_ids)
+
+
+# A rerun finds the recording already made a message and does nothing.
+@shared_task(
+    name="attempts.audio_frame", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def audio_frame(session_id: str, upload_id: str) -> str | None:
+    """Hear one audio frame, answer it as text and as speech; answers the learner's message id."""
+    message_id = audio.audio_frame_process(session_id=session_id, upload_id=upload_id)
+    return str(message_id) if message_id else None
