@@ -34,20 +34,21 @@ class DownloadRequest(serializers.Serializer):
 
 @cache  # one class per family: the schema names components by class
 def upload_request(family):
-    fields = {
-        "file": serializers.FileField(),
-        family.id_field: serializers.UUIDField(
+    fields = {"file": serializers.FileField()}
+    # A family without rows (system, benchmark) has nothing to attach a file to.
+    if family.model is not None:
+        fields[family.id_field] = serializers.UUIDField(
             required=False, help_text="The row the file belongs to."
-        ),
-        "chat_id": serializers.UUIDField(required=False),
-    }
+        )
+    fields["chat_id"] = serializers.UUIDField(required=False)
     if family.name != "attempt":
         fields["attempt_id"] = serializers.UUIDField(required=False)
     return make(f"{camel(family.name)}UploadRequest", fields)
 
 
 def binary(family):
-    return {(200, "application/octet-stream"): OpenApiTypes.BINARY}
+    # The bytes come back in the stored file's own type (audio/wav, image/png, application/zip...).
+    return {(200, "*/*"): OpenApiTypes.BINARY, (206, "*/*"): OpenApiTypes.BINARY}
 
 
 def upload_body(upload) -> dict:

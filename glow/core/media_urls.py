@@ -13,8 +13,8 @@ class MediaView(APIView):
     @extend_schema(
         operation_id="media_get",
         responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            (206, "application/octet-stream"): OpenApiTypes.BINARY,
+            (200, "*/*"): OpenApiTypes.BINARY,
+            (206, "*/*"): OpenApiTypes.BINARY,
         },
     )
     def get(self, request, upload_id):

@@ -20,7 +20,9 @@ ERROR_STATUSES = {
     "404": "Unknown id, or an id of another organization.",
     "409": "A stale version or an illegal state transition.",
     "422": "The row's state machine refuses the operation.",
+    "405": "The op does not take this HTTP method.",
     "413": "The body or file is larger than the server accepts.",
+    "415": "The body is not in a media type the op accepts (JSON; multipart for uploads).",
     "429": "Rate limit for this API key; see Retry-After.",
     "503": "A backing service (database, broker) is unavailable; retry later.",
 }
@@ -35,6 +37,9 @@ def document_error_responses(result, generator, request, public):
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
             responses = operation.setdefault("responses", {})
+            # Uploads answer 201 Created with the same body as their documented 200.
+            if "upload" in operation.get("operationId", "") and "200" in responses:
+                responses.setdefault("201", responses["200"])
             for status, description in ERROR_STATUSES.items():
                 responses.setdefault(
                     status,
