@@ -45,8 +45,16 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Every budget of DESIGN.md section 7, each benchmark in its own database test_glow_bench_<name>
+# (the seeded ones are kept, so the next run skips seeding) and its own Celery queue; the API's
+# per-key throttles are raised so the figures are the ops' own. BENCH_ARGS picks benchmarks.
+BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432/glow_bench
+BENCH_ARGS ?=
 bench: $(STAMP)
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS) $(BIN)/python -m bench
+	mkdir -p var
+	DATABASE_URL=$(BENCH_PG_URL) REDIS_URL=$(REDIS) GLOW_THROTTLE_READ=1000000/min \
+		GLOW_THROTTLE_AI=1000000/min GLOW_THROTTLE_GENERATE=1000000/min \
+		$(BIN)/python -m bench --markdown var/bench-results.md $(BENCH_ARGS)
 
 # The production profile on one machine: PostgreSQL + Redis, WEB web processes on ports PORT, PORT+1, ...
 # and WORKERS Celery worker processes, all from the Procfile.

@@ -3,20 +3,44 @@
 A benchmark is a module `bench/<name>.py` with `main(argv=None) -> int` (0: within budget),
 runnable alone as `python -m bench.<name>`. It reports each figure with `figure(...)`; the
 runner (`python -m bench [name ...]`) runs every module in its own process and prints all
-figures as one table.
+figures as one table. The helpers below give a module its own database and the production
+profile's processes (uvicorn web processes, Celery workers) to send real HTTP requests to.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
 
+ROOT = Path(__file__).resolve().parent.parent
 FIGURE_PREFIX = "FIGURE\t"
+START_TIMEOUT_SECONDS = 60.0
 
 
-def figure(name: str, budget: str, measured: str, ok: bool | None) -> None:
-    """One row of the results table (ok None: informational, no budget)."""
+def figure(
+    name: str,
+    budget: str,
+    measured: str,
+    ok: bool | None,
+    *,
+    p95: str = "-",
+    ratio: str = "-",
+) -> None:
+    """One row of the results table: measured is the p50 (or the single value), ok None is
+    informational (no budget)."""
     verdict = "-" if ok is None else ("pass" if ok else "FAIL")
-    print(f"{FIGURE_PREFIX}{name}\t{budget}\t{measured}\t{verdict}", flush=True)
+    print(f"{FIGURE_PREFIX}{name}\t{budget}\t{measured}\t{p95}\t{ratio}\t{verdict}", flush=True)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -26,3 +50,162 @@ def percentile(values: list[float], pct: float) -> float:
         return math.nan
     rank = max(math.ceil(pct / 100 * len(ordered)), 1)
     return ordered[rank - 1]
+
+
+def setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "glow.settings")
+    import django
+
+    django.setup()
+
+
+def database_url(db: dict) -> str:
+    credentials = quote(db.get("USER") or "")
+    if db.get("PASSWORD"):
+        credentials += ":" + quote(db["PASSWORD"])
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    return f"postgres://{credentials}@{host}:{port}/{db['NAME']}"
+
+
+@contextmanager
+def bench_database(name: str, *, keep: bool) -> Iterator[str]:
+    """This benchmark's own database, test_<DATABASE_URL's name>_<name>, migrated. With `keep`
+    an existing one is reused and kept afterwards (its rows serve the next run); without, it is
+    created empty (replacing any left over) and dropped afterwards. Answers its URL."""
+    from django.db import connection
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    setup_test_environment()
+    old_name = connection.settings_dict["NAME"]
+    connection.settings_dict["TEST"]["NAME"] = f"test_{old_name}_{name}"
+    # serialize=False: nothing here reloads the rows a TestCase would; serializing a million
+    # rows is minutes of work for nothing.
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=keep, serialize=False)
+    try:
+        yield database_url(connection.settings_dict)
+    finally:
+        connection.close()
+        if not keep:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
+        teardown_test_environment()
+
+
+def raise_file_limit() -> None:
+    """Each SSE watcher is a socket on both sides: lift the soft limit to the hard one."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def production_env(database: str, **extra: str) -> dict[str, str]:
+    """The production profile's environment (make serve's PROD_ENV) on the bench database, with
+    a Celery queue of this run's own so another checkout's workers never take its tasks. The
+    API throttles are whatever the caller's environment says (make bench raises them)."""
+    redis_url = os.environ["REDIS_URL"]
+    var = tempfile.mkdtemp(prefix="glow-bench-")
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "glow.settings",
+        "DATABASE_URL": database,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_TASK_DEFAULT_QUEUE": f"glow-bench-{uuid.uuid4().hex[:12]}",
+        "GLOW_TASK_MODE": "celery",
+        "GLOW_VAR_DIR": var,
+        "MEDIA_ROOT": f"{var}/media",
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextmanager
+def serve(env: dict[str, str], *, processes: int = 1) -> Iterator[list[str]]:
+    """`processes` uvicorn web processes (the Procfile's web command) on free ports; answers
+    their base URLs once each answers /healthz."""
+    import httpx
+
+    urls, running = [], []
+    with tempfile.TemporaryDirectory(prefix="glow-bench-web-") as logs:
+        try:
+            for number in range(processes):
+                port = _free_port()
+                command = [sys.executable, "-m", "uvicorn", "glow.asgi:application"]
+                command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+                command += ["--log-level", "warning", "--backlog", "4096"]
+                log = open(f"{logs}/web{number}.log", "wb")  # noqa: SIM115 (closed with the process)
+                running.append(
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        cwd=ROOT,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        preexec_fn=raise_file_limit,
+                    )
+                )
+                urls.append(f"http://127.0.0.1:{port}")
+            for number, (url, process) in enumerate(zip(urls, running, strict=True)):
+                deadline = time.monotonic() + START_TIMEOUT_SECONDS
+                while True:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log_text = Path(f"{logs}/web{number}.log").read_text(errors="replace")
+                        raise SystemExit(f"uvicorn did not start:\n{log_text[-3000:]}")
+                    try:
+                        if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.1)
+            yield urls
+        finally:
+            _stop(running)
+
+
+@contextmanager
+def celery_workers(env: dict[str, str], *, processes: int) -> Iterator[None]:
+    """`processes` Celery worker processes (solo pool: one process, one task at a time) on the
+    env's queue, answered once every one of them has said it is ready."""
+    running = []
+    with tempfile.TemporaryDirectory(prefix="glow-bench-workers-") as logs:
+        paths = [Path(f"{logs}/worker{number}.log") for number in range(processes)]
+        try:
+            for number, path in enumerate(paths):
+                command = [sys.executable, "-m", "celery", "-A", "glow", "worker"]
+                command += ["-P", "solo", "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "-l", "INFO"]
+                command += ["-n", f"bench{number}-{uuid.uuid4().hex[:6]}@%h"]
+                command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+                log = path.open("wb")
+                running.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log))
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            for path, process in zip(paths, running, strict=True):
+                while " ready." not in path.read_text(errors="replace"):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(
+                            f"a Celery worker did not start:\n{path.read_text()[-3000:]}"
+                        )
+                    time.sleep(0.1)
+            yield
+        finally:
+            _stop(running)

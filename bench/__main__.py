@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import pkgutil
 import subprocess
 import sys
@@ -53,21 +54,56 @@ def run(name: str, extra: list[str]) -> tuple[int, list[list[str]], float]:
     return code, rows, time.monotonic() - started
 
 
+HEADER = ["benchmark", "figure", "budget", "measured (p50 or value)", "p95", "ratio", "result"]
+
+
 def table(rows: list[list[str]]) -> str:
-    header = ["benchmark", "figure", "budget", "measured", "result"]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in [header, *rows]
+        for row in [HEADER, *rows]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """What the figures were measured on, and how busy it was."""
+
+    def output(*command: str) -> str:
+        try:
+            return subprocess.run(
+                command, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except OSError:
+            return "?"
+
+    memory = next(
+        (line.split(":")[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+         if line.startswith("MemTotal")),
+        "?",
+    )  # fmt: skip
+    return "\n".join(
+        [
+            f"- nproc: {os.cpu_count()}, memory: {memory}",
+            f"- uname -a: {output('uname', '-a')}",
+            f"- Python {sys.version.split()[0]}; {output('psql', '--version')}",
+            f"- load average before the run (1, 5, 15 min): {os.getloadavg()}",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     available = discover()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available})")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown")
     argv = sys.argv[1:] if argv is None else argv
     # Options after `--` go to the one benchmark named: python -m bench generation -- --watchers 200
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -78,16 +114,33 @@ def main(argv: list[str] | None = None) -> int:
     if extra and len(args.names) != 1:
         parser.error(f"options {extra} go to one benchmark: name it")
     summary, failed = [], False
+    host = machine()
+    started = time.monotonic()
     for name in args.names or available:
         code, rows, seconds = run(name, extra)
         summary.extend([name, *row] for row in rows)
+        summary.append([name, "wall time of the benchmark", "-", f"{seconds:.0f} s", "-", "-", "-"])
         if code != 0 or not rows:
             summary.append(
-                [name, "exit status", "0", f"{code} after {seconds:.0f} s", "FAIL" if code else "-"]
+                [
+                    name,
+                    "exit status",
+                    "0",
+                    f"{code} after {seconds:.0f} s",
+                    "-",
+                    "-",
+                    "FAIL" if code else "-",
+                ]
             )
         failed = failed or code != 0 or any(row[-1] == "FAIL" for row in rows)
+    elapsed = time.monotonic() - started
     print()
     print(table(summary))
+    print(f"\nAll benchmarks: {elapsed:.0f} s on\n{host}")
+    if args.markdown:
+        Path(args.markdown).write_text(
+            f"{markdown(summary)}\n\nAll benchmarks: {elapsed:.0f} s.\n\n{host}\n"
+        )
     return 1 if failed else 0
 
 

@@ -16,87 +16,29 @@ import argparse
 import asyncio
 import json
 import os
-import resource
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import figure, percentile  # noqa: E402
+from bench import (  # noqa: E402
+    bench_database,
+    figure,
+    percentile,
+    production_env,
+    raise_file_limit,
+    serve,
+    setup_django,
+)
 
 TRIGGER_BUDGET_MS = 100.0
 RECEIVE_BUDGET_MS = 250.0
 CONNECT_BATCH = 25  # concurrent connects: each briefly holds a database connection
 EVENT_INTERVAL_SECONDS = 0.25
 PHASE_TIMEOUT_SECONDS = 60.0
-
-
-def setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "glow.settings")
-    import django
-
-    django.setup()
-
-
-def database_url(db: dict) -> str:
-    credentials = quote(db.get("USER") or "")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"])
-    return f"postgres://{credentials}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def raise_file_limit() -> None:
-    """Each watcher is a socket on both sides: lift the soft limit to the hard one."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-@contextmanager
-def uvicorn(env: dict) -> Iterator[str]:
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "uvicorn", "glow.asgi:application", "--port", str(port)]
-    command += ["--host", "127.0.0.1", "--log-level", "warning", "--backlog", "4096"]
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=raise_file_limit,
-        )
-        try:
-            deadline = time.monotonic() + PHASE_TIMEOUT_SECONDS
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise SystemExit(f"uvicorn did not start:\n{log.read().decode()[-3000:]}")
-                try:
-                    httpx.get(f"{url}/healthz", timeout=2)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def prepare():
@@ -246,53 +188,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20, help="events published to the watchers")
     parser.add_argument("--requests", type=int, default=200, help="timed generate triggers")
-    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
+
+    import uvloop
 
     redis_url = os.environ.get("REDIS_URL", "")
     setup_django()
     from django.db import connection
-    from django.test.utils import setup_test_environment, teardown_test_environment
 
     if connection.vendor != "postgresql" or not redis_url:
         print("generation: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
         return 0
     raise_file_limit()
-    setup_test_environment()
-    old_name = connection.settings_dict["NAME"]
-    connection.settings_dict["TEST"]["NAME"] = f"test_{old_name}_generation"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
-    queue = f"glow-bench-{uuid.uuid4().hex[:12]}"
-    var = tempfile.mkdtemp(prefix="glow-bench-")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "REDIS_URL": redis_url,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "GLOW_VAR_DIR": var,
-        "MEDIA_ROOT": f"{var}/media",
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",
-        "LOG_LEVEL": "WARNING",
+    with bench_database("generation", keep=not args.drop) as database:
         # The figures are the ops' own, not the per-key abuse limits'.
-        "GLOW_THROTTLE_GENERATE": "",
-        "GLOW_THROTTLE_READ": "",
-    }
-    try:
-        key, run = prepare()
-        with uvicorn(env) as url:
-            print(f"generation benchmark: uvicorn at {url}, {args.watchers} watchers", flush=True)
-            timings = measure_trigger(url, key, args.requests)
-            connected, connect_seconds, samples, errors = asyncio.run(
-                measure_watchers(url, key, run, args.watchers, args.events)
-            )
-    finally:
-        import redis
+        env = production_env(database, GLOW_THROTTLE_GENERATE="", GLOW_THROTTLE_READ="")
+        try:
+            key, run = prepare()
+            with serve(env) as (url,):
+                print(
+                    f"generation benchmark: uvicorn at {url}, {args.watchers} watchers", flush=True
+                )
+                timings = measure_trigger(url, key, args.requests)
+                # uvloop (as uvicorn uses): the watchers' own reading adds less to each latency.
+                connected, connect_seconds, samples, errors = uvloop.run(
+                    measure_watchers(url, key, run, args.watchers, args.events)
+                )
+        finally:
+            import redis
 
-        redis.Redis.from_url(redis_url).delete(queue)  # the triggered tasks nobody will run
-        if not args.keep:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
+            # The triggered tasks nobody will run.
+            redis.Redis.from_url(redis_url).delete(env["CELERY_TASK_DEFAULT_QUEUE"])
     for error in errors[:5]:
         print(f"  watcher error: {error}")
     trigger_p95 = percentile(timings, 95)
@@ -304,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         len(samples) == expected,
         receive_p99 <= RECEIVE_BUDGET_MS,
     ]
-    figure("generate trigger p50", "-", f"{percentile(timings, 50):.1f} ms", None)
     figure(
-        "generate trigger p95", f"<= {TRIGGER_BUDGET_MS:.0f} ms", f"{trigger_p95:.1f} ms", checks[0]
+        "generate trigger over HTTP",
+        f"p95 <= {TRIGGER_BUDGET_MS:.0f} ms",
+        f"{percentile(timings, 50):.1f} ms",
+        checks[0],
+        p95=f"{trigger_p95:.1f} ms",
     )
     figure(
         "SSE watchers on one process",
@@ -315,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         checks[1],
     )
     figure("SSE events delivered", f"{expected}", f"{len(samples)}", checks[2])
-    figure("SSE publish-to-receive p50", "-", f"{percentile(samples, 50):.1f} ms", None)
     figure(
-        f"SSE publish-to-receive p99 ({connected} watchers)",
-        f"<= {RECEIVE_BUDGET_MS:.0f} ms",
-        f"{receive_p99:.1f} ms",
+        f"SSE publish-to-receive ({connected} watchers), p99 in the p95 column",
+        f"p99 <= {RECEIVE_BUDGET_MS:.0f} ms",
+        f"{percentile(samples, 50):.1f} ms",
         checks[3],
+        p95=f"p99 {receive_p99:.1f} ms",
     )
     return 0 if all(checks) else 1
 

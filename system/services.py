@@ -10,6 +10,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -33,6 +34,7 @@ from django.utils import timezone
 
 from glow.ai import CompletionRequest, CompletionResult, ProviderError, cost_for, get_provider
 from glow.ai.speech import Speech, Transcription, get_speech_provider, speech_cost
+from glow.core.bulk import bulk_set
 from glow.core.media import upload_save_file
 from glow.core.models import UploadKind
 from glow.core.registry import registry
@@ -42,6 +44,8 @@ from system.models import FINISHED, ClientKind, Group, Run, RunStatus, Session, 
 SEEN_RESOLUTION = timedelta(seconds=60)
 # Cancellation is read from the database between chunks, but not more often than this.
 CANCEL_POLL_SECONDS = 0.15
+# model_call_many: remote calls made at once by one process.
+MAX_PARALLEL_CALLS = 32
 
 
 def client_kind_of(*, auth: str, mcp: bool, user_agent: str) -> str:
@@ -328,6 +332,108 @@ def model_call(
     else:
         Run.objects.filter(pk=run.pk).update(output=result.text)
     return result
+
+
+def model_call_many(
+    *, group: Group, kind: str, calls: list[tuple[Any, CompletionRequest, Any]], family: str = ""
+) -> list[tuple[Run, CompletionResult | Exception]]:
+    """model_call for many independent (model, request, artifact_id) calls of one group: the same
+    runs, tokens, cost, latency, status and errors, booked in three or four statements instead
+    of about ten per call. Answers (run, result or the exception it raised) per call, in order.
+
+    Calls to a remote provider run concurrently (a thread each: the threads only wait on the
+    network, never on the database), the local simulator's one after another. Not streamed, so
+    there is nothing to cancel.
+    """
+    if not calls:
+        return []
+    started = timezone.now()
+    runs = []
+    for model, request, artifact_id in calls:
+        provider, provider_model = provider_of(model)
+        if not request.model or request.model == "glow-local":
+            request.model = provider_model or request.model
+        runs.append(
+            Run(
+                organization_id=group.organization_id,
+                group=group,
+                session_id=group.session_id,
+                profile_id=group.profile_id,
+                kind=kind,
+                family=family or group.family,
+                model=model,
+                provider=provider,
+                provider_model=provider_model,
+                artifact_id=artifact_id,
+                status=RunStatus.RUNNING,
+                started_at=started,
+                messages=request.messages[-50:],
+            )
+        )
+    # The local simulator answers at once: its runs are written once, finished. A remote call
+    # may take seconds, so its run is visible as running meanwhile.
+    instant = all(run.provider == "local" for run in runs)
+    if not instant:
+        Run.objects.bulk_create(runs)
+    outcomes = _complete_all(runs, [request for _, request, _ in calls])
+    finished = timezone.now()
+    tokens, cost = 0, Decimal("0")
+    for run, outcome in zip(runs, outcomes, strict=True):
+        run.finished_at = finished
+        run.latency_ms = int((finished - started).total_seconds() * 1000)
+        if isinstance(outcome, Exception):
+            run.status = RunStatus.FAILED
+            message = str(outcome) if isinstance(outcome, ProviderError) else None
+            run.error = (message or f"{type(outcome).__name__}: {outcome}")[:4000]
+            continue
+        input_price, output_price = _price(run)
+        run.cost = cost_for(
+            outcome.usage,
+            input_price_per_million=input_price,
+            output_price_per_million=output_price,
+        )
+        run.input_tokens = outcome.usage.input_tokens
+        run.output_tokens = outcome.usage.output_tokens
+        run.total_tokens = run.input_tokens + run.output_tokens
+        run.output = outcome.text
+        run.status = (
+            RunStatus.CANCELLED if outcome.finish_reason == "cancelled" else RunStatus.SUCCEEDED
+        )
+        tokens += run.total_tokens
+        cost += run.cost
+    fields = ["status", "finished_at", "latency_ms", "error", "output", "cost"]
+    fields += ["input_tokens", "output_tokens", "total_tokens"]
+    with transaction.atomic():
+        if instant:
+            Run.objects.bulk_create(runs)
+        else:
+            bulk_set(Run.objects.all(), runs, fields)
+        Group.objects.filter(pk=group.pk).update(
+            run_count=F("run_count") + len(runs),
+            total_tokens=F("total_tokens") + tokens,
+            total_cost=F("total_cost") + cost,
+            first_run_at=Coalesce(F("first_run_at"), started),
+            last_run_at=Greatest(Coalesce(F("last_run_at"), finished), finished),
+        )
+        Session.objects.filter(pk=group.session_id).update(
+            run_count=F("run_count") + len(runs),
+            total_tokens=F("total_tokens") + tokens,
+            total_cost=F("total_cost") + cost,
+        )
+    return list(zip(runs, outcomes, strict=True))
+
+
+def _complete_all(runs: list[Run], requests: list[CompletionRequest]) -> list:
+    def complete(run: Run, request: CompletionRequest):
+        try:
+            return provider_for(run).complete(request)
+        except Exception as exc:  # booked on its run; the caller decides what it means
+            return exc
+
+    if len(runs) == 1 or all(run.provider == "local" for run in runs):
+        return [complete(run, request) for run, request in zip(runs, requests, strict=True)]
+    with ThreadPoolExecutor(max_workers=min(len(runs), MAX_PARALLEL_CALLS)) as pool:
+        return list(pool.map(complete, runs, requests))
 
 
 def speech_provider_for(run: Run):

@@ -4,6 +4,10 @@ Every model call is a system.Run in the test's group (through system.services.mo
 invocation also has an envelope Run (kind "invocation") whose events are its lifecycle on the
 group's SSE channel. Whoever halts an invocation (stop, terminate, complete) finishes that
 envelope; the runner only notices the status change and stops writing.
+
+A test with a high concurrency is run in batches: one worker claims several cells and advances
+them together, turn by turn (system.services.model_call_many, system.events.event_emit_many),
+so a thousand one-turn cells cost tens of statements per batch instead of a hundred per cell.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from glow.ai import CompletionRequest, ProviderError
 from glow.catalog.models import Rubric, Tool
+from glow.core.bulk import bulk_set
 from system import events
-from system.models import Run, RunStatus
-from system.services import model_call, run_create, run_finish, run_mark_running
+from system.models import FINISHED, Group, Run, RunStatus, Session
+from system.services import model_call, model_call_many, run_create, run_finish, run_mark_running
 from tests_app.models import (
     GradeSource,
     Invocation,
@@ -35,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 TOOL_CALL_EVENT = "InvocationToolCallEvent"
 TEST_PROGRESS_EVENT = "TestProgressEvent"
+# A test's concurrency is shared by at most this many worker tasks; each claims its share of the
+# slots as one batch (concurrency 4: four tasks of one cell, as if unbatched; 64: four of 16).
+WORKERS_PER_TEST = 4
+MAX_BATCH = 25
 
 GRADE_SCHEMA = {
     "type": "object",
@@ -54,6 +65,11 @@ GRADE_SCHEMA = {
 }
 
 
+def batch_size(concurrency: int) -> int:
+    """Cells one worker task claims at once for a test of this concurrency."""
+    return max(1, min(MAX_BATCH, concurrency // WORKERS_PER_TEST))
+
+
 def worker_run(*, test_id: Any, worker_token: str) -> int:
     """One worker slot: resume what this token had claimed (a redelivered task), then drain the queue."""
     executed = 0
@@ -65,17 +81,25 @@ def worker_run(*, test_id: Any, worker_token: str) -> int:
     for invocation_id in resumed:
         invocation_execute(invocation_id=invocation_id)
         executed += 1
-    while (
-        invocation_id := invocation_claim(test_id=test_id, worker_token=worker_token)
-    ) is not None:
-        invocation_execute(invocation_id=invocation_id)
-        executed += 1
+    while claimed := invocations_claim(test_id=test_id, worker_token=worker_token):
+        if len(claimed) == 1:
+            invocation_execute(invocation_id=claimed[0])
+        else:
+            invocations_execute(invocation_ids=claimed)
+        executed += len(claimed)
     return executed
 
 
-@transaction.atomic
 def invocation_claim(*, test_id: Any, worker_token: str):
-    """The next queued invocation, marked running, if the test has a free slot; else None.
+    """The next queued invocation, marked running, if the test has a free slot; else None."""
+    claimed = invocations_claim(test_id=test_id, worker_token=worker_token, limit=1)
+    return claimed[0] if claimed else None
+
+
+@transaction.atomic
+def invocations_claim(*, test_id: Any, worker_token: str, limit: int | None = None) -> list:
+    """The next queued invocations (at most `limit`, else the test's batch size), marked running,
+    within the test's free slots; an empty list when none is free or none is queued.
 
     The test row lock serialises claims, so the running count never exceeds the limit; the
     conditional UPDATE is what makes a claim exclusive on SQLite too (no row locks there).
@@ -87,25 +111,33 @@ def invocation_claim(*, test_id: Any, worker_token: str):
         .first()
     )
     if test is None or test[0] != TestStatus.RUNNING:
-        return None
+        return []
     concurrency = test[1]
     running = Invocation.objects.filter(test_id=test_id, status=InvocationStatus.RUNNING).count()
-    if running >= concurrency:
-        return None
+    wanted = min(concurrency - running, limit or batch_size(concurrency))
+    if wanted <= 0:
+        return []
     queued = Invocation.objects.filter(test_id=test_id, status=InvocationStatus.QUEUED)
+    fields = {
+        "status": InvocationStatus.RUNNING,
+        "worker_token": worker_token,
+        "started_at": timezone.now(),
+        "finished_at": None,
+        "error": "",
+    }
     if connection.features.has_select_for_update_skip_locked:
-        queued = queued.select_for_update(skip_locked=True)
-    for candidate in queued.order_by("position").values_list("pk", flat=True)[:3]:
-        claimed = Invocation.objects.filter(pk=candidate, status=InvocationStatus.QUEUED).update(
-            status=InvocationStatus.RUNNING,
-            worker_token=worker_token,
-            started_at=timezone.now(),
-            finished_at=None,
-            error="",
-        )
-        if claimed:
-            return candidate
-    return None
+        # The rows are locked by this transaction: one UPDATE claims them all.
+        locked = queued.select_for_update(skip_locked=True).order_by("position")
+        claimed = list(locked.values_list("pk", flat=True)[:wanted])
+        Invocation.objects.filter(pk__in=claimed).update(**fields)
+        return claimed
+    claimed = []
+    for candidate in queued.order_by("position").values_list("pk", flat=True)[: wanted + 2]:
+        if len(claimed) == wanted:
+            break
+        if Invocation.objects.filter(pk=candidate, status=InvocationStatus.QUEUED).update(**fields):
+            claimed.append(candidate)
+    return claimed
 
 
 def invocation_execute(*, invocation_id: Any) -> str:
@@ -132,6 +164,305 @@ def invocation_execute(*, invocation_id: Any) -> str:
         logger.exception("Invocation %s failed", invocation.pk)
         return _fail(invocation, envelope, f"{type(exc).__name__}: {exc}")
     return _succeed(invocation, envelope, conversation)
+
+
+def invocations_execute(*, invocation_ids: list) -> None:
+    """Run claimed invocations of one test together, turn by turn.
+
+    Each gets what invocation_execute gives it (an envelope run and its events, a run per model
+    call, transcript, tool calls, grade), written for the whole batch at every step. A re-run
+    (an earlier envelope to supersede) or a test whose group is gone goes alone.
+    """
+    invocations = list(
+        Invocation.objects.select_related(
+            "test__eval", "test__group", "model", "scenario__persona", "agent"
+        )
+        .filter(pk__in=invocation_ids, status=InvocationStatus.RUNNING)
+        .order_by("position")
+    )
+    fresh = [row for row in invocations if row.run_id is None and row.test.group is not None]
+    for invocation in invocations:
+        if invocation.run_id is not None or invocation.test.group is None:
+            invocation_execute(invocation_id=invocation.pk)
+    if fresh:
+        Batch(fresh).run()
+
+
+class Batch:
+    """Invocations of one test advanced in lock-step; `cells` are those still running.
+
+    Every write first locks the batch's rows that are still running, in primary-key order (as
+    tests_app.services._halt does, so the two never deadlock): a cell halted meanwhile is
+    dropped there and nothing more is written for it, as Conversation._save does for one.
+    """
+
+    def __init__(self, invocations: list[Invocation]) -> None:
+        self.invocations = invocations
+        self.test = invocations[0].test
+        self.group = self.test.group
+        self.cells: list[Conversation] = []
+
+    def run(self) -> None:
+        try:
+            self._begin()
+            for turn in range(1, self.test.eval.turns + 1):
+                self._agent_turn(turn)
+                self._persona_turn(turn)
+            self._grade()
+        except Exception as exc:  # the worker goes on with the next batch; these cells failed
+            logger.exception("A batch of test %s failed", self.test.pk)
+            message = f"{type(exc).__name__}: {exc}"
+            if self.cells:
+                for cell in self.cells:
+                    _fail(cell.invocation, cell.envelope, message)
+            else:
+                for invocation in self.invocations:
+                    _fail(invocation, None, message)
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        """_begin for every invocation: envelopes, reset progress, the first progress event."""
+        tools = _tools_by_agent({invocation.agent_id for invocation in self.invocations})
+        now = timezone.now()
+        cells = []
+        # Never begun (no envelope yet): no tool calls or grade of an earlier run to remove.
+        with transaction.atomic():
+            envelopes = []
+            for invocation in self.invocations:
+                envelope = Run(
+                    organization_id=self.group.organization_id,
+                    group=self.group,
+                    session_id=self.group.session_id,
+                    profile_id=self.group.profile_id,
+                    kind="invocation",
+                    family="test",
+                    model=invocation.model,
+                    provider=invocation.model.provider,
+                    provider_model=invocation.model.provider_model,
+                    artifact_id=invocation.pk,
+                    params={
+                        "test_id": str(invocation.test_id),
+                        "invocation_id": str(invocation.pk),
+                        "scenario_id": str(invocation.scenario_id),
+                        "agent_id": str(invocation.agent_id),
+                    },
+                    status=RunStatus.RUNNING,
+                    started_at=now,
+                )
+                envelopes.append(envelope)
+                invocation.run_id = envelope.pk
+                cell = Conversation(invocation, envelope, tools=tools.get(invocation.agent_id, []))
+                self._copy_progress(cell)
+                cells.append(cell)
+            Run.objects.bulk_create(envelopes)
+            bulk_set(
+                Invocation.objects.filter(status=InvocationStatus.RUNNING),
+                self.invocations,
+                ["run_id", "error", *PROGRESS_FIELDS],
+            )
+            events.event_emit_many(
+                items=[
+                    (
+                        cell.envelope,
+                        events.PROGRESS,
+                        {
+                            **_ids(cell.invocation),
+                            "completed_resources": 0,
+                            "total_resources": cell.turns + 1,
+                            "percentage": 0,
+                            "last_completed_resource": None,
+                        },
+                    )
+                    for cell in cells
+                ]
+            )
+        # Only now do the envelopes exist for a failure to be recorded on.
+        self.cells = cells
+
+    def _agent_turn(self, turn: int) -> None:
+        answered = self._calls(
+            "agent_turn",
+            [(cell, cell.invocation.model, cell.agent_request()) for cell in self.cells],
+        )
+        tool_rows, tool_events = [], []
+        for cell, run, result in answered:
+            rows = cell.tool_rows(turn, result, run)
+            cell.agent_answered(turn, run, result, rows)
+            tool_rows += rows
+            tool_events += cell.tool_events(turn, rows)
+        self._save(tool_rows=tool_rows, items=tool_events)
+
+    def _persona_turn(self, turn: int) -> None:
+        answered = self._calls(
+            "persona_reply", [(cell, None, cell.persona_request()) for cell in self.cells]
+        )
+        for cell, run, result in answered:
+            cell.persona_answered(turn, run, result)
+        self._save(
+            items=[
+                (cell.envelope, events.PROGRESS, cell.turn_progress(turn)) for cell in self.cells
+            ]
+        )
+
+    def _grade(self) -> None:
+        """Conversation.grade and _succeed for every cell, the writes in one transaction."""
+        if not self.cells:
+            return
+        rubric = Rubric.objects.prefetch_related("groups__standards").get(
+            pk=self.test.eval.rubric_id
+        )
+        structure = rubric.structure()
+        answered = self._calls(
+            "grade", [(cell, None, cell.grade_request(rubric, structure)) for cell in self.cells]
+        )
+        grades = {}
+        for cell, _run, result in answered:
+            try:
+                grades[cell] = cell.graded(result, structure)
+            except Exception as exc:
+                logger.exception("Invocation %s failed", cell.invocation.pk)
+                self._drop(cell, exc)
+        self.cells = [cell for cell in self.cells if cell in grades]
+        now = timezone.now()
+        with transaction.atomic():
+            if not self._lock_running():
+                return
+            TestGrade.objects.bulk_create(
+                TestGrade(invocation=cell.invocation, **grades[cell]) for cell in self.cells
+            )
+            Invocation.objects.filter(pk__in=[cell.invocation.pk for cell in self.cells]).update(
+                status=InvocationStatus.SUCCEEDED, finished_at=now
+            )
+            envelopes = []
+            for cell in self.cells:
+                envelope = cell.envelope
+                envelope.status = RunStatus.SUCCEEDED
+                envelope.finished_at = now
+                envelope.latency_ms = int((now - envelope.started_at).total_seconds() * 1000)
+                envelope.error = ""
+                envelope.output = f"{cell.score}/{cell.total_points}"
+                envelopes.append(envelope)
+            finished = bulk_set(
+                Run.objects.exclude(status__in=[s.value for s in FINISHED]),
+                envelopes,
+                ["status", "finished_at", "latency_ms", "error", "output"],
+            )
+            if finished:
+                started = min(envelope.started_at for envelope in envelopes)
+                Group.objects.filter(pk=self.group.pk).update(
+                    run_count=F("run_count") + finished,
+                    first_run_at=Coalesce(F("first_run_at"), started),
+                    last_run_at=Greatest(Coalesce(F("last_run_at"), now), now),
+                )
+                Session.objects.filter(pk=self.group.session_id).update(
+                    run_count=F("run_count") + finished
+                )
+            tally = test_progress(test_id=self.test.pk)
+            items = []
+            for cell in self.cells:
+                ids = _ids(cell.invocation)
+                summary = f"{cell.score}/{cell.total_points}"
+                artifact = str(cell.invocation.pk)
+                items += [
+                    (cell.envelope, events.SAVED, {**ids, "artifact_id": artifact}),
+                    (
+                        cell.envelope,
+                        events.COMPLETE,
+                        {
+                            **ids,
+                            "success": True,
+                            "message": f"Invocation finished and graded {summary}.",
+                            "artifact_id": artifact,
+                            "status": InvocationStatus.SUCCEEDED,
+                        },
+                    ),
+                    (
+                        cell.envelope,
+                        TEST_PROGRESS_EVENT,
+                        {**ids, "status": InvocationStatus.SUCCEEDED, **tally},
+                    ),
+                ]
+            events.event_emit_many(items=items)
+        self.cells = []
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _calls(self, kind: str, calls: list[tuple[Conversation, Any, CompletionRequest]]):
+        """One model call per cell; a cell whose call failed is failed (as invocation_execute
+        fails it) and dropped. Answers (cell, run, result) for the others."""
+        if not calls:
+            return []
+        booked = model_call_many(
+            group=self.group,
+            kind=kind,
+            family="test",
+            calls=[(model, request, cell.invocation.pk) for cell, model, request in calls],
+        )
+        answered = []
+        for (cell, _, _), (run, outcome) in zip(calls, booked, strict=True):
+            if isinstance(outcome, Exception):
+                self._drop(cell, outcome)
+            else:
+                answered.append((cell, run, outcome))
+        self.cells = [cell for cell, _, _ in answered]
+        return answered
+
+    def _drop(self, cell: Conversation, exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
+        _fail(cell.invocation, cell.envelope, message)
+
+    def _lock_running(self) -> bool:
+        """Keep the cells still running, their rows locked until the transaction ends."""
+        running = set(
+            Invocation.objects.select_for_update()
+            .filter(
+                pk__in=[cell.invocation.pk for cell in self.cells],
+                status=InvocationStatus.RUNNING,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        self.cells = [cell for cell in self.cells if cell.invocation.pk in running]
+        return bool(self.cells)
+
+    def _save(self, *, tool_rows: list[ToolCall] = (), items: list = ()) -> None:
+        """Conversation._save for every cell, with the turn's tool calls and events."""
+        if not self.cells:
+            return
+        with transaction.atomic():
+            if not self._lock_running():
+                return
+            live = {cell.invocation.pk for cell in self.cells}
+            ToolCall.objects.bulk_create(row for row in tool_rows if row.invocation_id in live)
+            for cell in self.cells:
+                self._copy_progress(cell)
+            bulk_set(
+                Invocation.objects.all(), [cell.invocation for cell in self.cells], PROGRESS_FIELDS
+            )
+            named = {str(pk) for pk in live}
+            events.event_emit_many(
+                items=[item for item in items if item[2]["invocation_id"] in named]
+            )
+
+    @staticmethod
+    def _copy_progress(cell: Conversation) -> None:
+        for name, value in cell.progress_fields().items():
+            setattr(cell.invocation, name, value)
+
+
+PROGRESS_FIELDS = ["transcript", "input_tokens", "output_tokens", "total_tokens", "cost"]
+
+
+def _tools_by_agent(agent_ids: set) -> dict[Any, list[Tool]]:
+    """Each agent's tools by name, as Conversation reads them, in one query."""
+    through = Tool.agents.through
+    tools: dict[Any, list[Tool]] = {}
+    for link in through.objects.filter(agent_id__in=agent_ids).select_related("tool"):
+        tools.setdefault(link.agent_id, []).append(link.tool)
+    for rows in tools.values():
+        rows.sort(key=lambda tool: tool.name)
+    return tools
 
 
 @transaction.atomic
@@ -194,13 +525,15 @@ class Conversation:
     and grader calls are counted in the test's group like every run.
     """
 
-    def __init__(self, invocation: Invocation, envelope: Run) -> None:
+    def __init__(self, invocation: Invocation, envelope: Run, tools: list | None = None) -> None:
         self.invocation = invocation
         self.envelope = envelope
         self.test = invocation.test
         self.turns = self.test.eval.turns
         self.transcript: list[dict] = []
-        self.tools = list(Tool.objects.filter(agents=invocation.agent).order_by("name"))
+        if tools is None:
+            tools = list(Tool.objects.filter(agents=invocation.agent).order_by("name"))
+        self.tools = tools
         self.tool_position = 0
         self.input_tokens = self.output_tokens = 0
         self.cost = Decimal("0")
@@ -262,17 +595,18 @@ class Conversation:
             if not self._agent_turn(turn) or not self._persona_turn(turn):
                 return False
             events.event_emit(
-                run=self.envelope,
-                event_type=events.PROGRESS,
-                payload={
-                    **_ids(self.invocation),
-                    "completed_resources": turn,
-                    "total_resources": self.turns + 1,
-                    "percentage": round(turn * 100 / (self.turns + 1)),
-                    "last_completed_resource": f"turn {turn}",
-                },
+                run=self.envelope, event_type=events.PROGRESS, payload=self.turn_progress(turn)
             )
         return True
+
+    def turn_progress(self, turn: int) -> dict:
+        return {
+            **_ids(self.invocation),
+            "completed_resources": turn,
+            "total_resources": self.turns + 1,
+            "percentage": round(turn * 100 / (self.turns + 1)),
+            "last_completed_resource": f"turn {turn}",
+        }
 
     def _call(self, *, kind: str, model, request: CompletionRequest):
         run = run_create(
@@ -286,8 +620,16 @@ class Conversation:
         return run, result
 
     def _agent_turn(self, turn: int) -> bool:
+        run, result = self._call(
+            kind="agent_turn", model=self.invocation.model, request=self.agent_request()
+        )
+        tool_calls = self._record_tools(turn, self.tool_rows(turn, result, run), run)
+        self.agent_answered(turn, run, result, tool_calls)
+        return self._save()
+
+    def agent_request(self) -> CompletionRequest:
         agent = self.invocation.agent
-        request = CompletionRequest(
+        return CompletionRequest(
             messages=[
                 {"role": "system", "content": self._agent_system()},
                 *self._chat(speaker="agent"),
@@ -308,12 +650,12 @@ class Conversation:
                 "persona": self._persona(),
             },
         )
-        run, result = self._call(kind="agent_turn", model=self.invocation.model, request=request)
+
+    def agent_answered(self, turn: int, run: Run, result, tool_calls: list[ToolCall]) -> None:
+        """The agent's line and usage (the invocation's own), once its tool calls are saved."""
         self.input_tokens += run.input_tokens
         self.output_tokens += run.output_tokens
         self.cost += run.cost
-        calls = (result.data or {}).get("tool_calls") if isinstance(result.data, dict) else None
-        tool_calls = self._record_tools(turn, calls or [], run)
         self.transcript.append(
             {
                 "role": "agent",
@@ -324,18 +666,18 @@ class Conversation:
                 "created_at": timezone.now().isoformat(),
             }
         )
-        return self._save()
 
-    def _record_tools(self, turn: int, calls: list, run: Run) -> list[ToolCall]:
+    def tool_rows(self, turn: int, result, run: Run) -> list[ToolCall]:
         """Tools are declared in the catalog as schemas only: the call is recorded, not executed."""
+        calls = (result.data or {}).get("tool_calls") if isinstance(result.data, dict) else None
         by_name = {tool.name: tool for tool in self.tools}
         rows = []
-        for call in calls:
+        for call in calls or []:
             if not isinstance(call, dict):
                 continue
             name = str(call.get("name") or "")[:100]
             tool = by_name.get(name)
-            result = (
+            outcome = (
                 {"simulated": True, "content": tool.description or tool.title}
                 if tool is not None
                 else {"error": f"The agent has no tool named {name!r}."}
@@ -348,29 +690,43 @@ class Conversation:
                     turn=turn,
                     name=name,
                     arguments=arguments if isinstance(arguments, dict) else {"value": arguments},
-                    result=result,
+                    result=outcome,
                     run=run,
                 )
             )
             self.tool_position += 1
-        ToolCall.objects.bulk_create(rows)
-        for row in rows:
-            events.event_emit(
-                run=self.envelope,
-                event_type=TOOL_CALL_EVENT,
-                payload={
+        return rows
+
+    def tool_events(self, turn: int, rows: list[ToolCall]) -> list[tuple[Run, str, dict]]:
+        return [
+            (
+                self.envelope,
+                TOOL_CALL_EVENT,
+                {
                     **_ids(self.invocation),
                     "tool_call_id": str(row.pk),
                     "name": row.name,
                     "turn": turn,
                 },
             )
+            for row in rows
+        ]
+
+    def _record_tools(self, turn: int, rows: list[ToolCall], run: Run) -> list[ToolCall]:
+        ToolCall.objects.bulk_create(rows)
+        for envelope, event_type, payload in self.tool_events(turn, rows):
+            events.event_emit(run=envelope, event_type=event_type, payload=payload)
         return rows
 
     def _persona_turn(self, turn: int) -> bool:
+        run, result = self._call(kind="persona_reply", model=None, request=self.persona_request())
+        self.persona_answered(turn, run, result)
+        return self._save()
+
+    def persona_request(self) -> CompletionRequest:
         agent_line = self.transcript[-1]["content"]
         persona = self.invocation.scenario.persona
-        request = CompletionRequest(
+        return CompletionRequest(
             messages=[
                 {
                     "role": "system",
@@ -387,7 +743,8 @@ class Conversation:
                 "learner_message": agent_line,
             },
         )
-        run, result = self._call(kind="persona_reply", model=None, request=request)
+
+    def persona_answered(self, turn: int, run: Run, result) -> None:
         self.transcript.append(
             {
                 "role": "persona",
@@ -398,21 +755,23 @@ class Conversation:
                 "created_at": timezone.now().isoformat(),
             }
         )
-        return self._save()
 
     def _save(self) -> bool:
         """Persist progress while still running: zero rows updated means someone halted it."""
         return bool(
             Invocation.objects.filter(
                 pk=self.invocation.pk, status=InvocationStatus.RUNNING
-            ).update(
-                transcript=self.transcript,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                total_tokens=self.input_tokens + self.output_tokens,
-                cost=self.cost,
-            )
+            ).update(**self.progress_fields())
         )
+
+    def progress_fields(self) -> dict:
+        return {
+            "transcript": self.transcript,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "cost": self.cost,
+        }
 
     # -- grading --------------------------------------------------------------------------------
 
@@ -422,10 +781,23 @@ class Conversation:
             pk=self.test.eval.rubric_id
         )
         structure = rubric.structure()
+        _run, result = self._call(
+            kind="grade", model=None, request=self.grade_request(rubric, structure)
+        )
+        defaults = self.graded(result, structure)
+        with transaction.atomic():
+            if not Invocation.objects.filter(
+                pk=self.invocation.pk, status=InvocationStatus.RUNNING
+            ).exists():
+                return False
+            TestGrade.objects.update_or_create(invocation=self.invocation, defaults=defaults)
+        return True
+
+    def grade_request(self, rubric: Rubric, structure: list[dict]) -> CompletionRequest:
         transcript_text = "\n".join(
             f"{message['role']}: {message['content']}" for message in self.transcript
         )
-        request = CompletionRequest(
+        return CompletionRequest(
             messages=[
                 {
                     "role": "system",
@@ -445,7 +817,9 @@ class Conversation:
             },
             json_schema=GRADE_SCHEMA,
         )
-        _run, result = self._call(kind="grade", model=None, request=request)
+
+    def graded(self, result, structure: list[dict]) -> dict:
+        """The grader's answer as the TestGrade's fields; sets score and total_points."""
         data = result.data if isinstance(result.data, dict) else {}
         answered = {
             str(item.get("group_id")): item.get("score")
@@ -466,25 +840,16 @@ class Conversation:
             )
         self.total_points = sum(group["total_points"] for group in structure)
         self.score = sum((Decimal(str(group["score"])) for group in groups), Decimal("0"))
-        with transaction.atomic():
-            if not Invocation.objects.filter(
-                pk=self.invocation.pk, status=InvocationStatus.RUNNING
-            ).exists():
-                return False
-            TestGrade.objects.update_or_create(
-                invocation=self.invocation,
-                defaults={
-                    "organization_id": self.invocation.organization_id,
-                    "score": self.score,
-                    "total_points": self.total_points,
-                    "full": bool(self.total_points) and self.score == self.total_points,
-                    "source": GradeSource.AUTO,
-                    "groups": groups,
-                    "feedback": str(data.get("feedback") or "")[:4000],
-                    "graded_by": None,
-                },
-            )
-        return True
+        return {
+            "organization_id": self.invocation.organization_id,
+            "score": self.score,
+            "total_points": self.total_points,
+            "full": bool(self.total_points) and self.score == self.total_points,
+            "source": GradeSource.AUTO,
+            "groups": groups,
+            "feedback": str(data.get("feedback") or "")[:4000],
+            "graded_by": None,
+        }
 
 
 def _clamp(value: float, ceiling: int) -> Decimal:

@@ -123,11 +123,13 @@ def secret_key_create(*, actor, label: str, value: str) -> SecretKey:
 
 
 def workers_dispatch(*, test: Test, queued: int) -> int:
-    """Enough worker tasks to fill the test's concurrency; each drains the queue, extras just exit."""
+    """Enough worker tasks to fill the test's concurrency, each claiming a batch of cells at a
+    time (runner.batch_size); each drains the queue, extras just exit."""
     from glow.core.tasks import enqueue
+    from tests_app.runner import batch_size
     from tests_app.tasks import invocations_drain
 
-    count = min(test.concurrency, queued)
+    count = -(-min(test.concurrency, queued) // batch_size(test.concurrency))
     for _ in range(count):
         enqueue(invocations_drain, str(test.pk), uuid.uuid4().hex)
     return count
@@ -293,9 +295,11 @@ def _halt(*, queryset, reason: str) -> tuple[int, Any]:
     calls get the cancel flag, and their envelope runs end here with a terminal error event.
     """
     active = queryset.filter(status__in=ACTIVE)
+    # Locked in primary-key order, as a runner's batch locks its rows: the two never deadlock.
     running = list(
         active.filter(status=InvocationStatus.RUNNING)
         .select_for_update(of=("self",))
+        .order_by("pk")
         .values_list("pk", "run_id", "test_id")
     )
     first = active.order_by("position", "created_at").values_list("pk", flat=True).first()
