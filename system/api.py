@@ -32,13 +32,16 @@ class SystemViewSet(ArtifactViewSet):
 
     @op("session", request=s.SessionRequest, response=s.SessionDetailOut)
     def session(self, request):
-        """One session: its owner, counters, groups and chronological timeline."""
+        """One session: its owner, counters, groups and chronological timeline (event_types
+        narrows the timeline)."""
         data = self.parse()
         session_id = data.get("session_id") or data.get("id")
         if session_id is None:
             current = self.current_session()
             session_id = current.pk if current else None
-        detail = selectors.session_detail(actor=self.actor, session_id=session_id)
+        detail = selectors.session_detail(
+            actor=self.actor, session_id=session_id, event_types=data.get("event_types")
+        )
         return Response(s.SessionDetailOut(detail, context=self.shape_context()).data)
 
     @op("sessions", request=s.SessionsRequest, response=s.SessionsResponse)

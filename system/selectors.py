@@ -176,8 +176,14 @@ def _run_items(run: Run) -> list[TimelineItem]:
     return items
 
 
-def session_timeline(*, session: Session) -> list[TimelineItem]:
-    """Audit rows of the session and the starts and ends of its runs, oldest first."""
+def session_timeline(
+    *, session: Session, event_types: list[str] | None = None
+) -> list[TimelineItem]:
+    """Audit rows of the session and the starts and ends of its runs, oldest first; with
+    `event_types`, only items of those types (run items are "run.started", "run.<status>")."""
+    rows = TimelineEvent.objects.filter(session=session)
+    if event_types is not None:
+        rows = rows.filter(event_type__in=event_types)
     audit = [
         TimelineItem(
             row.event_type,
@@ -187,35 +193,57 @@ def session_timeline(*, session: Session) -> list[TimelineItem]:
             row.extra_1,
             row.extra_2,
         )
-        for row in TimelineEvent.objects.filter(session=session).order_by("-created_at", "-id")[
-            :MAX_TIMELINE_ITEMS
-        ]
+        for row in rows.order_by("-created_at", "-id")[:MAX_TIMELINE_ITEMS]
     ]
-    runs = (
-        Run.objects.filter(session=session)
-        .only(
-            "id",
-            "group_id",
-            "kind",
-            "provider",
-            "provider_model",
-            "status",
-            "started_at",
-            "finished_at",
-            "total_tokens",
+    run_items = []
+    if event_types is None or any(kind.startswith("run.") for kind in event_types):
+        runs = (
+            Run.objects.filter(session=session)
+            .only(
+                "id",
+                "group_id",
+                "kind",
+                "provider",
+                "provider_model",
+                "status",
+                "started_at",
+                "finished_at",
+                "total_tokens",
+            )
+            .order_by("-created_at")[:MAX_TIMELINE_ITEMS]
         )
-        .order_by("-created_at")[:MAX_TIMELINE_ITEMS]
-    )
-    items = audit + [item for run in runs for item in _run_items(run)]
+        run_items = [item for run in runs for item in _run_items(run)]
+        if event_types is not None:
+            run_items = [item for item in run_items if item.event_type in event_types]
+    items = audit + run_items
     items.sort(key=lambda item: item.created_at)
     return items[-MAX_TIMELINE_ITEMS:]
 
 
-def session_detail(*, actor, session_id: Any) -> SessionDetail:
+def session_event_types(*, session: Session) -> list[str]:
+    """The event types the session's timeline holds, for a filter's options: three queries."""
+    kinds = set(
+        TimelineEvent.objects.filter(session=session)
+        .order_by()
+        .values_list("event_type", flat=True)
+        .distinct()
+    )
+    runs = Run.objects.filter(session=session).order_by()
+    if runs.filter(started_at__isnull=False).exists():
+        kinds.add("run.started")
+    finished = runs.filter(finished_at__isnull=False).values_list("status", flat=True).distinct()
+    kinds.update(f"run.{status}" for status in finished)
+    return sorted(kinds)
+
+
+def session_detail(
+    *, actor, session_id: Any, event_types: list[str] | None = None
+) -> SessionDetail:
     """One session's groups (with their counters) and timeline: four queries."""
     session = session_access(actor=actor, session_id=session_id)
     groups = list(Group.objects.filter(session=session).order_by("created_at", "id"))
-    return SessionDetail(session=session, groups=groups, timeline=session_timeline(session=session))
+    timeline = session_timeline(session=session, event_types=event_types)
+    return SessionDetail(session=session, groups=groups, timeline=timeline)
 
 
 # -- groups -------------------------------------------------------------------------------------

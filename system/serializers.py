@@ -47,6 +47,12 @@ class SessionRequest(serializers.Serializer):
         serializers.UUIDField, help_text="Omitted: the caller's current session."
     )
     id = _optional(serializers.UUIDField, help_text="Same as session_id.")
+    event_types = _optional(
+        serializers.ListField,
+        child=serializers.CharField(max_length=60),
+        max_length=100,
+        help_text='Only timeline items of these types (e.g. "attempt.archived", "run.failed").',
+    )
 
 
 class SessionsRequest(serializers.Serializer):

@@ -172,14 +172,35 @@ def session_list(request):
     )
 
 
+class TimelineFilterForm(forms.Form):
+    event_type = forms.ChoiceField(required=False, label="Event type")
+
+    def __init__(self, *args, kinds: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["event_type"].choices = [("", "All events")] + [(k, k) for k in kinds]
+
+
 @staff_page
 def session_detail(request, pk):
-    detail = selectors.session_detail(actor=request.actor, session_id=pk)
+    session = selectors.session_access(actor=request.actor, session_id=pk)
+    form = TimelineFilterForm(
+        request.GET or None, kinds=selectors.session_event_types(session=session)
+    )
+    chosen = form.cleaned_data.get("event_type") if form.is_valid() else ""
+    detail = selectors.session_detail(
+        actor=request.actor, session_id=pk, event_types=[chosen] if chosen else None
+    )
     groups = [(group, artifact_url(group.family, group.artifact_id)) for group in detail.groups]
     return render(
         request,
         "staff/session.html",
-        {"detail": detail, "session": detail.session, "groups": groups, "actor": request.actor},
+        {
+            "detail": detail,
+            "session": detail.session,
+            "groups": groups,
+            "actor": request.actor,
+            "form": form,
+        },
     )
 
 

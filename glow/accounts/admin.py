@@ -1,10 +1,22 @@
-"""Admin for accounts; a new API key's secret is shown once, right after it is saved."""
+"""Admin for accounts; a new API key's secret is shown once, right after it is saved.
+
+Key creation, rotation and revocation and role changes go through the services, which audit them.
+"""
 
 from django.contrib import admin, messages
-from django.utils import timezone
 
 from glow.accounts.models import ApiKey, Cohort, Department, Organization, Profile
-from glow.accounts.services import api_key_create
+from glow.accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    api_key_rotate,
+    profile_role_set,
+)
+
+
+def acting_profile(request) -> Profile | None:
+    """The signed-in admin user's Glow profile (a bare superuser has none)."""
+    return Profile.objects.filter(user_id=request.user.pk).first()
 
 
 @admin.register(Organization)
@@ -38,6 +50,15 @@ class ProfileAdmin(admin.ModelAdmin):
     search_fields = ["display_name", "user__username", "user__email"]
     autocomplete_fields = ["user", "departments"]
 
+    def save_model(self, request, obj, form, change):
+        if not (change and "role" in form.changed_data):
+            super().save_model(request, obj, form, change)
+            return
+        role = obj.role
+        obj.role = form.initial["role"]  # the other fields are saved first; the service changes
+        super().save_model(request, obj, form, change)  # the role and audits it
+        profile_role_set(profile=obj, role=role, actor=acting_profile(request), request=request)
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
@@ -54,7 +75,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_select_related = ["profile__user"]
     search_fields = ["prefix", "name", "profile__user__username"]
     autocomplete_fields = ["profile"]
-    actions = ["revoke"]
+    actions = ["revoke", "rotate"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -78,7 +99,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        created = api_key_create(profile=obj.profile, name=obj.name, expires_at=obj.expires_at)
+        created = api_key_create(
+            profile=obj.profile,
+            name=obj.name,
+            expires_at=obj.expires_at,
+            actor=acting_profile(request),
+            request=request,
+        )
         obj.pk = created.api_key.pk
         obj.prefix = created.api_key.prefix
         obj.hashed_key = created.api_key.hashed_key
@@ -90,5 +117,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} key(s).")
+        actor = acting_profile(request)
+        keys = list(queryset.filter(revoked_at__isnull=True).select_related("profile__user"))
+        for key in keys:
+            api_key_revoke(api_key=key, actor=actor, request=request)
+        self.message_user(request, f"Revoked {len(keys)} key(s).")
+
+    @admin.action(description="Rotate selected keys (new secrets, old keys revoked)")
+    def rotate(self, request, queryset):
+        actor = acting_profile(request)
+        for key in queryset.filter(revoked_at__isnull=True).select_related("profile__user"):
+            created = api_key_rotate(api_key=key, actor=actor, request=request)
+            messages.warning(
+                request,
+                f"Key {key.prefix} is revoked; its replacement (copy it now, it is not shown "
+                f"again): {created.plaintext}",
+            )

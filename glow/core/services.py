@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from glow.core.errors import ApplicationError, ConflictError, NotFound, PermissionDenied
 from glow.core.models import Draft
-from glow.core.registry import Family
+from glow.core.registry import Family, registry
 from glow.core.selectors import artifact_access
 
 
@@ -30,6 +30,24 @@ def artifact_archive(*, selection: QuerySet, archived: bool) -> int:
         archived_at=now if archived else None,
         updated_at=now,
         version=F("version") + 1,
+    )
+
+
+def artifact_archive_audit(
+    *, actor, family: Family, archived: bool, count: int, ids: list | None, request=None
+) -> None:
+    """One audit row per archive call (system writes it as a TimelineEvent): who, which family,
+    how many rows, and which ids ("all" for a filtered selection)."""
+    listed = ",".join(str(pk) for pk in ids) if ids else "all"
+    registry.run_hooks(
+        "audit",
+        actor=actor,
+        event_type=f"{family.name}.{'archived' if archived else 'unarchived'}",
+        entity_id=family.name,
+        entity_name=family.plural,
+        extra_1=str(count),
+        extra_2=listed if len(listed) <= 300 else f"{listed[:296]}...",
+        request=request,
     )
 
 

@@ -38,6 +38,22 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         # After authentication: lower apps (system's session books) see every API request.
         registry.run_hooks("request", request=request._request, actor=self.actor)
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        spec = self.spec(self.action) if self.action else None
+        # Here rather than in the op: a family that overrides archive (attempt) is audited too.
+        if spec is not None and spec.name == "archive" and response.status_code == 200:
+            body = self.parse(shapes.archive_request(self.family))
+            services.artifact_archive_audit(
+                actor=self.actor,
+                family=self.family,
+                archived=body.get("archived", True),
+                count=response.data.get("updated_count", 0),
+                ids=body.get(self.family.ids_field) or body.get("ids"),
+                request=request._request,
+            )
+        return response
+
     @classmethod
     def op_specs(cls) -> list[OpSpec]:
         specs, seen = [], set()
