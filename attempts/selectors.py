@@ -465,6 +465,12 @@ def filter_applier(params: dict) -> Callable[..., QuerySet]:
     """Validate the search filters once; answer apply(queryset, without=param) for the rows and
     for each facet (a facet's counts leave out its own filter). Invalid values answer 400."""
     data = {key: value for key, value in params.items() if value is not None}
+    if all(
+        data.get(name) in ("", []) or name not in data for name in family().filterset.base_filters
+    ):
+        # No filter given (the history page's first view): nothing to validate, and building a
+        # FilterSet (a deep copy of every filter and a form) is a tenth of the op's time.
+        return lambda queryset, without=None: queryset
     filterset = family().filterset(data=data, queryset=Attempt.objects.none())
     if not filterset.is_valid():
         errors = {

@@ -96,8 +96,20 @@ TEMPLATES = [
 
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env.bool("GLOW_DB_POOL", default=False):
+        # The ASGI web process (glow/asgi.py turns this on) runs each request's sync part in a
+        # thread of its own, so a per-thread persistent connection is never reused: every
+        # request would connect anew (~5 ms) and leave its connection to the garbage collector.
+        # A pool per process hands connections from thread to thread instead.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        }
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -9,9 +9,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 
+from glow.core.bulk import bulk_copy, reserve_ids
 from system.models import Event, Run
 
 logger = logging.getLogger(__name__)
@@ -99,22 +100,31 @@ def _emit_many(items: list[tuple[Run, str, dict]]) -> list[Event]:
     last = dict(Run.objects.filter(pk__in=wanted).values_list("pk", "event_seq"))
     next_seq = {pk: last[pk] - n + 1 for pk, n in wanted.items()}
     events, messages = [], []
-    for run, event_type, payload in items:
+    ids = reserve_ids(Event, len(items)) if connection.vendor == "postgresql" else None
+    for index, (run, event_type, payload) in enumerate(items):
         seq = next_seq[run.pk]
         next_seq[run.pk] = seq + 1
         run.event_seq = max(run.event_seq, seq)
         body = envelope(group_id=run.group_id, run_id=run.pk, seq=seq, payload=payload)
-        body = json.loads(json.dumps(body, cls=DjangoJSONEncoder))
-        events.append(
-            Event(
-                run_id=run.pk, group_id=run.group_id, seq=seq, event_type=event_type, payload=body
-            )
+        # Encoded once: the stored payload is exactly what subscribers receive.
+        data = json.dumps(body, cls=DjangoJSONEncoder)
+        event = Event(
+            id=ids[index] if ids else None,
+            run_id=run.pk,
+            group_id=run.group_id,
+            seq=seq,
+            event_type=event_type,
+            payload=json.loads(data),
         )
-    Event.objects.bulk_create(events)
-    for event in events:
-        data = json.dumps(event.payload)
+        events.append((event, data))
+    if ids:
+        bulk_copy([event for event, _ in events])
+    else:
+        Event.objects.bulk_create([event for event, _ in events])
+    for event, data in events:
         for channel in (run_channel(event.run_id), group_channel(event.group_id)):
             messages.append((channel, event.event_type, data, event.pk))
+    events = [event for event, _ in events]
     transaction.on_commit(lambda: _publish_many(messages))
     return events
 

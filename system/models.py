@@ -98,11 +98,15 @@ class Run(models.Model):
     """One model call or one generation: tokens, dollar cost, latency, status, error."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No single-column indexes where a composite index below starts with the column: every
+    # index is written on each of the thousands of runs a test's grid books per second.
     organization = models.ForeignKey(
-        "accounts.Organization", on_delete=models.CASCADE, related_name="+"
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="runs")
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="runs")
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     profile = models.ForeignKey("accounts.Profile", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=40)  # generate, persona_reply, hint, grade, agent_turn, ...
     family = models.CharField(max_length=40, blank=True)
@@ -159,8 +163,11 @@ class Event(models.Model):
     """A typed event of a run, numbered per run; the SSE stream replays these."""
 
     id = models.BigAutoField(primary_key=True)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="events")
+    # Indexed by event_run_seq_once and event_group_id, which start with these columns.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
+    group = models.ForeignKey(
+        Group, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     seq = models.PositiveIntegerField()
     event_type = models.CharField(max_length=60)
     payload = models.JSONField(default=dict)

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from glow.ai import CompletionRequest, CompletionResult, ProviderError, cost_for, get_provider
 from glow.ai.speech import Speech, Transcription, get_speech_provider, speech_cost
-from glow.core.bulk import bulk_set
+from glow.core.bulk import bulk_copy, bulk_set
 from glow.core.media import upload_save_file
 from glow.core.models import UploadKind
 from glow.core.registry import registry
@@ -405,7 +405,7 @@ def model_call_many(
     fields += ["input_tokens", "output_tokens", "total_tokens"]
     with transaction.atomic():
         if instant:
-            Run.objects.bulk_create(runs)
+            bulk_copy(runs)
         else:
             bulk_set(Run.objects.all(), runs, fields)
         Group.objects.filter(pk=group.pk).update(

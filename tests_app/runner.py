@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from glow.ai import CompletionRequest, ProviderError
 from glow.catalog.models import Rubric, Tool
-from glow.core.bulk import bulk_set
+from glow.core.bulk import bulk_copy, bulk_set
 from system import events
 from system.models import FINISHED, Group, Run, RunStatus, Session
 from system.services import model_call, model_call_many, run_create, run_finish, run_mark_running
@@ -255,7 +255,7 @@ class Batch:
                 cell = Conversation(invocation, envelope, tools=tools.get(invocation.agent_id, []))
                 self._copy_progress(cell)
                 cells.append(cell)
-            Run.objects.bulk_create(envelopes)
+            bulk_copy(envelopes)
             bulk_set(
                 Invocation.objects.filter(status=InvocationStatus.RUNNING),
                 self.invocations,
@@ -328,8 +328,8 @@ class Batch:
         with transaction.atomic():
             if not self._lock_running():
                 return
-            TestGrade.objects.bulk_create(
-                TestGrade(invocation=cell.invocation, **grades[cell]) for cell in self.cells
+            bulk_copy(
+                [TestGrade(invocation=cell.invocation, **grades[cell]) for cell in self.cells]
             )
             Invocation.objects.filter(pk__in=[cell.invocation.pk for cell in self.cells]).update(
                 status=InvocationStatus.SUCCEEDED, finished_at=now

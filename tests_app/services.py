@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from glow.catalog.models import Eval, Standard, StandardGroup
 from glow.core import media
+from glow.core.bulk import bulk_insert
 from glow.core.errors import ApplicationError, NotFound, PermissionDenied, StateError
 from glow.core.models import Upload, UploadKind
 from glow.core.registry import registry
@@ -28,7 +29,6 @@ from system import events
 from system.models import Run, RunStatus
 from system.services import group_create, run_finish, timeline_record
 from tests_app import crypto
-from tests_app.bulk import bulk_insert
 from tests_app.models import (
     ACTIVE,
     DEFAULT_CONCURRENCY,

@@ -1,10 +1,13 @@
 """Tests of token counting and exact Decimal cost arithmetic."""
 
+import random
+import string
 from decimal import Decimal
 
 import pytest
 
 from glow.ai import Usage, cost_for, count_tokens
+from glow.ai.tokens import token_boundaries
 
 
 def test_cost_is_exact_per_million_prices():
@@ -79,3 +82,14 @@ def test_count_tokens_grows_with_text():
     sentence = "The student disputes the midterm grade because the rubric seemed unclear. "
 
     assert count_tokens(sentence * 10) == 10 * count_tokens(sentence)
+
+
+def test_count_tokens_agrees_with_truncation_on_any_text():
+    """Billing (count_tokens) and max_tokens (truncate_to_tokens) must count the same pieces."""
+    alphabet = string.ascii_letters + string.digits + " _-.,!?'\"\n\téüß日本"
+    rng = random.Random(20261202)
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        text += "x" * rng.choice([0, 0, 7, 8, 9, 17, 40])
+        boundaries = list(token_boundaries(text))
+        assert count_tokens(text) == (boundaries[-1][1] if boundaries else 0), text
