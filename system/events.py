@@ -11,8 +11,9 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
+from django.utils import timezone
 
-from glow.core.bulk import bulk_copy, reserve_ids
+from glow.core.bulk import copy_rows, reserve_ids
 from system.models import Event, Run
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def _emit_many(items: list[tuple[Run, str, dict]]) -> list[Event]:
     last = dict(Run.objects.filter(pk__in=wanted).values_list("pk", "event_seq"))
     next_seq = {pk: last[pk] - n + 1 for pk, n in wanted.items()}
     events, messages = [], []
+    now = timezone.now()
     ids = reserve_ids(Event, len(items)) if connection.vendor == "postgresql" else None
     for index, (run, event_type, payload) in enumerate(items):
         seq = next_seq[run.pk]
@@ -115,10 +117,19 @@ def _emit_many(items: list[tuple[Run, str, dict]]) -> list[Event]:
             seq=seq,
             event_type=event_type,
             payload=json.loads(data),
+            created_at=now,
         )
         events.append((event, data))
     if ids:
-        bulk_copy([event for event, _ in events])
+        copy_rows(
+            Event,
+            ["id", "run_id", "group_id", "seq", "event_type", "payload", "created_at"],
+            # COPY reads jsonb from its text: the payload goes as it was encoded.
+            [
+                [e.id, e.run_id, e.group_id, e.seq, e.event_type, data, e.created_at]
+                for e, data in events
+            ],
+        )
     else:
         Event.objects.bulk_create([event for event, _ in events])
     for event, data in events:
@@ -150,9 +161,16 @@ def _publish_many(messages: list[tuple[str, str, str, int | None]]) -> None:
     client = _redis_publisher()
     if client is not None:
         pipeline = client.pipeline(transaction=False)
+        encoded: dict[int, str] = {}  # an event goes to two channels: its data is escaped once
         for channel, event_type, data, event_id in messages:
-            message = {"channel": channel, "event_type": event_type, "data": data}
-            pipeline.publish("events_channel", json.dumps({**message, "pub_id": event_id}))
+            key = id(data)
+            if key not in encoded:
+                encoded[key] = json.dumps(data)
+            pipeline.publish(
+                "events_channel",
+                f'{{"channel": {json.dumps(channel)}, "event_type": {json.dumps(event_type)}, '
+                f'"data": {encoded[key]}, "pub_id": {json.dumps(event_id)}}}',
+            )
         try:
             pipeline.execute()
             return

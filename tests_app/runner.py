@@ -81,11 +81,12 @@ def worker_run(*, test_id: Any, worker_token: str) -> int:
     for invocation_id in resumed:
         invocation_execute(invocation_id=invocation_id)
         executed += 1
+    rubrics: dict = {}  # the test's rubric, read once for all the batches of this slot
     while claimed := invocations_claim(test_id=test_id, worker_token=worker_token):
         if len(claimed) == 1:
             invocation_execute(invocation_id=claimed[0])
         else:
-            invocations_execute(invocation_ids=claimed)
+            invocations_execute(invocation_ids=claimed, rubrics=rubrics)
         executed += len(claimed)
     return executed
 
@@ -166,26 +167,31 @@ def invocation_execute(*, invocation_id: Any) -> str:
     return _succeed(invocation, envelope, conversation)
 
 
-def invocations_execute(*, invocation_ids: list) -> None:
+def invocations_execute(*, invocation_ids: list, rubrics: dict | None = None) -> None:
     """Run claimed invocations of one test together, turn by turn.
 
     Each gets what invocation_execute gives it (an envelope run and its events, a run per model
     call, transcript, tool calls, grade), written for the whole batch at every step. A re-run
-    (an earlier envelope to supersede) or a test whose group is gone goes alone.
+    (an earlier envelope to supersede) or a test whose group is gone goes alone. `rubrics`
+    keeps the rubric read by an earlier batch of the same worker slot.
     """
     invocations = list(
-        Invocation.objects.select_related(
-            "test__eval", "test__group", "model", "scenario__persona", "agent"
-        )
+        Invocation.objects.select_related("model", "scenario__persona", "agent")
         .filter(pk__in=invocation_ids, status=InvocationStatus.RUNNING)
         .order_by("position")
     )
-    fresh = [row for row in invocations if row.run_id is None and row.test.group is not None]
+    if not invocations:
+        return
+    # One test for the whole batch: joined per row, it was a tenth of the batch's CPU.
+    test = Test.objects.select_related("eval", "group").get(pk=invocations[0].test_id)
     for invocation in invocations:
-        if invocation.run_id is not None or invocation.test.group is None:
+        invocation.test = test
+    fresh = [row for row in invocations if row.run_id is None and test.group is not None]
+    for invocation in invocations:
+        if invocation.run_id is not None or test.group is None:
             invocation_execute(invocation_id=invocation.pk)
     if fresh:
-        Batch(fresh).run()
+        Batch(fresh, rubrics=rubrics).run()
 
 
 class Batch:
@@ -196,8 +202,9 @@ class Batch:
     dropped there and nothing more is written for it, as Conversation._save does for one.
     """
 
-    def __init__(self, invocations: list[Invocation]) -> None:
+    def __init__(self, invocations: list[Invocation], rubrics: dict | None = None) -> None:
         self.invocations = invocations
+        self.rubrics = {} if rubrics is None else rubrics
         self.test = invocations[0].test
         self.group = self.test.group
         self.cells: list[Conversation] = []
@@ -309,10 +316,11 @@ class Batch:
         """Conversation.grade and _succeed for every cell, the writes in one transaction."""
         if not self.cells:
             return
-        rubric = Rubric.objects.prefetch_related("groups__standards").get(
-            pk=self.test.eval.rubric_id
-        )
-        structure = rubric.structure()
+        rubric_id = self.test.eval.rubric_id
+        if rubric_id not in self.rubrics:
+            rubric = Rubric.objects.prefetch_related("groups__standards").get(pk=rubric_id)
+            self.rubrics[rubric_id] = (rubric, rubric.structure())
+        rubric, structure = self.rubrics[rubric_id]
         answered = self._calls(
             "grade", [(cell, None, cell.grade_request(rubric, structure)) for cell in self.cells]
         )

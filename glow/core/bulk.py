@@ -43,6 +43,20 @@ def _copy(model: type[Model], records: Iterable[list]) -> None:
             copy.write_row(record)
 
 
+def copy_rows(model: type[Model], attnames: list[str], rows: Iterable[list]) -> None:
+    """COPY `rows` into the named columns (PostgreSQL only), each value as psycopg adapts it;
+    a JSON column takes its JSON text as it is (an already encoded payload is not re-encoded)."""
+    meta = model._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in attnames)
+    table = connection.ops.quote_name(meta.db_table)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
 def bulk_insert(model: type[Model], rows: list[dict]) -> None:
     """Insert `rows` (attname -> value; the primary key included) in one statement; a column a
     row leaves out gets its field's default (auto_now: now). Constant defaults are resolved
