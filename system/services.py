@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     Count,
@@ -408,19 +408,57 @@ def model_call_many(
             bulk_copy(runs)
         else:
             bulk_set(Run.objects.all(), runs, fields)
-        Group.objects.filter(pk=group.pk).update(
-            run_count=F("run_count") + len(runs),
-            total_tokens=F("total_tokens") + tokens,
-            total_cost=F("total_cost") + cost,
-            first_run_at=Coalesce(F("first_run_at"), started),
-            last_run_at=Greatest(Coalesce(F("last_run_at"), finished), finished),
-        )
-        Session.objects.filter(pk=group.session_id).update(
-            run_count=F("run_count") + len(runs),
-            total_tokens=F("total_tokens") + tokens,
-            total_cost=F("total_cost") + cost,
+        runs_booked(
+            group_id=group.pk,
+            session_id=group.session_id,
+            runs=len(runs),
+            tokens=tokens,
+            cost=cost,
+            started=started,
+            finished=finished,
         )
     return list(zip(runs, outcomes, strict=True))
+
+
+def runs_booked(
+    *,
+    group_id: Any,
+    session_id: Any,
+    runs: int,
+    started,
+    finished,
+    tokens: int = 0,
+    cost: Decimal = Decimal("0"),
+) -> None:
+    """Add finished runs (started at `started` at the earliest, the last at `finished`) to their
+    group's and session's counters, inside the caller's transaction. Two prepared statements:
+    the ORM's F()/Coalesce/Greatest version cost more to build than to run, per batch of cells."""
+    ops, quote = connection.ops, connection.ops.quote_name
+    group_pk, session_pk = Group._meta.pk, Session._meta.pk
+    first = ops.adapt_datetimefield_value(started)
+    last = ops.adapt_datetimefield_value(finished)
+    cost = ops.adapt_decimalfield_value(cost)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(Group._meta.db_table)} SET run_count = run_count + %s, "
+            "total_tokens = total_tokens + %s, total_cost = total_cost + %s, "
+            "first_run_at = COALESCE(first_run_at, %s), last_run_at = CASE WHEN "
+            "last_run_at IS NULL OR last_run_at < %s THEN %s ELSE last_run_at END WHERE id = %s",
+            [
+                runs,
+                tokens,
+                cost,
+                first,
+                last,
+                last,
+                group_pk.get_db_prep_value(group_id, connection),
+            ],
+        )
+        cursor.execute(
+            f"UPDATE {quote(Session._meta.db_table)} SET run_count = run_count + %s, "
+            "total_tokens = total_tokens + %s, total_cost = total_cost + %s WHERE id = %s",
+            [runs, tokens, cost, session_pk.get_db_prep_value(session_id, connection)],
+        )
 
 
 def _complete_all(runs: list[Run], requests: list[CompletionRequest]) -> list:

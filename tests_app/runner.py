@@ -17,16 +17,21 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
-from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from glow.ai import CompletionRequest, ProviderError
 from glow.catalog.models import Rubric, Tool
 from glow.core.bulk import bulk_copy, bulk_set
 from system import events
-from system.models import FINISHED, Group, Run, RunStatus, Session
-from system.services import model_call, model_call_many, run_create, run_finish, run_mark_running
+from system.models import FINISHED, Run, RunStatus
+from system.services import (
+    model_call,
+    model_call_many,
+    run_create,
+    run_finish,
+    run_mark_running,
+    runs_booked,
+)
 from tests_app.models import (
     GradeSource,
     Invocation,
@@ -81,12 +86,12 @@ def worker_run(*, test_id: Any, worker_token: str) -> int:
     for invocation_id in resumed:
         invocation_execute(invocation_id=invocation_id)
         executed += 1
-    rubrics: dict = {}  # the test's rubric, read once for all the batches of this slot
+    catalog = SlotCatalog()
     while claimed := invocations_claim(test_id=test_id, worker_token=worker_token):
         if len(claimed) == 1:
             invocation_execute(invocation_id=claimed[0])
         else:
-            invocations_execute(invocation_ids=claimed, rubrics=rubrics)
+            invocations_execute(invocation_ids=claimed, catalog=catalog)
         executed += len(claimed)
     return executed
 
@@ -167,22 +172,61 @@ def invocation_execute(*, invocation_id: Any) -> str:
     return _succeed(invocation, envelope, conversation)
 
 
-def invocations_execute(*, invocation_ids: list, rubrics: dict | None = None) -> None:
+class SlotCatalog:
+    """The catalog rows a worker slot's batches share (models, scenarios with their personas,
+    agents with their tools, the eval's rubric), each read once for the whole slot: joined to
+    every invocation of every batch, reading them was a sixth of the grid's CPU. A slot drains
+    one test, so it runs against the catalog as it was when the slot first read it."""
+
+    def __init__(self) -> None:
+        self.models: dict = {}
+        self.scenarios: dict = {}
+        self.agents: dict = {}
+        self.tools: dict = {}
+        self.rubrics: dict = {}
+
+    def attach(self, invocations: list[Invocation]) -> None:
+        """Set each invocation's model, scenario (with persona) and agent, reading the missing."""
+        from glow.catalog.models import Agent, Model, Scenario
+
+        for cache, field, queryset in (
+            (self.models, "model_id", Model.objects.all()),
+            (self.scenarios, "scenario_id", Scenario.objects.select_related("persona")),
+            (self.agents, "agent_id", Agent.objects.all()),
+        ):
+            missing = {getattr(row, field) for row in invocations} - cache.keys()
+            if missing:
+                cache.update(queryset.in_bulk(missing))
+        missing = {row.agent_id for row in invocations} - self.tools.keys()
+        if missing:
+            found = _tools_by_agent(missing)
+            self.tools.update({agent_id: found.get(agent_id, []) for agent_id in missing})
+        for row in invocations:
+            row.model = self.models[row.model_id]
+            row.scenario = self.scenarios[row.scenario_id]
+            row.agent = self.agents[row.agent_id]
+
+    def rubric(self, rubric_id) -> tuple[Rubric, list[dict]]:
+        if rubric_id not in self.rubrics:
+            rubric = Rubric.objects.prefetch_related("groups__standards").get(pk=rubric_id)
+            self.rubrics[rubric_id] = (rubric, rubric.structure())
+        return self.rubrics[rubric_id]
+
+
+def invocations_execute(*, invocation_ids: list, catalog: SlotCatalog | None = None) -> None:
     """Run claimed invocations of one test together, turn by turn.
 
     Each gets what invocation_execute gives it (an envelope run and its events, a run per model
     call, transcript, tool calls, grade), written for the whole batch at every step. A re-run
-    (an earlier envelope to supersede) or a test whose group is gone goes alone. `rubrics`
-    keeps the rubric read by an earlier batch of the same worker slot.
+    (an earlier envelope to supersede) or a test whose group is gone goes alone.
     """
     invocations = list(
-        Invocation.objects.select_related("model", "scenario__persona", "agent")
-        .filter(pk__in=invocation_ids, status=InvocationStatus.RUNNING)
-        .order_by("position")
+        Invocation.objects.filter(pk__in=invocation_ids, status=InvocationStatus.RUNNING).order_by(
+            "position"
+        )
     )
     if not invocations:
         return
-    # One test for the whole batch: joined per row, it was a tenth of the batch's CPU.
     test = Test.objects.select_related("eval", "group").get(pk=invocations[0].test_id)
     for invocation in invocations:
         invocation.test = test
@@ -191,7 +235,9 @@ def invocations_execute(*, invocation_ids: list, rubrics: dict | None = None) ->
         if invocation.run_id is not None or test.group is None:
             invocation_execute(invocation_id=invocation.pk)
     if fresh:
-        Batch(fresh, rubrics=rubrics).run()
+        catalog = catalog or SlotCatalog()
+        catalog.attach(fresh)
+        Batch(fresh, catalog=catalog).run()
 
 
 class Batch:
@@ -202,9 +248,9 @@ class Batch:
     dropped there and nothing more is written for it, as Conversation._save does for one.
     """
 
-    def __init__(self, invocations: list[Invocation], rubrics: dict | None = None) -> None:
+    def __init__(self, invocations: list[Invocation], catalog: SlotCatalog) -> None:
         self.invocations = invocations
-        self.rubrics = {} if rubrics is None else rubrics
+        self.catalog = catalog
         self.test = invocations[0].test
         self.group = self.test.group
         self.cells: list[Conversation] = []
@@ -230,7 +276,7 @@ class Batch:
 
     def _begin(self) -> None:
         """_begin for every invocation: envelopes, reset progress, the first progress event."""
-        tools = _tools_by_agent({invocation.agent_id for invocation in self.invocations})
+        tools = self.catalog.tools
         now = timezone.now()
         cells = []
         # Never begun (no envelope yet): no tool calls or grade of an earlier run to remove.
@@ -316,11 +362,7 @@ class Batch:
         """Conversation.grade and _succeed for every cell, the writes in one transaction."""
         if not self.cells:
             return
-        rubric_id = self.test.eval.rubric_id
-        if rubric_id not in self.rubrics:
-            rubric = Rubric.objects.prefetch_related("groups__standards").get(pk=rubric_id)
-            self.rubrics[rubric_id] = (rubric, rubric.structure())
-        rubric, structure = self.rubrics[rubric_id]
+        rubric, structure = self.catalog.rubric(self.test.eval.rubric_id)
         answered = self._calls(
             "grade", [(cell, None, cell.grade_request(rubric, structure)) for cell in self.cells]
         )
@@ -357,14 +399,12 @@ class Batch:
                 ["status", "finished_at", "latency_ms", "error", "output"],
             )
             if finished:
-                started = min(envelope.started_at for envelope in envelopes)
-                Group.objects.filter(pk=self.group.pk).update(
-                    run_count=F("run_count") + finished,
-                    first_run_at=Coalesce(F("first_run_at"), started),
-                    last_run_at=Greatest(Coalesce(F("last_run_at"), now), now),
-                )
-                Session.objects.filter(pk=self.group.session_id).update(
-                    run_count=F("run_count") + finished
+                runs_booked(
+                    group_id=self.group.pk,
+                    session_id=self.group.session_id,
+                    runs=finished,
+                    started=min(envelope.started_at for envelope in envelopes),
+                    finished=now,
                 )
             tally = test_progress(test_id=self.test.pk)
             items = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 # ASCII words split into ~8-letter pieces, digits into groups of three and other
 # scripts per character: roughly how cl100k-style BPE vocabularies behave.
@@ -32,6 +33,7 @@ def token_boundaries(text: str) -> Iterator[tuple[int, int]]:
 _LONG_WORD = re.compile(rf"[A-Za-z]{{{_LETTERS_PER_TOKEN + 1},}}")
 
 
+@lru_cache(maxsize=1024)  # prompts repeat (an agent's system prompt, a transcript's lines)
 def count_tokens(text: str) -> int:
     extra = sum((len(word) - 1) // _LETTERS_PER_TOKEN for word in _LONG_WORD.findall(text))
     return len(_PIECE.findall(text)) + extra
