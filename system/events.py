@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 from django.utils import timezone
 
 from glow.core.bulk import copy_rows, reserve_ids
@@ -90,15 +90,7 @@ def _emit_many(items: list[tuple[Run, str, dict]]) -> list[Event]:
     wanted: dict[Any, int] = {}
     for run, _, _ in items:
         wanted[run.pk] = wanted.get(run.pk, 0) + 1
-    counts = set(wanted.values())
-    added = (
-        Value(counts.pop())
-        if len(counts) == 1
-        else Case(*(When(pk=pk, then=Value(n)) for pk, n in wanted.items()))
-    )
-    # The UPDATE locks the rows until commit, so reading them back in this transaction is safe.
-    Run.objects.filter(pk__in=wanted).update(event_seq=F("event_seq") + added)
-    last = dict(Run.objects.filter(pk__in=wanted).values_list("pk", "event_seq"))
+    last = _reserve_seqs(wanted)
     next_seq = {pk: last[pk] - n + 1 for pk, n in wanted.items()}
     events, messages = [], []
     now = timezone.now()
@@ -138,6 +130,34 @@ def _emit_many(items: list[tuple[Run, str, dict]]) -> list[Event]:
     events = [event for event, _ in events]
     transaction.on_commit(lambda: _publish_many(messages))
     return events
+
+
+def _reserve_seqs(wanted: dict[Any, int]) -> dict[Any, int]:
+    """Add each run's count to its event_seq in one UPDATE ... RETURNING (PostgreSQL, and SQLite
+    since 3.35); answers each run's new last seq. The row locks hold until commit, so concurrent
+    emitters of one run get distinct, gapless blocks."""
+    pk = Run._meta.pk
+    prep = {pk.get_db_prep_value(key, connection): key for key in wanted}
+    counts = set(wanted.values())
+    params: list = []
+    if len(counts) == 1:
+        added = "%s"
+        params.append(counts.pop())
+    else:
+        added = "CASE id " + " ".join(["WHEN %s THEN %s"] * len(wanted)) + " END"
+        for key, n in wanted.items():
+            params += [pk.get_db_prep_value(key, connection), n]
+    table = connection.ops.quote_name(Run._meta.db_table)
+    marks = ", ".join(["%s"] * len(prep))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET event_seq = event_seq + {added} "
+            f"WHERE id IN ({marks}) RETURNING id, event_seq",
+            [*params, *prep],
+        )
+        rows = cursor.fetchall()
+    # SQLite answers the id as stored (hex text): map it back to the key the caller gave.
+    return {prep.get(row_id, row_id): seq for row_id, seq in rows}
 
 
 def group_publish(*, group_id: Any, event_type: str, payload: dict) -> None:

@@ -182,15 +182,17 @@ def bulk_set(queryset: QuerySet, objs: list[Model], fields: list[str]) -> int:
     assignments = ", ".join(
         f"{quote(field.column)} = v.c{index}" for index, field in enumerate(columns)
     )
-    selected, selected_params = (
-        queryset.filter(pk__in=[obj.pk for obj in objs]).values("pk").query.sql_with_params()
-    )
     sql = (
         f"UPDATE {table} SET {assignments} "
         f"FROM (SELECT {aliases} FROM (VALUES {', '.join([row] * len(objs))}) AS t) AS v "
-        f"WHERE {table}.{quote(pk.column)} = v.pk "
-        f"AND {table}.{quote(pk.column)} IN ({selected})"
+        f"WHERE {table}.{quote(pk.column)} = v.pk"
     )
+    selected_params: tuple = ()
+    if queryset.query.where:  # else the join on v.pk is the whole selection
+        selected, selected_params = (
+            queryset.filter(pk__in=[obj.pk for obj in objs]).values("pk").query.sql_with_params()
+        )
+        sql += f" AND {table}.{quote(pk.column)} IN ({selected})"
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *selected_params])
         return cursor.rowcount
