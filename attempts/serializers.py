@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from attempts.models import GRADE_ENTRY_KINDS, Attempt
-from glow.core.serializers import StrictUUIDField
+from glow.core.serializers import JSONObjectField, StrictUUIDField
 
 MAX_MESSAGE_CHARS = 20_000
 MAX_ENTRIES = 100
@@ -80,7 +80,7 @@ class AttemptHintEntry(serializers.Serializer):
 class AttemptContentEntry(serializers.Serializer):
     type = serializers.CharField(max_length=40, default="text")
     content = _optional(MAX_MESSAGE_CHARS)
-    data = serializers.DictField(required=False, allow_null=True)
+    data = JSONObjectField(required=False, allow_null=True)
 
 
 ENTRY_KINDS = dict(

@@ -8,6 +8,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from glow.core.serializers import MAX_INT
+
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -57,8 +59,10 @@ class SessionRequest(serializers.Serializer):
 
 class SessionsRequest(serializers.Serializer):
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=10_000)
-    page_offset = serializers.IntegerField(required=False, min_value=0)
-    page = serializers.IntegerField(required=False, min_value=0, help_text="0-based.")
+    page_offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT)
+    page = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_INT, help_text="0-based."
+    )
     sort_order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="desc")
     profile_ids = _optional(serializers.ListField, child=serializers.UUIDField())
     start_date = DateOrDateTimeField(required=False, allow_null=True)

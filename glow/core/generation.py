@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from glow.core.ops import op
 from glow.core.registry import Family, registry
-from glow.core.serializers import camel, make
+from glow.core.serializers import MAX_INT, JSONObjectField, camel, make
 
 CAPABILITY = "generation"
 MODALITIES = ("text", "image", "video")
@@ -120,7 +120,7 @@ class ArtifactGenerateConfig(serializers.Serializer):
     operations = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=50
     )
-    params = serializers.DictField(required=False, help_text="Field values to use as given.")
+    params = JSONObjectField(required=False, help_text="Field values to use as given.")
     dangerous = serializers.BooleanField(required=False, default=False)
 
 
@@ -169,7 +169,9 @@ class ArtifactGenerationsRequest(serializers.Serializer):
     page_size = serializers.IntegerField(
         required=False, min_value=1, max_value=200, help_text="Same as page_limit."
     )
-    page_offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    page_offset = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_INT, default=0
+    )
     search = serializers.CharField(required=False, allow_blank=True, max_length=300)
     date_from = MomentField(required=False, allow_null=True)
     date_to = MomentField(required=False, allow_null=True, end_of_day=True)

@@ -17,6 +17,33 @@ def camel(name: str) -> str:
     )
 
 
+# The largest version, page or offset a request may name: versions are 32-bit columns and
+# page * page_size must fit an OFFSET; beyond it the answer is a 400, not the database's 500.
+MAX_INT = 2**31 - 1
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+class JSONObjectField(serializers.DictField):
+    """A JSON object to store as given: PostgreSQL's jsonb holds no U+0000, so one is refused."""
+
+    default_error_messages = {"null_character": "Null characters (U+0000) are not allowed."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if _has_nul(value):
+            self.fail("null_character")
+        return value
+
+
 class StrictUUIDField(serializers.UUIDField):
     """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type."""
 
@@ -174,8 +201,8 @@ def search_request(family: Family) -> type:
         "is_archived": serializers.BooleanField(required=False, allow_null=True),
         "show_archived": serializers.BooleanField(required=False, allow_null=True),
         "page_size": serializers.IntegerField(required=False, min_value=1, max_value=10_000),
-        "page_offset": serializers.IntegerField(required=False, min_value=0),
-        "page": serializers.IntegerField(required=False, min_value=0),
+        "page_offset": serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT),
+        "page": serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT),
     }
     return make(f"{camel(family.name)}SearchRequest", fields)
 
@@ -231,8 +258,8 @@ def draft_request(family: Family) -> type:
             family.id_field: StrictUUIDField(required=False, allow_null=True),
             "id": StrictUUIDField(required=False, allow_null=True),
             "draft_id": StrictUUIDField(required=False, allow_null=True),
-            "version": serializers.IntegerField(min_value=0),
-            "data": serializers.DictField(),
+            "version": serializers.IntegerField(min_value=0, max_value=MAX_INT),
+            "data": JSONObjectField(),
         },
     )
 
@@ -285,8 +312,10 @@ def publish_request(family: Family) -> type:
             "draft_id": StrictUUIDField(required=False, allow_null=True),
             family.id_field: StrictUUIDField(required=False, allow_null=True),
             "id": StrictUUIDField(required=False, allow_null=True),
-            "version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
-            "data": serializers.DictField(required=False, allow_null=True),
+            "version": serializers.IntegerField(
+                required=False, allow_null=True, min_value=0, max_value=MAX_INT
+            ),
+            "data": JSONObjectField(required=False, allow_null=True),
         },
         validate=validate,
     )
@@ -300,7 +329,9 @@ def title_request(family: Family) -> type:
             **id_fields(family),
             # Absent or null reads the title; a blank one is refused rather than read.
             "title": serializers.CharField(required=False, allow_null=True, max_length=300),
-            "version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
+            "version": serializers.IntegerField(
+                required=False, allow_null=True, min_value=0, max_value=MAX_INT
+            ),
         },
         validate=_one_id(family),
         aliases=id_aliases(family),

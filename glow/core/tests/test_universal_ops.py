@@ -186,6 +186,8 @@ def test_search_pages_and_names_ill_typed_fields(family, admin_client, org_admin
         ({"page_size": "many"}, "page_size"),
         ({"page_size": 0}, "page_size"),
         ({"page": -1}, "page"),
+        ({"page": 2**31}, "page"),
+        ({"page_offset": 2**63}, "page_offset"),
         ({"is_archived": "perhaps"}, "is_archived"),
     ):
         assert field in assert_error(call(admin_client, family, "search", body), 400)["fields"]
@@ -421,6 +423,24 @@ def test_draft_then_publish_applies_the_edit_and_bumps_the_version(
     fresh = family.model.objects.get(pk=row.pk)
     assert (fresh.title, fresh.description, fresh.version) == ("Drafted", "New", row.version + 1)
     assert ok(call(admin_client, family, "drafts"))["total_count"] == 0
+
+
+@each_family
+def test_draft_and_publish_refuse_what_the_database_cannot_store(family, admin_client, org_admin):
+    """A version beyond its 32-bit column, or U+0000 (which jsonb cannot hold): 400, not 500."""
+    requires(family, "draft", "publish")
+    editable(family)
+    row = make(family, org_admin.organization)
+    pk = str(row.pk)
+    for op in ("draft", "publish"):
+        for body, field in (
+            ({family.id_field: pk, "version": 2**31, "data": {"title": "Big"}}, "version"),
+            ({family.id_field: pk, "version": row.version, "data": {"title": "a\x00b"}}, "data"),
+            ({family.id_field: pk, "version": row.version, "data": {"k\x00": [1]}}, "data"),
+        ):
+            error = assert_error(call(admin_client, family, op, body), 400, "invalid")
+            assert field in error["fields"], (op, body)
+    assert family.model.objects.get(pk=row.pk).version == row.version
 
 
 @each_family
