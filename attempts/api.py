@@ -62,7 +62,7 @@ class AttemptViewSet(ArtifactViewSet):
     @op(
         "get",
         request=shapes.AttemptGetRequest,
-        response=shapes.AttemptGetResponse,
+        response=shapes.attempt_get_result,
         needs_model=True,
     )
     def get_op(self, request):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from attempts.models import GRADE_ENTRY_KINDS, Attempt
@@ -668,6 +668,29 @@ class AttemptGetResponse(serializers.Serializer):
     chats = AttemptChatOut(many=True, allow_null=True)
     chat = AttemptChatOut(allow_null=True)
     messages = AttemptMessageOut(many=True, allow_null=True)
+
+
+@extend_schema_field({"type": "boolean", "enum": [True]})
+class TrueField(serializers.BooleanField):
+    """A flag that is always true where it appears: it tells the two answers of attempt/get apart."""
+
+
+class AttemptDeniedResponse(serializers.Serializer):
+    """attempt/get of an attempt inside the organization that the actor may not read."""
+
+    actor_name = serializers.CharField(allow_null=True)
+    attempt_exists = serializers.BooleanField()
+    access_denied = TrueField()
+    has_messages = serializers.BooleanField()
+
+
+def attempt_get_result(family) -> PolymorphicProxySerializer:
+    """The bundle, or (access_denied: true) the stub that says no more than that it exists."""
+    return PolymorphicProxySerializer(
+        component_name="AttemptGetResult",
+        serializers=[AttemptGetResponse, AttemptDeniedResponse],
+        resource_type_field_name=None,
+    )
 
 
 # -- audio sessions ------------------------------------------------------------------------------

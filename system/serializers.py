@@ -207,9 +207,11 @@ class RunOut(serializers.Serializer):
 
 
 class RunDetailOut(RunOut):
-    messages = serializers.JSONField()
-    output = serializers.CharField(allow_blank=True)
-    events = EventOut(many=True, source="ordered_events")
+    """A run; with include_detail, also its messages, output and events (absent otherwise)."""
+
+    messages = serializers.JSONField(required=False)
+    output = serializers.CharField(allow_blank=True, required=False)
+    events = EventOut(many=True, source="ordered_events", required=False)
 
 
 class GroupResponse(serializers.Serializer):

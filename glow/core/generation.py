@@ -202,12 +202,23 @@ class ArtifactWatchRequest(serializers.Serializer):
         return attrs
 
 
-class ArtifactWatchEvent(serializers.Serializer):
-    """The data of each SSE frame; the frame's `event:` line names its type."""
+class ArtifactWatchFrame(serializers.Serializer):
+    """One Server-Sent Events frame of the stream watch answers (text/event-stream)."""
 
-    group_id = serializers.UUIDField()
-    run_id = serializers.UUIDField(allow_null=True)
-    seq = serializers.IntegerField(required=False)
+    event = serializers.CharField(help_text="The event's type, e.g. GenerationProgressEvent.")
+    data = serializers.CharField(
+        help_text="A JSON object: group_id, run_id and (stored events only) seq, then the "
+        "event's own fields. Transient events (text deltas) have no seq and no id."
+    )
+    id = serializers.CharField(
+        required=False,
+        help_text="`<channel>:<n>` on stored events: send it back as Last-Event-ID (or "
+        "last_event_id) to resume after it.",
+    )
+
+
+def watch_frames(family: Family) -> dict:
+    return {(200, "text/event-stream"): ArtifactWatchFrame}
 
 
 @cache
@@ -269,7 +280,7 @@ class GenerationOpsMixin:
         "watch",
         methods=("get", "post"),
         request=ArtifactWatchRequest,
-        response=ArtifactWatchEvent,
+        response=watch_frames,
         needs_model=True,
         when=streamable,
     )

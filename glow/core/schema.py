@@ -2,15 +2,48 @@
 
 from drf_spectacular.openapi import AutoSchema
 
+FIELD_ERRORS_REF = {"$ref": "#/components/schemas/FieldErrors"}
+# What the exception handler puts under `fields`: DRF's messages per input, nested like the input.
+FIELD_ERRORS_SCHEMA = {
+    "description": "Messages about one input: a message, a list of them, or for nested input "
+    "(a list, an object) the same by index or key.",
+    "oneOf": [
+        {"type": "string"},
+        {"type": "array", "items": FIELD_ERRORS_REF},
+        {"type": "object", "additionalProperties": FIELD_ERRORS_REF},
+    ],
+}
+
+# Every error body is errors.error_body(): these keys and no others.
 ERROR_SCHEMA = {
     "type": "object",
     "properties": {
         "detail": {"type": "string"},
-        "code": {"type": "string"},
-        "fields": {"type": "object", "additionalProperties": True},
+        "code": {"type": "string", "description": "e.g. invalid, not_found, version_conflict."},
+        "fields": {
+            "type": "object",
+            "additionalProperties": FIELD_ERRORS_REF,
+            "description": "Messages by input name; empty unless the input is at fault.",
+        },
+        "current_version": {
+            "type": "integer",
+            "nullable": True,
+            "description": "version_conflict (409): the row's version now.",
+        },
+        "retry_after": {"type": "integer", "description": "429: seconds to wait."},
+        "run_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "model_error (502): the failed model run.",
+        },
+        "user_message_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "model_error (502) of attempt/message: the learner's message, kept.",
+        },
     },
-    "required": ["detail", "code"],
-    "additionalProperties": True,
+    "required": ["detail", "code", "fields"],
+    "additionalProperties": False,
 }
 
 ERROR_STATUSES = {
@@ -20,6 +53,7 @@ ERROR_STATUSES = {
     "404": "Unknown id, or an id of another organization.",
     "409": "A stale version or an illegal state transition.",
     "422": "The row's state machine refuses the operation.",
+    "502": "The AI model failed or timed out; what was saved before the call stays saved.",
     "405": "The op does not take this HTTP method.",
     "413": "The body or file is larger than the server accepts.",
     "415": "The body is not in a media type the op accepts (JSON; multipart for uploads).",
@@ -31,6 +65,7 @@ ERROR_STATUSES = {
 def document_error_responses(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["Error"] = ERROR_SCHEMA
+    components["FieldErrors"] = FIELD_ERRORS_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
@@ -66,6 +101,10 @@ class ArtifactAutoSchema(AutoSchema):
     def get_response_serializers(self):
         shape = self._spec_shape("response")
         return shape if shape is not None else super().get_response_serializers()
+
+    def _is_create_operation(self) -> bool:
+        # An op answers 200 whatever its name (invocation/create too); uploads' 201 is the hook's.
+        return False
 
     def get_tags(self) -> list[str]:
         family = getattr(self.view, "family", None)

@@ -121,6 +121,26 @@ def test_schema_bodies_name_the_fields_clients_send_and_read(schema):
     assert {"ApiKeyHeader", "ApiKeyBearer"} <= set(schema["components"]["securitySchemes"])
 
 
+def test_schema_documents_the_bodies_ops_really_answer(schema):
+    """What schemathesis's response_schema_conformance holds the live server to (test_schema_fuzz)."""
+    error = schema["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"detail", "code", "fields"}
+    assert error["additionalProperties"] is False
+    for path, item in schema["paths"].items():
+        for verb, operation in item.items():
+            statuses = operation["responses"]
+            # Only uploads answer 201 (invocation/create answers 200 like every other op).
+            assert ("201" in statuses) == ("upload" in operation["operationId"]), f"{verb} {path}"
+            if path.endswith("/watch"):
+                assert list(statuses["200"]["content"]) == ["text/event-stream"], path
+    get = schema["paths"]["/api/v5/artifacts/attempt/get"]["post"]["responses"]["200"]
+    answer = resolve(schema, get["content"]["application/json"]["schema"])
+    assert [ref["$ref"].rsplit("/", 1)[-1] for ref in answer["oneOf"]] == [
+        "AttemptGetResponse",
+        "AttemptDeniedResponse",
+    ]
+
+
 def test_schema_generates_without_collisions_or_errors(schema):
     """Two components with one name, or an op id used twice, make the published schema wrong."""
     problems = [
