@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal
 
@@ -578,3 +579,36 @@ def test_a_grid_over_the_cell_limit_is_refused_before_anything_is_written(
     body = error(staff_client.op("test/start", catalog.start_body()), 400, "too_many_cells")
     assert "model_ids" in body["fields"]
     assert not Test.objects.exists() and not Group.objects.filter(family="test").exists()
+
+
+def test_no_api_key_or_test_secret_reaches_the_logs(staff, catalog, caplog):
+    """Every logger at DEBUG while a key is used (also wrongly) and a secret stored and read."""
+    from conftest import GlowClient
+    from glow.accounts.services import api_key_create
+
+    caplog.set_level(logging.DEBUG)
+    key = api_key_create(profile=staff).plaintext
+    client = GlowClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    secret = "sk-live-0a1b2c3d4e5f-never-logged"
+    started = start(
+        client,
+        catalog,
+        model_ids=[str(catalog.models[1].pk)],
+        scenario_ids=[str(catalog.scenarios[0].pk)],
+        secrets=[{"label": "Course tools token", "value": secret}],
+    )
+    body = {"invocation_id": started["invocation_id"], "key_id": started["key_ids"][0]}
+    assert ok(client.op("test/decrypt", body))["plaintext"] == secret
+    error(client.op("test/get", {"test_id": str(uuid.uuid4())}), 404)
+    error(client.op("test/start", {"eval_id": "not-a-uuid"}), 400)
+    wrong = GlowClient()
+    wrong.credentials(HTTP_X_API_KEY=key[:-4] + "xxxx")
+    error(wrong.op("test/search", {}), 401, "invalid_api_key")
+
+    assert caplog.records, "nothing was logged: the check would pass vacuously"
+    logged = "\n".join(
+        f"{record.getMessage()} {record.args!r} {record.__dict__!r}" for record in caplog.records
+    )
+    assert key not in logged and key[len("glow_") :] not in logged
+    assert secret not in logged
