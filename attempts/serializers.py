@@ -6,7 +6,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from attempts.models import GRADE_ENTRY_KINDS, Attempt
-from glow.core.serializers import JSONObjectField, StrictUUIDField
+from glow.core.serializers import JSONObjectField, OutputModelSerializer, StrictUUIDField
 
 MAX_MESSAGE_CHARS = 20_000
 MAX_ENTRIES = 100
@@ -397,7 +397,7 @@ def duration_text(seconds: int | None) -> str | None:
     return f"{minutes}m {rest}s" if minutes else f"{rest}s"
 
 
-class AttemptOut(serializers.ModelSerializer):
+class AttemptOut(OutputModelSerializer):
     """One history row, hydrated for display from what for_api() loaded once per page."""
 
     attempt_id = serializers.UUIDField(source="id", read_only=True)

@@ -175,7 +175,7 @@ class SessionsResponse(serializers.Serializer):
 class EventOut(serializers.Serializer):
     seq = serializers.IntegerField()
     event_type = serializers.CharField()
-    payload = serializers.JSONField()
+    payload = serializers.DictField()
     created_at = serializers.DateTimeField()
 
 

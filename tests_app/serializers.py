@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from glow.core.serializers import OutputModelSerializer
 from glow.core.serializers import StrictUUIDField as UUID
 from tests_app.models import DONE, MAX_CONCURRENCY, Invocation, InvocationStatus, Test
 from tests_app.selectors import test_progress
@@ -41,7 +42,7 @@ class StatusCounts(serializers.Serializer):
     completed = serializers.IntegerField()
 
 
-class TestOut(serializers.ModelSerializer):
+class TestOut(OutputModelSerializer):
     """Search rows carry their counts as annotations (TestQuerySet.for_api); one row counts once."""
 
     __test__ = False
@@ -58,6 +59,11 @@ class TestOut(serializers.ModelSerializer):
     invocation_count = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField()
     finished = serializers.SerializerMethodField()
+    axes = serializers.DictField(
+        child=serializers.ListField(child=serializers.UUIDField()),
+        read_only=True,
+        help_text="The grid's model_ids, scenario_ids and agent_ids.",
+    )
 
     class Meta:
         model = Test
@@ -120,7 +126,7 @@ class TestWrite(serializers.Serializer):
     concurrency = serializers.IntegerField(min_value=1, max_value=MAX_CONCURRENCY, required=False)
 
 
-class InvocationOut(serializers.ModelSerializer):
+class InvocationOut(OutputModelSerializer):
     invocation_id = serializers.UUIDField(source="id", read_only=True)
     model_title = serializers.CharField(source="model.title", read_only=True)
     scenario_title = serializers.CharField(source="scenario.title", read_only=True)
@@ -375,7 +381,7 @@ class InvocationTerminateResponse(serializers.Serializer):
 class TraceEvent(serializers.Serializer):
     seq = serializers.IntegerField()
     event_type = serializers.CharField()
-    payload = serializers.JSONField()
+    payload = serializers.DictField()
     created_at = serializers.DateTimeField()
 
 

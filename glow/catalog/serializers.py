@@ -6,11 +6,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from glow.catalog import models as m
+from glow.core.serializers import OutputModelSerializer
 
 BASE_FIELDS = ["id", "title", "description", "version", "archived", "created_at", "updated_at"]
 
 
-class ArtifactOut(serializers.ModelSerializer):
+class ArtifactOut(OutputModelSerializer):
     department_id = serializers.UUIDField(read_only=True, allow_null=True, required=False)
 
     class Meta:
@@ -30,7 +31,13 @@ def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None):
     return type(f"{model.__name__}Out", (base,), {"Meta": meta, **(attrs or {})})
 
 
-PersonaOut = out(m.Persona, "traits", "intensity", "voice")
+PersonaOut = out(
+    m.Persona,
+    "traits",
+    "intensity",
+    "voice",
+    attrs={"traits": serializers.ListField(child=serializers.CharField(), read_only=True)},
+)
 DocumentOut = out(m.Document, "text")
 ModelOut = out(
     m.Model,
@@ -41,7 +48,12 @@ ModelOut = out(
     "input_price_per_million",
     "output_price_per_million",
 )
-ToolOut = out(m.Tool, "name", "json_schema")
+ToolOut = out(
+    m.Tool,
+    "name",
+    "json_schema",
+    attrs={"json_schema": serializers.DictField(read_only=True)},
+)
 
 
 class ScenarioPersona(serializers.Serializer):
@@ -49,6 +61,20 @@ class ScenarioPersona(serializers.Serializer):
     title = serializers.CharField()
     traits = serializers.ListField(child=serializers.CharField())
     intensity = serializers.IntegerField()
+
+
+class QuestionOptionOut(serializers.Serializer):
+    id = serializers.CharField()
+    text = serializers.CharField()
+
+
+class QuestionOut(serializers.Serializer):
+    """A video scenario's question, as ScenarioWrite validated it."""
+
+    id = serializers.CharField()
+    text = serializers.CharField()
+    options = QuestionOptionOut(many=True)
+    correct_option_ids = serializers.ListField(child=serializers.CharField())
 
 
 ScenarioOut = out(
@@ -61,6 +87,7 @@ ScenarioOut = out(
     attrs={
         "persona": ScenarioPersona(read_only=True),
         "persona_id": serializers.UUIDField(read_only=True),
+        "questions": QuestionOut(many=True, read_only=True),
     },
 )
 
@@ -201,6 +228,7 @@ class EvalOut(ArtifactOut):
     department_id = serializers.UUIDField(read_only=True, allow_null=True)
     rubric_id = serializers.UUIDField(read_only=True)
     scenario_ids = serializers.SerializerMethodField()
+    settings = serializers.DictField(read_only=True)
 
     class Meta:
         model = m.Eval

@@ -44,6 +44,26 @@ class JSONObjectField(serializers.DictField):
         return value
 
 
+class OutputModelSerializer(serializers.ModelSerializer):
+    """An output shape of rows: every field is read-only, so the schema names each one required
+    (rendered, a row has them all; a writable field with a model default would read optional)."""
+
+    def get_extra_kwargs(self):
+        extra = super().get_extra_kwargs()
+        for name in self.Meta.fields:
+            extra[name] = {**extra.get(name, {}), "read_only": True}
+        return extra
+
+    def include_extra_kwargs(self, kwargs, extra_kwargs):
+        # DRF drops allow_blank from read-only fields, but a blank URL is still rendered ""
+        # and the schema must say so (else "" reads as an invalid uri).
+        allow_blank = kwargs.get("allow_blank", False)
+        kwargs = super().include_extra_kwargs(kwargs, extra_kwargs)
+        if allow_blank:
+            kwargs["allow_blank"] = True
+        return kwargs
+
+
 class StrictUUIDField(serializers.UUIDField):
     """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type."""
 
