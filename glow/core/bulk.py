@@ -34,7 +34,7 @@ def _copy(model: type[Model], records: Iterable[list]) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
     with (
         connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,  # logged like a query
     ):
         for record in records:
             for index in json_columns:
@@ -51,7 +51,7 @@ def copy_rows(model: type[Model], attnames: list[str], rows: Iterable[list]) -> 
     table = connection.ops.quote_name(meta.db_table)
     with (
         connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,  # logged like a query
     ):
         for row in rows:
             copy.write_row(row)
