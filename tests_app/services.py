@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, OuterRef, Subquery, Sum
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils import timezone
 from glow.catalog.models import Eval, Standard, StandardGroup
 from glow.core import media
 from glow.core.bulk import bulk_insert
+from glow.core.caching import cache_call
 from glow.core.errors import ApplicationError, NotFound, PermissionDenied, StateError
 from glow.core.models import Upload, UploadKind
 from glow.core.registry import registry
@@ -581,7 +581,7 @@ def test_decrypt(
             "That key does not belong to this invocation.", code="key_not_in_invocation"
         )
     cache_key = decrypt_cache_key(invocation.pk, key_id)
-    found = None if bypass_cache else cache.get(cache_key)
+    found = None if bypass_cache else cache_call("get", cache_key)
     if found is None:
         key = SecretKey.objects.filter(pk=key_id, organization_id=actor.organization_id).first()
         if key is None:
@@ -594,7 +594,7 @@ def test_decrypt(
                 code="undecryptable",
             )
         found = {"label": key.label, "plaintext": plaintext}
-        cache.set(cache_key, found, DECRYPT_CACHE_SECONDS)
+        cache_call("set", cache_key, found, DECRYPT_CACHE_SECONDS)
         cached = False
     else:
         cached = True

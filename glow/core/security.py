@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
+
+from glow.core.caching import cache_call
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
@@ -35,7 +36,9 @@ def _lock_key(username: str) -> str:
 
 
 def login_locked(username: str) -> bool:
-    return cache.get(_lock_key(username), 0) >= settings.GLOW_LOGIN_MAX_FAILURES
+    # Without the cache (Redis down) nobody is locked out: sign-in stays possible, unthrottled.
+    failures = cache_call("get", _lock_key(username), 0, default=0)
+    return failures >= settings.GLOW_LOGIN_MAX_FAILURES
 
 
 class LockoutModelBackend(ModelBackend):
@@ -51,14 +54,15 @@ class LockoutModelBackend(ModelBackend):
 @receiver(user_login_failed)
 def _count_failure(sender, credentials, request=None, **kwargs):
     key = _lock_key(credentials.get("username", ""))
-    if cache.add(key, 1, timeout=settings.GLOW_LOGIN_LOCKOUT_SECONDS):
+    timeout = settings.GLOW_LOGIN_LOCKOUT_SECONDS
+    if cache_call("add", key, 1, timeout=timeout, default=True):
         return
     try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=settings.GLOW_LOGIN_LOCKOUT_SECONDS)
+        cache_call("incr", key)
+    except ValueError:  # expired between add and incr
+        cache_call("set", key, 1, timeout=timeout)
 
 
 @receiver(user_logged_in)
 def _reset_failures(sender, request, user, **kwargs):
-    cache.delete(_lock_key(user.get_username()))
+    cache_call("delete", _lock_key(user.get_username()))

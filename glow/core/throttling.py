@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
+from glow.core.caching import CACHE_ERRORS
+
 logger = logging.getLogger(__name__)
-# What the cache raises when its Redis cannot be reached.
-CACHE_ERRORS = (RedisError, OSError)
 
 # Ops that make model calls on the caller's behalf; everything else counts as a read or a cheap write.
 AI_OPS = frozenset(

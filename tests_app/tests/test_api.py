@@ -612,3 +612,23 @@ def test_no_api_key_or_test_secret_reaches_the_logs(staff, catalog, caplog):
     )
     assert key not in logged and key[len("glow_") :] not in logged
     assert secret not in logged
+
+
+def test_decrypt_answers_while_the_cache_is_unreachable(staff_client, catalog, settings):
+    from glow.core.tests.test_security import UNREACHABLE_CACHE
+
+    secret = "sk-live-redis-down"
+    started = start(
+        staff_client,
+        catalog,
+        model_ids=[str(catalog.models[1].pk)],
+        scenario_ids=[str(catalog.scenarios[0].pk)],
+        secrets=[{"label": "Course tools token", "value": secret}],
+    )
+    settings.CACHES = UNREACHABLE_CACHE
+    body = {"invocation_id": started["invocation_id"], "key_id": started["key_ids"][0]}
+
+    for _ in range(2):  # nothing could be cached: each answer is decrypted afresh
+        answer = ok(staff_client.op("test/decrypt", body))
+        assert answer["plaintext"] == secret and answer["cached"] is False
+    assert TimelineEvent.objects.filter(event_type="test.decrypt").count() == 2

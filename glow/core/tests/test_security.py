@@ -84,3 +84,31 @@ def test_login_locks_after_repeated_failures_even_with_the_right_password(org_ad
     # Never cache.clear(): in the services profile the cache shares Redis with the broker.
     cache.delete(f"login-failures:{username}")
     assert browser.login(username=username, password="pw-for-tests")
+
+
+# A Redis that refuses connections at once: the cache of a production profile whose Redis is down.
+UNREACHABLE_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
+}
+
+
+def test_signing_in_works_while_the_cache_is_unreachable(org_admin, settings, caplog):
+    settings.CACHES = UNREACHABLE_CACHE
+    settings.GLOW_LOGIN_MAX_FAILURES = 1
+    org_admin.user.is_staff = True
+    org_admin.user.save()
+    browser = Client()
+
+    wrong = browser.post(
+        "/admin/login/", {"username": org_admin.user.username, "password": "wrong"}
+    )
+    right = browser.post(
+        "/admin/login/", {"username": org_admin.user.username, "password": "pw-for-tests"}
+    )
+
+    assert wrong.status_code == 200  # the form again, with its error: not a 500
+    assert right.status_code == 302  # no lockout is known, so none is enforced
+    assert "Cache unavailable" in caplog.text
