@@ -8,7 +8,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from glow.core.serializers import MAX_INT
+from glow.core.serializers import MAX_INT, StoredJSONField
 
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -175,7 +175,7 @@ class SessionsResponse(serializers.Serializer):
 class EventOut(serializers.Serializer):
     seq = serializers.IntegerField()
     event_type = serializers.CharField()
-    payload = serializers.DictField()
+    payload = StoredJSONField(serializers.DictField())
     created_at = serializers.DateTimeField()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from glow.core.serializers import OutputModelSerializer
+from glow.core.serializers import OutputModelSerializer, StoredJSONField
 from glow.core.serializers import StrictUUIDField as UUID
 from tests_app.models import DONE, MAX_CONCURRENCY, Invocation, InvocationStatus, Test
 from tests_app.selectors import test_progress
@@ -59,9 +59,8 @@ class TestOut(OutputModelSerializer):
     invocation_count = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField()
     finished = serializers.SerializerMethodField()
-    axes = serializers.DictField(
-        child=serializers.ListField(child=serializers.UUIDField()),
-        read_only=True,
+    axes = StoredJSONField(
+        serializers.DictField(child=serializers.ListField(child=serializers.UUIDField())),
         help_text="The grid's model_ids, scenario_ids and agent_ids.",
     )
 
@@ -381,7 +380,7 @@ class InvocationTerminateResponse(serializers.Serializer):
 class TraceEvent(serializers.Serializer):
     seq = serializers.IntegerField()
     event_type = serializers.CharField()
-    payload = serializers.DictField()
+    payload = StoredJSONField(serializers.DictField())
     created_at = serializers.DateTimeField()
 
 

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from glow.catalog import models as m
-from glow.core.serializers import OutputModelSerializer
+from glow.core.serializers import OutputModelSerializer, StoredJSONField
 
 BASE_FIELDS = ["id", "title", "description", "version", "archived", "created_at", "updated_at"]
 
@@ -36,7 +36,12 @@ PersonaOut = out(
     "traits",
     "intensity",
     "voice",
-    attrs={"traits": serializers.ListField(child=serializers.CharField(), read_only=True)},
+    attrs={
+        "traits": StoredJSONField(
+            serializers.ListField(child=serializers.CharField()),
+            help_text=m.Persona._meta.get_field("traits").help_text,
+        )
+    },
 )
 DocumentOut = out(m.Document, "text")
 ModelOut = out(
@@ -52,7 +57,7 @@ ToolOut = out(
     m.Tool,
     "name",
     "json_schema",
-    attrs={"json_schema": serializers.DictField(read_only=True)},
+    attrs={"json_schema": StoredJSONField(serializers.DictField())},
 )
 
 
@@ -87,7 +92,7 @@ ScenarioOut = out(
     attrs={
         "persona": ScenarioPersona(read_only=True),
         "persona_id": serializers.UUIDField(read_only=True),
-        "questions": QuestionOut(many=True, read_only=True),
+        "questions": StoredJSONField(QuestionOut(many=True)),
     },
 )
 
@@ -228,7 +233,7 @@ class EvalOut(ArtifactOut):
     department_id = serializers.UUIDField(read_only=True, allow_null=True)
     rubric_id = serializers.UUIDField(read_only=True)
     scenario_ids = serializers.SerializerMethodField()
-    settings = serializers.DictField(read_only=True)
+    settings = StoredJSONField(serializers.DictField())
 
     class Meta:
         model = m.Eval

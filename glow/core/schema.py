@@ -1,5 +1,6 @@
 """OpenAPI post-processing: every op documents the error shape for 400/401/404 (schemathesis checks it)."""
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 
 FIELD_ERRORS_REF = {"$ref": "#/components/schemas/FieldErrors"}
@@ -128,3 +129,12 @@ class ArtifactAutoSchema(AutoSchema):
         if action and hasattr(self.view, "spec"):
             spec = self.view.spec(action)
         return spec.summary if spec else super().get_description()
+
+
+class StoredJSONFieldExtension(OpenApiSerializerFieldExtension):
+    """A StoredJSONField is documented as the shape it declares, not as any JSON."""
+
+    target_class = "glow.core.serializers.StoredJSONField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return auto_schema._map_serializer_field(self.target.shape, direction)

@@ -64,6 +64,16 @@ class OutputModelSerializer(serializers.ModelSerializer):
         return kwargs
 
 
+class StoredJSONField(serializers.JSONField):
+    """Stored JSON rendered as it is, so a row edited by hand in the admin never makes a 500; the
+    schema documents `shape`, what the API's own writes store (glow.core.schema maps it)."""
+
+    def __init__(self, shape: serializers.Field, **kwargs):
+        self.shape = shape
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+
 class StrictUUIDField(serializers.UUIDField):
     """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type."""
 

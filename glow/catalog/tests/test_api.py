@@ -192,3 +192,20 @@ def test_an_instructors_archive_all_stays_inside_their_departments(make_client, 
     assert body["updated_count"] == 2
     archived = set(m.Persona.objects.filter(archived=True).values_list("pk", flat=True))
     assert archived == {mine.pk, shared.pk} and elsewhere.pk not in archived
+
+
+def test_rows_render_their_stored_json_as_is_even_when_hand_edited(admin_client, org_admin):
+    """The schema documents what the API writes (lists of traits, questions); a row the admin
+    filled with other JSON still renders rather than failing."""
+    org = org_admin.organization
+    persona = f.PersonaFactory(organization=org, traits="one string")
+    scenario = f.ScenarioFactory(organization=org, persona=persona, questions=[{"id": "q1"}])
+    tool = f.ToolFactory(organization=org, json_schema=["not", "an", "object"])
+    assert ok(admin_client.op("persona/get", {"id": str(persona.pk)}))["traits"] == "one string"
+    questions = ok(admin_client.op("scenario/get", {"id": str(scenario.pk)}))["questions"]
+    assert questions == [{"id": "q1"}]
+    assert ok(admin_client.op("tool/get", {"id": str(tool.pk)}))["json_schema"] == [
+        "not",
+        "an",
+        "object",
+    ]

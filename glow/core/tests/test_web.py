@@ -138,6 +138,8 @@ def test_schema_documents_the_bodies_ops_really_answer(schema):
             # A rendered row has every field: none may read as optional.
             row = schema["components"]["schemas"][family.output_serializer.__name__]
             assert set(row["required"]) == set(row["properties"]), family.name
+    questions = schema["components"]["schemas"]["ScenarioOut"]["properties"]["questions"]
+    assert questions["items"] == {"$ref": "#/components/schemas/QuestionOut"}  # StoredJSONField
     blank_or_uri = schema["components"]["schemas"]["ModelOut"]["properties"]["base_url"]["oneOf"]
     assert {"type": "string", "maxLength": 0} in blank_or_uri
     get = schema["paths"]["/api/v5/artifacts/attempt/get"]["post"]["responses"]["200"]
