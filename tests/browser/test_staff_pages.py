@@ -208,6 +208,22 @@ def test_instructor_drills_down_and_every_figure_matches_the_api(live_server, br
     assert page.locator("#timeline li").count() == len(detail["timeline"])
     _shot(page, "03-staff-session")
 
+    # The timeline filter: one event type, the same items the API answers for it.
+    kinds = page.locator("#id_event_type option").all_inner_texts()
+    chosen = "run.succeeded"
+    assert chosen in kinds and "All events" in kinds
+    page.select_option("#id_event_type", chosen)
+    page.click("#timeline-filter button[type=submit]")
+    page.wait_for_url(f"{base}/staff/sessions/{session_id}/?event_type={chosen}")
+    narrowed = _api(base, key, "session", {"session_id": session_id, "event_types": [chosen]})
+    shown = page.locator("#timeline li").evaluate_all(
+        "items => items.map(i => i.dataset.eventType)"
+    )
+    assert shown == [chosen] * len(narrowed["timeline"]) and len(shown) < len(detail["timeline"])
+    _shot(page, "03b-staff-session-filtered")
+    page.click("#timeline-filter >> text=Clear")
+    page.wait_for_url(f"{base}/staff/sessions/{session_id}/")
+
     group_id = str(cast["group"].pk)
     page.click(f'tr[data-group-id="{group_id}"] th a')
     page.wait_for_url(f"{base}/staff/groups/{group_id}/")
