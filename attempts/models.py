@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.db import models
 from django.db.models import Q
 
 from glow.catalog.models import Modality
+from glow.core.ids import uuid7
 from glow.core.models import Artifact, ArtifactQuerySet
 
 
@@ -159,7 +158,7 @@ class Attempt(Artifact):
 class Chat(models.Model):
     """One scenario's conversation inside an attempt."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="chats")
     scenario = models.ForeignKey("catalog.Scenario", on_delete=models.PROTECT, related_name="+")
     position = models.PositiveIntegerField()
@@ -198,7 +197,7 @@ class Chat(models.Model):
 
 
 class Message(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=10, choices=Role.choices)
@@ -229,7 +228,7 @@ class Message(models.Model):
 class Grade(models.Model):
     """One grading of one chat; a regrade adds a row and the chat points at the newest."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="grades")
     attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="grades")
     score = models.PositiveSmallIntegerField(help_text="Percent of the rubric's points.")
@@ -269,7 +268,7 @@ class Grade(models.Model):
 class Completion(models.Model):
     """The frozen rollup of an attempt: written once by `complete`, answered again on retries."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     attempt = models.OneToOneField(Attempt, on_delete=models.CASCADE, related_name="completion")
     score = models.PositiveSmallIntegerField(null=True, blank=True)
     points = models.PositiveIntegerField(default=0)
@@ -294,7 +293,7 @@ class Completion(models.Model):
 class QuestionResponse(models.Model):
     """A learner's answer to one question of a video scenario; answering again replaces it."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="question_responses")
     question_id = models.CharField(max_length=100)
     option_ids = models.JSONField(default=list)
@@ -351,7 +350,7 @@ class AudioSessionStatus(models.TextChoices):
 class AudioSession(models.Model):
     """A spoken conversation in one chat: frames come in until it stops; its Run holds its events."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="audio_sessions")
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="audio_sessions")
     group = models.ForeignKey("system.Group", on_delete=models.CASCADE, related_name="+")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 from django.db import models
+
+from glow.core.ids import uuid7
 
 COST = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
 
@@ -20,7 +21,7 @@ class ClientKind(models.TextChoices):
 class Session(models.Model):
     """One visit by a profile; a new one starts after GLOW_SESSION_IDLE_MINUTES of silence."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="+"
     )
@@ -55,7 +56,7 @@ class Session(models.Model):
 class Group(models.Model):
     """A generation window inside a session: every run of one artifact flow (an attempt, a generate)."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="+"
     )
@@ -97,7 +98,7 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 class Run(models.Model):
     """One model call or one generation: tokens, dollar cost, latency, status, error."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     # No single-column indexes where a composite index below starts with the column: every
     # index is written on each of the thousands of runs a test's grid books per second.
     organization = models.ForeignKey(

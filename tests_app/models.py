@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Count, Q
 
+from glow.core.ids import uuid7
 from glow.core.models import Artifact, ArtifactQuerySet
 
 COST = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
@@ -161,7 +162,7 @@ class Invocation(Artifact):
 class ToolCall(models.Model):
     """A tool the agent called during an invocation, with its arguments and result."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     invocation = models.ForeignKey(Invocation, on_delete=models.CASCADE, related_name="tool_calls")
     position = models.PositiveIntegerField()
     turn = models.PositiveIntegerField(default=0)
@@ -193,7 +194,7 @@ class TestGrade(models.Model):
 
     __test__ = False
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="+"
     )

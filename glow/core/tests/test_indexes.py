@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 from django.db import connection
 
@@ -65,3 +68,17 @@ def test_every_id_list_filter_has_an_index(family):
         assert indexed(table, column), f"{family.name}.{name}: no index leads with {table}.{column}"
         checked += 1
     assert checked, f"{family.name}: no id-list filter was checked"
+
+
+def test_time_ordered_ids_sort_in_creation_order_and_stay_unique():
+    """Runs, events' runs, invocations and messages are written by the thousand: their ids must
+    append to the primary-key index (RFC 9562 version 7), not land on random pages."""
+    from glow.core.ids import uuid7
+
+    ids = [uuid7() for _ in range(20_000)]
+
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {value.version for value in ids} == {7}
+    assert all(value.variant == uuid.RFC_4122 for value in ids)
+    now_ms = time.time_ns() // 1_000_000
+    assert abs((ids[-1].int >> 80) - now_ms) < 5_000  # the leading 48 bits are Unix milliseconds
