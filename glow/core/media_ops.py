@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -48,7 +49,11 @@ def upload_request(family):
 
 def binary(family):
     # The bytes come back in the stored file's own type (audio/wav, image/png, application/zip...).
-    return {(200, "*/*"): OpenApiTypes.BINARY, (206, "*/*"): OpenApiTypes.BINARY}
+    return {
+        (200, "*/*"): OpenApiTypes.BINARY,
+        (206, "*/*"): OpenApiTypes.BINARY,
+        416: OpenApiResponse(description="The Range lies outside the file (see Content-Range)."),
+    }
 
 
 def upload_body(upload) -> dict:

@@ -103,6 +103,11 @@ class ArtifactAutoSchema(AutoSchema):
         shape = self._spec_shape("response")
         return shape if shape is not None else super().get_response_serializers()
 
+    def get_override_parameters(self):
+        # A GET op (watch) takes its request's fields in the query string.
+        shape = self._spec_shape("request") if self.method == "GET" else None
+        return [shape] if shape is not None else super().get_override_parameters()
+
     def _is_create_operation(self) -> bool:
         # An op answers 200 whatever its name (invocation/create too); uploads' 201 is the hook's.
         return False
