@@ -560,9 +560,11 @@ def timeline_record(
     extra_1: Any = "",
     extra_2: Any = "",
     session: Session | None = None,
+    organization_id: Any = None,
 ) -> TimelineEvent:
+    """An audit row; without an actor (the command line) it belongs to `organization_id`."""
     return TimelineEvent.objects.create(
-        organization_id=actor.organization_id,
+        organization_id=actor.organization_id if actor is not None else organization_id,
         session=session,
         actor=actor,
         event_type=event_type,
@@ -570,6 +572,33 @@ def timeline_record(
         entity_name=str(entity_name or "")[:300],
         extra_1=str(extra_1 or "")[:300],
         extra_2=str(extra_2 or "")[:300],
+    )
+
+
+def audit_record(
+    *,
+    event_type: str,
+    actor=None,
+    organization_id=None,
+    entity_id="",
+    entity_name="",
+    extra_1="",
+    extra_2="",
+    request=None,
+) -> TimelineEvent:
+    """The "audit" hook: an audit row in the session of the request it came from (a signed-in
+    profile's browser request gets one booked); without an actor, in the target's organization."""
+    request = getattr(request, "_request", request)
+    session = session_for_request(request=request, actor=actor) if actor and request else None
+    return timeline_record(
+        actor=actor,
+        session=session,
+        organization_id=organization_id,
+        event_type=event_type,
+        entity_id=entity_id,
+        entity_name=entity_name,
+        extra_1=extra_1,
+        extra_2=extra_2,
     )
 
 

@@ -63,6 +63,19 @@ def start(client, catalog, **overrides) -> dict:
     return ok(client.op("test/start", catalog.start_body(**overrides)))
 
 
+def start_with_secret(client, catalog, secret: str, *, scenario: int = 0, label: str = "") -> dict:
+    """A one-cell test holding one secret; answers the decrypt body for it."""
+    started = start(
+        client,
+        catalog,
+        model_ids=[str(catalog.models[1].pk)],
+        scenario_ids=[str(catalog.scenarios[scenario].pk)],
+        secrets=[{"label": label or "Course tools token", "value": secret}],
+    )
+    (key_id,) = started["key_ids"]
+    return {"invocation_id": started["invocation_id"], "key_id": key_id}
+
+
 # -- the whole flow -------------------------------------------------------------------------------
 
 
@@ -277,22 +290,10 @@ def test_learners_may_not_start_or_see_tests(catalog, staff_client, learner, mak
 
 def test_decrypt_answers_only_the_invocations_own_keys_and_audits_each_call(staff_client, catalog):
     secret = "sk-live-9f8e7d6c5b4a-course-tools"
-    started = start(
-        staff_client,
-        catalog,
-        model_ids=[str(catalog.models[1].pk)],
-        scenario_ids=[str(catalog.scenarios[0].pk)],
-        secrets=[{"label": "Course tools token", "value": secret}],
+    body = start_with_secret(staff_client, catalog, secret)
+    other = start_with_secret(
+        staff_client, catalog, "sk-other-0000", scenario=1, label="Another token"
     )
-    (key_id,) = started["key_ids"]
-    other = start(
-        staff_client,
-        catalog,
-        model_ids=[str(catalog.models[1].pk)],
-        scenario_ids=[str(catalog.scenarios[1].pk)],
-        secrets=[{"label": "Another token", "value": "sk-other-0000"}],
-    )
-    body = {"invocation_id": started["invocation_id"], "key_id": key_id}
 
     fresh = ok(staff_client.op("test/decrypt", body))
     assert fresh == {**body, "label": "Course tools token", "plaintext": secret, "cached": False}
@@ -300,14 +301,15 @@ def test_decrypt_answers_only_the_invocations_own_keys_and_audits_each_call(staf
     bypassed = ok(staff_client.op("test/decrypt", body, HTTP_X_BYPASS_CACHE="1"))
     assert bypassed["cached"] is False and bypassed["plaintext"] == secret
 
-    foreign = {"invocation_id": started["invocation_id"], "key_id": other["key_ids"][0]}
+    foreign = {**body, "key_id": other["key_id"]}
     error(staff_client.op("test/decrypt", foreign), 403, "key_not_in_invocation")
 
     audit = TimelineEvent.objects.filter(event_type="test.decrypt").order_by("id")
+    invocation_id, key_id = body["invocation_id"], body["key_id"]
     assert [(row.entity_id, row.extra_1, row.extra_2) for row in audit] == [
-        (started["invocation_id"], key_id, "fresh"),
-        (started["invocation_id"], key_id, "cache"),
-        (started["invocation_id"], key_id, "fresh"),
+        (invocation_id, key_id, "fresh"),
+        (invocation_id, key_id, "cache"),
+        (invocation_id, key_id, "fresh"),
     ]
     assert audit[0].actor.pk == staff_client.profile.pk
     # Encrypted at rest, and the plaintext is nowhere in the database.
@@ -591,14 +593,7 @@ def test_no_api_key_or_test_secret_reaches_the_logs(staff, catalog, caplog):
     client = GlowClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     secret = "sk-live-0a1b2c3d4e5f-never-logged"
-    started = start(
-        client,
-        catalog,
-        model_ids=[str(catalog.models[1].pk)],
-        scenario_ids=[str(catalog.scenarios[0].pk)],
-        secrets=[{"label": "Course tools token", "value": secret}],
-    )
-    body = {"invocation_id": started["invocation_id"], "key_id": started["key_ids"][0]}
+    body = start_with_secret(client, catalog, secret)
     assert ok(client.op("test/decrypt", body))["plaintext"] == secret
     error(client.op("test/get", {"test_id": str(uuid.uuid4())}), 404)
     error(client.op("test/start", {"eval_id": "not-a-uuid"}), 400)
@@ -618,15 +613,8 @@ def test_decrypt_answers_while_the_cache_is_unreachable(staff_client, catalog, s
     from glow.core.tests.test_security import UNREACHABLE_CACHE
 
     secret = "sk-live-redis-down"
-    started = start(
-        staff_client,
-        catalog,
-        model_ids=[str(catalog.models[1].pk)],
-        scenario_ids=[str(catalog.scenarios[0].pk)],
-        secrets=[{"label": "Course tools token", "value": secret}],
-    )
+    body = start_with_secret(staff_client, catalog, secret)
     settings.CACHES = UNREACHABLE_CACHE
-    body = {"invocation_id": started["invocation_id"], "key_id": started["key_ids"][0]}
 
     for _ in range(2):  # nothing could be cached: each answer is decrypted afresh
         answer = ok(staff_client.op("test/decrypt", body))
