@@ -188,6 +188,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that share a field name with another set: named here, not by a hash suffix.
+    "ENUM_NAME_OVERRIDES": {
+        "TextOnlyModalityEnum": [("text", "text")],
+        "InvocationStatusEnum": "tests_app.models.InvocationStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "glow.core.schema.document_error_responses",

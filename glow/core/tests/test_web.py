@@ -150,11 +150,8 @@ def test_schema_documents_the_bodies_ops_really_answer(schema):
     ]
 
 
-def test_schema_generates_without_collisions_or_errors(schema):
-    """Two components with one name, or an op id used twice, make the published schema wrong."""
-    problems = [
-        message
-        for message in [*schema["x-errors"], *schema["x-warnings"]]
-        if "identical names" in message or "operationId" in message or message in schema["x-errors"]
-    ]
+def test_schema_generates_without_warnings_or_errors(schema):
+    """Two components with one name, an op id used twice, or an enum named by a hash suffix
+    (which changes whenever its choices do, breaking generated clients) make the schema wrong."""
+    problems = [*schema["x-errors"], *schema["x-warnings"]]
     assert not problems, "\n".join(problems)
