@@ -250,12 +250,9 @@ def run_finish(
         .update(**fields)
     )
     if updated:
-        Group.objects.filter(pk=run.group_id).update(
-            run_count=F("run_count") + 1,
-            first_run_at=Coalesce(F("first_run_at"), started),
-            last_run_at=Greatest(Coalesce(F("last_run_at"), now), now),
+        runs_booked(
+            group_id=run.group_id, session_id=run.session_id, runs=1, started=started, finished=now
         )
-        Session.objects.filter(pk=run.session_id).update(run_count=F("run_count") + 1)
     run.refresh_from_db()
     return run
 
