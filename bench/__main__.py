@@ -73,6 +73,16 @@ def markdown(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def core_speed() -> float:
+    """Seconds one core takes for a fixed pure-Python loop: the grid is CPU-bound, so its figure
+    moves with this from host to host even when the code and the load are the same."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(10_000_000):
+        total += number
+    return time.perf_counter() - started
+
+
 def machine() -> str:
     """What the figures were measured on, and how busy it was."""
 
@@ -92,6 +102,8 @@ def machine() -> str:
     return "\n".join(
         [
             f"- nproc: {os.cpu_count()}, memory: {memory}",
+            f"- one core's speed: {core_speed():.2f} s for 10,000,000 Python loop additions "
+            "(hosts of one kind differ: compare figures across runs with this)",
             f"- uname -a: {output('uname', '-a')}",
             f"- Python {sys.version.split()[0]}; {output('psql', '--version')}",
             f"- load average before the run (1, 5, 15 min): {os.getloadavg()}",
