@@ -18,17 +18,7 @@ def _timed(check) -> dict:
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-POOL_WAIT = 2.0  # seconds a probe waits for a pooled connection; the pool's own wait is 10 s
-
-
 def _database() -> None:
-    pool = getattr(connection, "pool", None)  # the web processes' psycopg pool, when on
-    if pool is not None:
-        # Through Django's cursor the probe of a database that is down would wait the pool's
-        # whole timeout, longer than a load balancer waits for a health check.
-        with pool.connection(timeout=POOL_WAIT) as conn:
-            conn.execute("SELECT 1").fetchone()
-        return
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
