@@ -18,7 +18,19 @@ def _timed(check) -> dict:
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
+PROBE_WAIT = 2.0  # seconds a probe waits for a pooled connection (the pool's own wait is longer)
+
+
 def _database() -> None:
+    pool = getattr(connection, "pool", None)  # the ASGI web process's psycopg pool, when on
+    if pool is not None:
+        # Through Django's cursor a probe of a stopped database would wait the pool's whole
+        # DB_POOL_TIMEOUT, longer than a load balancer waits. open() is a no-op once open, and
+        # the probe may be a fresh process's first request.
+        pool.open()
+        with pool.connection(timeout=PROBE_WAIT) as conn:
+            conn.execute("SELECT 1").fetchone()
+        return
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
