@@ -332,7 +332,12 @@ def model_call(
 
 
 def model_call_many(
-    *, group: Group, kind: str, calls: list[tuple[Any, CompletionRequest, Any]], family: str = ""
+    *,
+    group: Group,
+    kind: str,
+    calls: list[tuple[Any, CompletionRequest, Any]],
+    family: str = "",
+    write: bool = True,
 ) -> list[tuple[Run, CompletionResult | Exception]]:
     """model_call for many independent (model, request, artifact_id) calls of one group: the same
     runs, tokens, cost, latency, status and errors, booked in three or four statements instead
@@ -341,6 +346,10 @@ def model_call_many(
     Calls to a remote provider run concurrently (a thread each: the threads only wait on the
     network, never on the database), the local simulator's one after another. Not streamed, so
     there is nothing to cancel.
+
+    With write=False the runs come back finished but unsaved, for a caller that writes and books
+    many steps' runs at once (only for calls the local simulator answers: nothing is visible
+    while they run).
     """
     if not calls:
         return []
@@ -370,6 +379,8 @@ def model_call_many(
     # The local simulator answers at once: its runs are written once, finished. A remote call
     # may take seconds, so its run is visible as running meanwhile.
     instant = all(run.provider == "local" for run in runs)
+    if not write and not instant:
+        raise ValueError("Only the local simulator's runs can be written by the caller.")
     if not instant:
         Run.objects.bulk_create(runs)
     outcomes = _complete_all(runs, [request for _, request, _ in calls])
@@ -398,6 +409,8 @@ def model_call_many(
         )
         tokens += run.total_tokens
         cost += run.cost
+    if not write:
+        return list(zip(runs, outcomes, strict=True))
     fields = ["status", "finished_at", "latency_ms", "error", "output", "cost"]
     fields += ["input_tokens", "output_tokens", "total_tokens"]
     with transaction.atomic():

@@ -347,10 +347,11 @@ def test_stop(*, actor, session=None, test_id: Any) -> dict:
     require_staff(actor)
     test = test_access(actor=actor, pk=test_id, for_update=True)
     require_open(test)
-    kept = Invocation.objects.filter(test=test).exclude(status__in=ACTIVE).count()
     halted, first = _halt(
         queryset=Invocation.objects.filter(test=test), reason=f"Stopped by {actor.name}."
     )
+    # Counted once _halt holds the running rows: a batch finishing meanwhile is kept, not halted.
+    kept = Invocation.objects.filter(test=test).exclude(status__in=ACTIVE).count() - halted
     Test.objects.filter(pk=test.pk).update(
         status=TestStatus.STOPPED, updated_at=timezone.now(), version=F("version") + 1
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -18,6 +20,15 @@ from tests_app.models import Invocation, InvocationStatus, TestGrade, ToolCall
 pytestmark = pytest.mark.django_db
 
 SEQUENTIAL, BATCHED = 4, 16  # concurrency: batches of 1 and of 4 (the catalog's four cells)
+
+
+@pytest.fixture(params=["at_once", "step_by_step"])
+def batching(request, monkeypatch):
+    """Both ways a batch is written: at once (every call the local simulator's) and step by step
+    (as when a remote model is called: here the batch is told so, and the simulator answers)."""
+    if request.param == "step_by_step":
+        monkeypatch.setattr(runner, "provider_of", lambda model: ("openai", "remote"))
+    return request.param
 
 
 def outcome(test) -> list[dict]:
@@ -76,7 +87,7 @@ def assert_books_balance(test) -> None:
     assert session.run_count == Run.objects.filter(session=session).count()
 
 
-def test_a_batch_writes_what_one_by_one_writes(staff, catalog):
+def test_a_batch_writes_what_one_by_one_writes(staff, catalog, batching):
     one_by_one = catalog.start_queued(staff, concurrency=SEQUENTIAL)
     batched = catalog.start_queued(staff, concurrency=BATCHED)
     assert runner.batch_size(SEQUENTIAL) == 1 and runner.batch_size(BATCHED) == 4
@@ -107,7 +118,7 @@ def test_claims_of_a_batch_stay_within_the_concurrency(staff, catalog):
     assert len(runner.invocations_claim(test_id=test.pk, worker_token="c")) == 0  # none queued
 
 
-def test_a_failed_call_fails_its_cell_and_the_batch_goes_on(staff, catalog, monkeypatch):
+def test_a_failed_call_fails_its_cell_and_the_batch_goes_on(staff, catalog, monkeypatch, batching):
     test = catalog.start_queued(staff, concurrency=BATCHED)
     real = LocalProvider._complete
 
@@ -130,10 +141,40 @@ def test_a_failed_call_fails_its_cell_and_the_batch_goes_on(staff, catalog, monk
     assert (failed_call.status, failed_call.error) == ("failed", "The echo model is down.")
     error = Event.objects.get(run_id=echo.run_id, event_type="GenerationErrorEvent")
     assert error.payload["message"] == "The echo model is down."
+    # Its events are those of a cell that failed alone: begun, then the error, then the tally.
+    assert list(
+        Event.objects.filter(run_id=echo.run_id).order_by("seq").values_list("seq", "event_type")
+    ) == [
+        (1, "GenerationProgressEvent"),
+        (2, "GenerationErrorEvent"),
+        (3, runner.TEST_PROGRESS_EVENT),
+    ]
+    assert_books_balance(test)
+
+
+def test_a_failed_grade_keeps_the_cells_conversation(staff, catalog, monkeypatch, batching):
+    test = catalog.start_queued(staff, concurrency=BATCHED)
+    real = LocalProvider._complete
+
+    def grader_down(self, request):
+        if request.task == "grade":
+            raise ProviderError("The grader is down.")
+        return real(self, request)
+
+    monkeypatch.setattr(LocalProvider, "_complete", grader_down)
+    runner.worker_run(test_id=test.pk, worker_token="w")
+    for invocation in test.invocations.all():
+        assert (invocation.status, invocation.error) == ("failed", "The grader is down.")
+        assert [line["role"] for line in invocation.transcript] == ["agent", "persona"]
+        assert invocation.total_tokens > 0
+        assert Run.objects.get(pk=invocation.run_id).status == "failed"
+    assert not TestGrade.objects.filter(invocation__test=test).exists()
     assert_books_balance(test)
 
 
 def test_a_cell_halted_mid_batch_is_left_alone(staff, catalog, monkeypatch):
+    # A batch written step by step: one written at once holds its rows (the test below).
+    monkeypatch.setattr(runner, "provider_of", lambda model: ("openai", "remote"))
     test = catalog.start_queued(staff, concurrency=BATCHED)
     halted = test.invocations.order_by("position").first()
     real = LocalProvider._complete
@@ -156,7 +197,42 @@ def test_a_cell_halted_mid_batch_is_left_alone(staff, catalog, monkeypatch):
     assert TestGrade.objects.filter(invocation__in=others).count() == 3
 
 
-def test_a_batch_makes_the_same_queries_for_2_and_4_cells(staff, catalog):
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_during_a_batch_written_at_once_waits_for_it(staff, catalog, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    from tests_app import services
+
+    test = catalog.start_queued(staff, concurrency=BATCHED)
+    real = LocalProvider._complete
+    stopped: list = []
+
+    def stop():
+        try:
+            stopped.append(services.test_stop(actor=staff, test_id=test.pk))
+        finally:
+            connection.close()
+
+    stopper = threading.Thread(target=stop)
+
+    def stop_during_persona_reply(self, request):
+        if request.task == "persona_reply" and not stopper.is_alive() and not stopped:
+            stopper.start()
+            time.sleep(0.5)  # test/stop is now waiting on the batch's row locks
+        return real(self, request)
+
+    monkeypatch.setattr(LocalProvider, "_complete", stop_during_persona_reply)
+    runner.worker_run(test_id=test.pk, worker_token="w")
+    stopper.join(10)
+    assert set(test.invocations.values_list("status", flat=True)) == {"succeeded"}
+    assert stopped[0]["stopped_count"] == 0  # it found the batch finished, not running
+    assert stopped[0]["kept_count"] == 4
+    assert TestGrade.objects.filter(invocation__test=test).count() == 4
+    assert_books_balance(test)
+
+
+def test_a_batch_makes_the_same_queries_for_2_and_4_cells(staff, catalog, batching):
     counts = []
     for concurrency, scenarios in ((8, catalog.scenarios[:1]), (16, catalog.scenarios)):
         test = catalog.start_queued(
