@@ -71,7 +71,7 @@ def event_emit(*, run: Run, event_type: str, payload: dict) -> Event:
     return event
 
 
-def event_emit_many(*, items: list[tuple[Run, str, dict]]) -> list[Event]:
+def event_emit_many(*, items: list[tuple[Run, str, dict]]) -> None:
     """event_emit for many (run, event_type, payload) at once: the same rows and messages in a
     handful of statements, for a worker that advances many runs together.
 
@@ -80,56 +80,55 @@ def event_emit_many(*, items: list[tuple[Run, str, dict]]) -> list[Event]:
     events in the order given, and one Redis pipeline publishes them on commit.
     """
     if not items:
-        return []
+        return
     # No savepoint inside a caller's transaction: nothing here is retried on its own.
     with transaction.atomic(savepoint=False):
-        return _emit_many(items)
+        _emit_many(items)
 
 
-def _emit_many(items: list[tuple[Run, str, dict]]) -> list[Event]:
+EVENT_COLUMNS = ["id", "run_id", "group_id", "seq", "event_type", "payload", "created_at"]
+
+
+def _emit_many(items: list[tuple[Run, str, dict]]) -> None:
     wanted: dict[Any, int] = {}
     for run, _, _ in items:
         wanted[run.pk] = wanted.get(run.pk, 0) + 1
     last = _reserve_seqs(wanted)
     next_seq = {pk: last[pk] - n + 1 for pk, n in wanted.items()}
-    events, messages = [], []
     now = timezone.now()
-    ids = reserve_ids(Event, len(items)) if connection.vendor == "postgresql" else None
-    for index, (run, event_type, payload) in enumerate(items):
+    copy = connection.vendor == "postgresql"
+    ids = reserve_ids(Event, len(items)) if copy else [None] * len(items)
+    rows = []  # EVENT_COLUMNS, the payload as encoded: exactly what subscribers receive
+    for event_id, (run, event_type, payload) in zip(ids, items, strict=True):
         seq = next_seq[run.pk]
         next_seq[run.pk] = seq + 1
         run.event_seq = max(run.event_seq, seq)
         body = envelope(group_id=run.group_id, run_id=run.pk, seq=seq, payload=payload)
-        # Encoded once: the stored payload is exactly what subscribers receive.
         data = json.dumps(body, cls=DjangoJSONEncoder)
-        event = Event(
-            id=ids[index] if ids else None,
-            run_id=run.pk,
-            group_id=run.group_id,
-            seq=seq,
-            event_type=event_type,
-            payload=json.loads(data),
-            created_at=now,
-        )
-        events.append((event, data))
-    if ids:
-        copy_rows(
-            Event,
-            ["id", "run_id", "group_id", "seq", "event_type", "payload", "created_at"],
-            # COPY reads jsonb from its text: the payload goes as it was encoded.
-            [
-                [e.id, e.run_id, e.group_id, e.seq, e.event_type, data, e.created_at]
-                for e, data in events
-            ],
-        )
+        rows.append([event_id, run.pk, run.group_id, seq, event_type, data, now])
+    if copy:
+        copy_rows(Event, EVENT_COLUMNS, rows)  # COPY reads jsonb from its text
     else:
-        Event.objects.bulk_create([event for event, _ in events])
-    for event, data in events:
-        for channel in (run_channel(event.run_id), group_channel(event.group_id)):
-            messages.append((channel, event.event_type, data, event.pk))
-    events = [event for event, _ in events]
+        created = Event.objects.bulk_create(
+            [
+                Event(
+                    run_id=run_id,
+                    group_id=group_id,
+                    seq=seq,
+                    event_type=event_type,
+                    payload=json.loads(data),
+                    created_at=created_at,
+                )
+                for _, run_id, group_id, seq, event_type, data, created_at in rows
+            ]
+        )
+        for row, event in zip(rows, created, strict=True):
+            row[0] = event.pk
+    messages = [
+        (event_type, data, event_id, (run_channel(run_id), group_channel(group_id)))
+        for event_id, run_id, group_id, _, event_type, data, _ in rows
+    ]
     transaction.on_commit(lambda: _publish_many(messages))
-    return events
 
 
 def _reserve_seqs(wanted: dict[Any, int]) -> dict[Any, int]:
@@ -176,29 +175,32 @@ def _publish_all(channels, event_type: str, data: str, event_id: int | None) -> 
             logger.warning("Could not publish %s to %s: %s", event_type, channel, exc)
 
 
-def _publish_many(messages: list[tuple[str, str, str, int | None]]) -> None:
-    """Many publishes in one Redis round trip; without Redis (or with it down), one by one."""
+BATCH_MESSAGE_EVENTS = 500  # events per Redis message of a batch: bounds one message's size
+
+
+def _publish_many(messages: list[tuple[str, str, int | None, tuple[str, ...]]]) -> None:
+    """Many (event_type, data, event_id, channels) in one Redis message per 500: every web
+    process's listener (system.watch) unpacks it. A PUBLISH per event and channel was a tenth
+    of a grid worker's time, and as much again in each web process. Without Redis (or with it
+    down), straight to this process's own watchers."""
     client = _redis_publisher()
     if client is not None:
-        pipeline = client.pipeline(transaction=False)
-        encoded: dict[int, str] = {}  # an event goes to two channels: its data is escaped once
-        for channel, event_type, data, event_id in messages:
-            key = id(data)
-            if key not in encoded:
-                encoded[key] = json.dumps(data)
-            pipeline.publish(
-                "events_channel",
-                f'{{"channel": {json.dumps(channel)}, "event_type": {json.dumps(event_type)}, '
-                f'"data": {encoded[key]}, "pub_id": {json.dumps(event_id)}}}',
-            )
         try:
+            pipeline = client.pipeline(transaction=False)
+            for start in range(0, len(messages), BATCH_MESSAGE_EVENTS):
+                chunk = messages[start : start + BATCH_MESSAGE_EVENTS]
+                pipeline.publish(
+                    "events_channel",
+                    json.dumps({"batch": [[t, d, i, list(c)] for t, d, i, c in chunk]}),
+                )
             pipeline.execute()
             return
         except Exception as exc:
             logger.warning("Could not publish %d events: %s", len(messages), exc)
     # As publish() does: this process's own watchers still get them; others read the database.
-    for channel, event_type, data, event_id in messages:
-        _deliver_locally(channel, event_type, data, event_id)
+    for event_type, data, event_id, channels in messages:
+        for channel in channels:
+            _deliver_locally(channel, event_type, data, event_id)
 
 
 def publish(*, channel: str, event_type: str, data: str, event_id: int | None) -> None:

@@ -247,16 +247,33 @@ class ResilientRedisListener(RedisListener):
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
-    def dispatch(self, raw) -> None:
+    @staticmethod
+    def dispatch(raw) -> None:
+        """One event (django-eventstream's message: channel, event_type, data, pub_id) or a
+        batch of them (system.events._publish_many: [event_type, data, pub_id, channels])."""
         try:
             message = json.loads(raw)
-            event = StreamEvent(
-                message["channel"], message["event_type"], message["data"], id=message["pub_id"]
-            )
+            if "batch" in message:
+                found = [
+                    StreamEvent(channel, event_type, data, id=event_id)
+                    for event_type, data, event_id, channels in message["batch"]
+                    for channel in channels
+                ]
+            else:
+                found = [
+                    StreamEvent(
+                        message["channel"],
+                        message["event_type"],
+                        message["data"],
+                        id=message["pub_id"],
+                    )
+                ]
         except (ValueError, KeyError, TypeError):
             logger.warning("Ignored a malformed message on %s", EVENTS_CHANNEL)
             return
-        get_listener_manager().add_to_queues(event.channel, event)
+        manager = get_listener_manager()
+        for event in found:
+            manager.add_to_queues(event.channel, event)
 
 
 def resync_streams(manager) -> None:

@@ -500,9 +500,11 @@ class Batch:
         return envelopes
 
     def _final_items(self) -> list[tuple[Run, str, dict]]:
-        """The graded cells' last events, with the test's tally once their rows say succeeded."""
+        """The graded cells' last events. The test's tally (once their rows say succeeded)
+        comes after every cell's completion: a group watcher stops at the first that says
+        finished, so none may come before another cell's GenerationCompleteEvent."""
         tally = test_progress(test_id=self.test.pk)
-        items = []
+        items, tallies = [], []
         for cell in self.cells:
             ids = _ids(cell.invocation)
             summary = f"{cell.score}/{cell.total_points}"
@@ -520,13 +522,15 @@ class Batch:
                         "status": InvocationStatus.SUCCEEDED,
                     },
                 ),
+            ]
+            tallies.append(
                 (
                     cell.envelope,
                     TEST_PROGRESS_EVENT,
                     {**ids, "status": InvocationStatus.SUCCEEDED, **tally},
-                ),
-            ]
-        return items
+                )
+            )
+        return items + tallies
 
     def _calls(self, kind: str, calls: list[tuple[Conversation, Any, CompletionRequest]]):
         """One model call per cell; a cell whose call failed is failed (as invocation_execute

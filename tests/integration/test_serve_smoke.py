@@ -138,3 +138,43 @@ def test_two_web_processes_and_two_workers_share_data_and_events(served, org_adm
     assert re.search(
         r"worker\.[12] +\|.*Task system\.generate_artifact\[[^]]+\] received", honcho.log()
     )
+
+
+def test_a_watcher_on_one_web_process_sees_a_batched_test_run_by_the_workers(served, org_admin):
+    """A test of concurrency 16 runs its four cells as one batch in a worker, whose events go to
+    Redis as one message: a group watcher on the other web process gets every one of them live."""
+    from glow.accounts.tests.factories import DepartmentFactory
+    from tests_app.tests.conftest import Catalog
+
+    (url_1, url_2), honcho = served
+    catalog = Catalog(
+        org_admin.organization, DepartmentFactory(organization=org_admin.organization)
+    )
+    key = api_key_create(profile=org_admin).plaintext
+    received = []
+    with client(url_1, key) as web_1, client(url_2, key) as web_2:
+        started = web_2.post("/test/start", json=catalog.start_body(concurrency=16))
+        assert started.status_code == 200, started.text
+        group_id = started.json()["group_id"]
+
+        def watch() -> None:
+            with web_1.stream(
+                "GET", "/test/watch", params={"group_id": group_id, "lastEventId": 0}, headers=SSE
+            ) as stream:
+                assert stream.status_code == 200
+                for frame in frames(stream.iter_lines()):
+                    received.append(frame)
+                    if frame.event == "TestProgressEvent" and frame.data["finished"]:
+                        return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        watcher.join(timeout=30)
+        assert not watcher.is_alive(), f"The test did not finish:\n{honcho.log()[-4000:]}"
+    completes = [frame for frame in received if frame.event == "GenerationCompleteEvent"]
+    assert len({frame.data["invocation_id"] for frame in completes}) == 4
+    assert all(frame.data["group_id"] == group_id for frame in received)
+    by_run: dict[str, list[int]] = {}
+    for frame in received:
+        by_run.setdefault(frame.data["run_id"], []).append(frame.data["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_run.values())

@@ -105,6 +105,20 @@ def test_a_batch_writes_what_one_by_one_writes(staff, catalog, batching):
     assert progress.count() == 4
     assert progress.last().payload["finished"] is True
     assert progress.last().payload["counts"] == {"succeeded": 4}
+    # A group watcher stops at the first tally that says finished: every cell's completion
+    # comes before it.
+    stream = list(
+        Event.objects.filter(group_id=batched.group_id)
+        .order_by("id")
+        .values_list("event_type", "payload")
+    )
+    finished_at = next(
+        index
+        for index, (kind, payload) in enumerate(stream)
+        if kind == runner.TEST_PROGRESS_EVENT and payload["finished"]
+    )
+    completes = [kind for kind, _ in stream[:finished_at] if kind == "GenerationCompleteEvent"]
+    assert len(completes) == 4
 
 
 def test_claims_of_a_batch_stay_within_the_concurrency(staff, catalog):

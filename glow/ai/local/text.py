@@ -64,7 +64,10 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+@functools.lru_cache(maxsize=16384)
 def stem(word: str) -> str:
+    """A crude suffix-stripping stem; cached (a vocabulary repeats: this was a tenth of every
+    simulated persona reply and grade)."""
     word = word.strip("'").removesuffix("'s")
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
