@@ -92,9 +92,9 @@ def worker_run(*, test_id: Any, worker_token: str) -> int:
     catalog = SlotCatalog()
     while claimed := invocations_claim(test_id=test_id, worker_token=worker_token):
         if len(claimed) == 1:
-            invocation_execute(invocation_id=claimed[0])
+            invocation_execute(invocation_id=claimed[0].pk)
         else:
-            invocations_execute(invocation_ids=claimed, catalog=catalog)
+            invocations_execute(invocations=claimed, catalog=catalog)
         executed += len(claimed)
     return executed
 
@@ -102,13 +102,16 @@ def worker_run(*, test_id: Any, worker_token: str) -> int:
 def invocation_claim(*, test_id: Any, worker_token: str):
     """The next queued invocation, marked running, if the test has a free slot; else None."""
     claimed = invocations_claim(test_id=test_id, worker_token=worker_token, limit=1)
-    return claimed[0] if claimed else None
+    return claimed[0].pk if claimed else None
 
 
 @transaction.atomic
-def invocations_claim(*, test_id: Any, worker_token: str, limit: int | None = None) -> list:
+def invocations_claim(
+    *, test_id: Any, worker_token: str, limit: int | None = None
+) -> list[Invocation]:
     """The next queued invocations (at most `limit`, else the test's batch size), marked running,
-    within the test's free slots; an empty list when none is free or none is queued.
+    within the test's free slots, in position order; an empty list when none is free or none is
+    queued.
 
     The test row lock serialises claims, so the running count never exceeds the limit; the
     conditional UPDATE is what makes a claim exclusive on SQLite too (no row locks there).
@@ -135,18 +138,21 @@ def invocations_claim(*, test_id: Any, worker_token: str, limit: int | None = No
         "error": "",
     }
     if connection.features.has_select_for_update_skip_locked:
-        # The rows are locked by this transaction: one UPDATE claims them all.
-        locked = queued.select_for_update(skip_locked=True).order_by("position")
-        claimed = list(locked.values_list("pk", flat=True)[:wanted])
-        Invocation.objects.filter(pk__in=claimed).update(**fields)
+        # The rows are locked by this transaction: one UPDATE claims them all, and the rows read
+        # here are the ones the runner goes on with (no second read).
+        claimed = list(queued.select_for_update(skip_locked=True).order_by("position")[:wanted])
+        Invocation.objects.filter(pk__in=[row.pk for row in claimed]).update(**fields)
+        for row in claimed:
+            for name, value in fields.items():
+                setattr(row, name, value)
         return claimed
-    claimed = []
+    won = []
     for candidate in queued.order_by("position").values_list("pk", flat=True)[: wanted + 2]:
-        if len(claimed) == wanted:
+        if len(won) == wanted:
             break
         if Invocation.objects.filter(pk=candidate, status=InvocationStatus.QUEUED).update(**fields):
-            claimed.append(candidate)
-    return claimed
+            won.append(candidate)
+    return list(Invocation.objects.filter(pk__in=won).order_by("position")) if won else []
 
 
 def invocation_execute(*, invocation_id: Any) -> str:
@@ -176,12 +182,13 @@ def invocation_execute(*, invocation_id: Any) -> str:
 
 
 class SlotCatalog:
-    """The catalog rows a worker slot's batches share (models, scenarios with their personas,
-    agents with their tools, the eval's rubric), each read once for the whole slot: joined to
+    """The rows a worker slot's batches share (the test with its eval and group; models,
+    scenarios with their personas, agents with their tools, the eval's rubric), each read once for the whole slot: joined to
     every invocation of every batch, reading them was a sixth of the grid's CPU. A slot drains
     one test, so it runs against the catalog as it was when the slot first read it."""
 
     def __init__(self) -> None:
+        self.tests: dict = {}
         self.models: dict = {}
         self.scenarios: dict = {}
         self.agents: dict = {}
@@ -209,6 +216,13 @@ class SlotCatalog:
             row.scenario = self.scenarios[row.scenario_id]
             row.agent = self.agents[row.agent_id]
 
+    def test(self, test_id) -> Test:
+        """The test with its eval and group (what a batch reads of it does not change while it
+        runs: its status is read by every claim)."""
+        if test_id not in self.tests:
+            self.tests[test_id] = Test.objects.select_related("eval", "group").get(pk=test_id)
+        return self.tests[test_id]
+
     def rubric(self, rubric_id) -> tuple[Rubric, list[dict]]:
         if rubric_id not in self.rubrics:
             rubric = Rubric.objects.prefetch_related("groups__standards").get(pk=rubric_id)
@@ -216,21 +230,29 @@ class SlotCatalog:
         return self.rubrics[rubric_id]
 
 
-def invocations_execute(*, invocation_ids: list, catalog: SlotCatalog | None = None) -> None:
-    """Run claimed invocations of one test together, turn by turn.
+def invocations_execute(
+    *,
+    invocations: list[Invocation] | None = None,
+    invocation_ids: list | None = None,
+    catalog: SlotCatalog | None = None,
+) -> None:
+    """Run claimed invocations of one test together, turn by turn: the rows invocations_claim
+    answered, or those of `invocation_ids` still running.
 
     Each gets what invocation_execute gives it (an envelope run and its events, a run per model
     call, transcript, tool calls, grade), written for the whole batch at every step. A re-run
     (an earlier envelope to supersede) or a test whose group is gone goes alone.
     """
-    invocations = list(
-        Invocation.objects.filter(pk__in=invocation_ids, status=InvocationStatus.RUNNING).order_by(
-            "position"
+    if invocations is None:
+        invocations = list(
+            Invocation.objects.filter(
+                pk__in=invocation_ids, status=InvocationStatus.RUNNING
+            ).order_by("position")
         )
-    )
     if not invocations:
         return
-    test = Test.objects.select_related("eval", "group").get(pk=invocations[0].test_id)
+    catalog = catalog or SlotCatalog()
+    test = catalog.test(invocations[0].test_id)
     for invocation in invocations:
         invocation.test = test
     fresh = [row for row in invocations if row.run_id is None and test.group is not None]
@@ -238,7 +260,6 @@ def invocations_execute(*, invocation_ids: list, catalog: SlotCatalog | None = N
         if invocation.run_id is not None or test.group is None:
             invocation_execute(invocation_id=invocation.pk)
     if fresh:
-        catalog = catalog or SlotCatalog()
         catalog.attach(fresh)
         Batch(fresh, catalog=catalog).run()
 

@@ -22,6 +22,7 @@ from glow.core import media
 from glow.core.bulk import bulk_insert
 from glow.core.caching import cache_call
 from glow.core.errors import ApplicationError, NotFound, PermissionDenied, StateError
+from glow.core.ids import uuid7
 from glow.core.models import Upload, UploadKind
 from glow.core.registry import registry
 from glow.core.selectors import artifact_access, artifact_queryset
@@ -220,7 +221,7 @@ def test_start(
         test.save(force_insert=True)
     invocations = [
         {
-            "id": uuid.uuid4(),
+            "id": uuid7(),  # time-ordered, as Artifact ids are: 1,000 appends, not random pages
             "organization_id": actor.organization_id,
             "created_by_id": actor.pk,
             "title": f"{model.title} · {scenario.title} · {agent.title}"[:300],

@@ -128,7 +128,9 @@ def test_claims_of_a_batch_stay_within_the_concurrency(staff, catalog):
     assert runner.invocations_claim(test_id=test.pk, worker_token="b", limit=10) != []
     assert runner.invocations_claim(test_id=test.pk, worker_token="c") == []
     assert test.invocations.filter(status="running").count() == 4
-    Invocation.objects.filter(pk__in=first).update(status=InvocationStatus.SUCCEEDED)
+    Invocation.objects.filter(pk__in=[row.pk for row in first]).update(
+        status=InvocationStatus.SUCCEEDED
+    )
     assert len(runner.invocations_claim(test_id=test.pk, worker_token="c")) == 0  # none queued
 
 
@@ -255,7 +257,7 @@ def test_a_batch_makes_the_same_queries_for_2_and_4_cells(staff, catalog, batchi
         claimed = runner.invocations_claim(test_id=test.pk, worker_token="w")
         assert len(claimed) == 2 * len(scenarios)
         with CaptureQueriesContext(connection) as captured:
-            runner.invocations_execute(invocation_ids=claimed)
+            runner.invocations_execute(invocations=claimed)
         counts.append(len(captured))
         assert set(test.invocations.values_list("status", flat=True)) == {"succeeded"}
     assert counts[0] == counts[1]
