@@ -469,16 +469,6 @@ class Batch:
         failed = [cell for cell, _ in self.failed]
         envelopes = self._finish_envelopes(now)
         bulk_copy([*self.runs, *envelopes, *(cell.envelope for cell in failed)])
-        if self.runs or envelopes:
-            runs_booked(
-                group_id=self.group.pk,
-                session_id=self.group.session_id,
-                runs=len(self.runs) + len(envelopes),
-                tokens=sum(run.total_tokens for run in self.runs),
-                cost=sum((run.cost for run in self.runs), Decimal("0")),
-                started=min(run.started_at for run in [*self.runs, *envelopes]),
-                finished=now,
-            )
         bulk_copy(self.tool_rows)
         for cell in self.cells:
             cell.invocation.status = InvocationStatus.SUCCEEDED
@@ -498,6 +488,19 @@ class Batch:
             events.event_emit_many(items=[item for item in self.items if item[0].pk in ended])
             for cell, message in self.failed:
                 _fail(cell.invocation, cell.envelope, message)
+        if self.runs or envelopes:
+            # Every batch of the test books into the same group and session rows, locked from
+            # here to the commit: late, so batches wait on each other briefly, and before the
+            # tally, so the last batch to commit counts every other (its tally says finished).
+            runs_booked(
+                group_id=self.group.pk,
+                session_id=self.group.session_id,
+                runs=len(self.runs) + len(envelopes),
+                tokens=sum(run.total_tokens for run in self.runs),
+                cost=sum((run.cost for run in self.runs), Decimal("0")),
+                started=min(run.started_at for run in [*self.runs, *envelopes]),
+                finished=now,
+            )
         if self.cells:
             graded = {cell.envelope.pk for cell in self.cells}
             events.event_emit_many(
