@@ -136,7 +136,11 @@ def artifact_routes() -> set[str]:
     """<family>/<op> of every URL pattern the router mounted under /api/v5/artifacts/."""
     for pattern in get_resolver().url_patterns:
         if getattr(pattern, "namespace", None) == "artifacts":
-            return {str(route.pattern) for route in pattern.url_patterns}
+            return {
+                f"{family.pattern}{route.pattern}"
+                for family in pattern.url_patterns  # one include per family
+                for route in family.url_patterns
+            }
     raise AssertionError("no artifacts namespace in glow.urls")
 
 
