@@ -152,6 +152,14 @@ def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int
     return len(captured) / cells, elapsed / cells
 
 
+def _cpu_busy() -> tuple[int, int]:
+    """(busy, idle) jiffies of every core so far, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, idle
+
+
 def run_grid(client, payload: dict, cells: int) -> tuple[float, float, int, bool]:
     """(seconds to the last cell graded, milliseconds test/start took, cells succeeded, whether
     a TestProgressEvent said finished: what a group watcher such as `glow test watch` ends on)."""
@@ -160,6 +168,7 @@ def run_grid(client, payload: dict, cells: int) -> tuple[float, float, int, bool
     from system.models import Event
     from tests_app.models import DONE, Invocation
 
+    busy_before = _cpu_busy()
     sent = time.time()
     response = client.post("/test/start", json=payload)
     answered_ms = (time.time() - sent) * 1000
@@ -172,6 +181,8 @@ def run_grid(client, payload: dict, cells: int) -> tuple[float, float, int, bool
             raise SystemExit(f"only {rows.filter(status__in=done).count()} of {cells} finished")
         time.sleep(0.1)  # the finish is read from max(finished_at): polling less loads less
     last: datetime = rows.aggregate(last=Max("finished_at"))["last"]
+    busy, idle = (now - then for now, then in zip(_cpu_busy(), busy_before, strict=True))
+    print(f"  machine busy {busy / (busy + idle):.0%} from test/start to the poll's last look")
     told = Event.objects.filter(
         group_id=response.json()["group_id"],
         event_type="TestProgressEvent",
