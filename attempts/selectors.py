@@ -21,6 +21,7 @@ from attempts.models import (
     ChatStatus,
     Completion,
     Message,
+    attach_persona_titles,
 )
 from glow.catalog.models import Rubric
 from glow.core import selectors as core
@@ -520,10 +521,12 @@ def attempt_search(*, actor, params: dict) -> core.SearchResult:
     it), and one for every facet's labels."""
     page = core.page_of(params)
     apply = filter_applier(params)
-    rows = list(
-        apply(core.archived_state(params, attempt_queryset(actor=actor)))
-        .for_api()
-        .order_by("-created_at", "-id")[page.offset : page.offset + page.size]
+    rows = attach_persona_titles(
+        list(
+            apply(core.archived_state(params, attempt_queryset(actor=actor)))
+            .for_api()
+            .order_by("-created_at", "-id")[page.offset : page.offset + page.size]
+        )
     )
     counting = counting_for(actor=actor, params=params, apply=apply)
     options, total = {}, None

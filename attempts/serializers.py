@@ -398,7 +398,8 @@ def duration_text(seconds: int | None) -> str | None:
 
 
 class AttemptOut(OutputModelSerializer):
-    """One history row, hydrated for display from what for_api() loaded once per page."""
+    """One history row, hydrated for display from what for_api() and attach_persona_titles
+    loaded once per page."""
 
     attempt_id = serializers.UUIDField(source="id", read_only=True)
     simulation_id = serializers.UUIDField(read_only=True)
@@ -475,6 +476,9 @@ class AttemptOut(OutputModelSerializer):
         return duration_text(obj.time_taken)
 
     def _personas(self, obj) -> list[str]:
+        titles = getattr(obj, "persona_titles", None)  # a search page's, attached at once
+        if titles is not None:
+            return titles
         return [link.scenario.persona.title for link in obj.simulation.simulation_scenarios.all()]
 
     def get_persona(self, obj) -> str | None:
