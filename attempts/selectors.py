@@ -420,6 +420,40 @@ class Counting:
         counts = self.rows.order_by().values(facet.field).annotate(count=self.number)
         return [{"id": row[facet.field], "count": row["count"]} for row in counts]
 
+    def every_facet(self, facets: list[Facet], whole: Facet) -> list[list[dict]]:
+        """For each of `facets`, over these same rows, what facet() answers (without a label
+        search), but groups() for `whole`: one statement, the rows' query built once. The same
+        plan as a query per facet (each an index-only scan of its counts), without three more
+        querysets to build and three more round trips."""
+        counted = F("count") if isinstance(self.number, Sum) else Value(1)
+        columns = {f"c{index}": F(facet.field) for index, facet in enumerate(facets)}
+        base, params = (
+            self.rows.order_by().values(**columns, number=counted).query.sql_with_params()
+        )
+        parts = []
+        for index, facet in enumerate(facets):
+            column = f"c{index}"
+            grouped = (
+                f"SELECT {index} AS facet, {column} AS value, SUM(number) AS count "
+                f"FROM ({base}) AS counted"
+            )
+            if facet is whole:
+                grouped += f" GROUP BY {column}"
+            else:
+                grouped += (
+                    f" WHERE {column} IS NOT NULL GROUP BY {column}"
+                    f" ORDER BY 3 DESC, 2 LIMIT {FACET_LIMIT}"
+                )
+            parts.append(f"SELECT * FROM ({grouped}) AS facet{index}")
+        found: list[list[dict]] = [[] for _ in facets]
+        fields = [Attempt._meta.get_field(facet.field) for facet in facets]
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params * len(facets))
+            for index, value, count in cursor.fetchall():
+                # to_python: SQLite hands a UUID column back as 32 hex characters.
+                found[index].append({"id": fields[index].to_python(value), "count": int(count)})
+        return found
+
 
 def top_options(groups: list[dict]) -> list[dict]:
     """What Counting.facet answers (without a label search), picked from every group."""
@@ -530,7 +564,17 @@ def attempt_search(*, actor, params: dict) -> core.SearchResult:
     )
     counting = counting_for(actor=actor, params=params, apply=apply)
     options, total = {}, None
-    for facet in family().facets:
+    searched = family().facets
+    if not any(_narrowed(facet, params) for facet in searched):
+        # No facet leaves a filter of its own out: they all count the same rows, in one
+        # statement. Simulations are few and every row has one: their groups give the total.
+        whole = next(facet for facet in searched if facet.name == "simulation")
+        for facet, found in zip(searched, counting().every_facet(searched, whole), strict=True):
+            if facet is whole:
+                total = sum(row["count"] for row in found)
+                found = top_options(found)
+            options[facet.name] = (facet, found)
+    for facet in searched if not options else []:
         if total is None and facet.name == "simulation" and not _narrowed(facet, params):
             # Unfiltered, the simulation facet groups exactly the matching rows, and simulations
             # are few: its groups give the total as well, one scan fewer.

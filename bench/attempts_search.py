@@ -285,9 +285,11 @@ def scope_sql(actor, alias: str) -> tuple[str, list]:
 
 
 def raw_search(cursor, actor, offset: int) -> int:
-    """The same page + count + facets by hand, with the same plan as the API: the page and its
-    personas from the attempts, the total and the facets from the materialised counts
-    (attempts_attemptcount), every facet's labels in one UNION."""
+    """The same page + count + facets by hand, from the same sources as the API: the page and
+    its personas from the attempts, the total and the facets from the materialised counts
+    (attempts_attemptcount), every facet's labels in one UNION. The count and each facet are a
+    statement of their own, as one writes them by hand; the API sends the four facet queries as
+    one statement and takes the count from the simulation facet's groups."""
     where, params = scope_sql(actor, "a")
     cursor.execute(
         f"""
