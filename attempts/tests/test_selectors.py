@@ -215,3 +215,23 @@ def test_the_fast_history_row_equals_the_declared_fields(world, start):
         declared = serializers.ModelSerializer.to_representation(AttemptOut(row), row)
         assert fast == declared
         assert fast["score"] == 55 and fast["persona"] and fast["cohort_name"] == "TAs Fall"
+
+
+def test_the_facets_in_one_statement_answer_what_a_query_per_facet_answers(world, start):
+    attempts_for(world, start, 4)
+    start(world.learner2, world.practice)
+    for actor in (world.admin, world.instructor, world.learner):
+        params: dict = {}
+        counting = selectors.counting_for(
+            actor=actor, params=params, apply=selectors.filter_applier(params)
+        )
+        facets = selectors.family().facets
+        whole = next(facet for facet in facets if facet.name == "simulation")
+        together = counting().every_facet(facets, whole)
+        for facet, found in zip(facets, together, strict=True):
+            if facet is whole:
+                key = lambda row: str(row["id"])  # noqa: E731 - groups come in no order
+                assert sorted(found, key=key) == sorted(counting().groups(facet), key=key)
+            else:
+                assert found == counting().facet(facet, params), facet.name
+        assert sum(row["count"] for row in together[0]) == counting().total() > 0
