@@ -342,12 +342,7 @@ class Batch:
                 provider=invocation.model.provider,
                 provider_model=invocation.model.provider_model,
                 artifact_id=invocation.pk,
-                params={
-                    "test_id": str(invocation.test_id),
-                    "invocation_id": str(invocation.pk),
-                    "scenario_id": str(invocation.scenario_id),
-                    "agent_id": str(invocation.agent_id),
-                },
+                params=_envelope_params(invocation),
                 status=RunStatus.RUNNING,
                 started_at=now,
             )
@@ -661,12 +656,7 @@ def _begin(invocation: Invocation) -> Run:
         model=invocation.model,
         family="test",
         artifact_id=invocation.pk,
-        params={
-            "test_id": str(invocation.test_id),
-            "invocation_id": str(invocation.pk),
-            "scenario_id": str(invocation.scenario_id),
-            "agent_id": str(invocation.agent_id),
-        },
+        params=_envelope_params(invocation),
     )
     run_mark_running(run=envelope)
     Invocation.objects.filter(pk=invocation.pk).update(
@@ -691,6 +681,16 @@ def _begin(invocation: Invocation) -> Run:
         },
     )
     return envelope
+
+
+def _envelope_params(invocation: Invocation) -> dict:
+    """What an invocation's envelope run records of the cell it runs."""
+    return {
+        "test_id": str(invocation.test_id),
+        "invocation_id": str(invocation.pk),
+        "scenario_id": str(invocation.scenario_id),
+        "agent_id": str(invocation.agent_id),
+    }
 
 
 def _ids(invocation: Invocation) -> dict:
