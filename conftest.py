@@ -18,6 +18,8 @@ def _isolated_media(settings, tmp_path):
     settings.WHITENOISE_AUTOREFRESH = True
     # A DATABASE_URL run is the production profile (DEBUG off, HTTPS redirect); tests speak HTTP.
     settings.SECURE_SSL_REDIRECT = False
+    # The offline simulator streams at a typing pace for people; tests read it at once.
+    settings.GLOW_LOCAL_STREAM_DELAY = 0.0
 
 
 class GlowClient(APIClient):

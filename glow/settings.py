@@ -59,7 +59,7 @@ MIDDLEWARE = [
     "glow.core.errors.DatabaseUnavailableMiddleware",
 ]
 
-AUTHENTICATION_BACKENDS = ["glow.core.security.LockoutModelBackend"]
+AUTHENTICATION_BACKENDS = ["glow.accounts.backends.UsernameOrEmailBackend"]
 GLOW_LOGIN_MAX_FAILURES = env.int("GLOW_LOGIN_MAX_FAILURES", default=5)
 GLOW_LOGIN_LOCKOUT_SECONDS = env.int("GLOW_LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 
@@ -158,7 +158,16 @@ GLOW_THROTTLE_RATES = {
     "read": env.str("GLOW_THROTTLE_READ", default="1200/min"),
 }
 
-LOGIN_URL = "/admin/login/"
+# One sign-in page for learners and staff (Django's auth views under /accounts/).
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/learn/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Password-reset mail: printed to the console in the embedded profile; SMTP when EMAIL_URL is set.
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="glow@localhost")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -230,6 +239,11 @@ EVENTSTREAM_ALLOW_ORIGINS = env.list("EVENTSTREAM_ALLOW_ORIGINS", default=[])
 
 # AI: the offline simulator unless told otherwise; OpenAI-compatible defaults for catalog.Model rows.
 GLOW_AI_PROVIDER = env.str("GLOW_AI_PROVIDER", default="local")
+# Seconds between the offline simulator's streamed chunks (about three words each): a typing pace
+# in the embedded profile so streaming and Stop are real in `make run`; none in production or tests.
+GLOW_LOCAL_STREAM_DELAY = env.float(
+    "GLOW_LOCAL_STREAM_DELAY", default=0.07 if GLOW_PROFILE == "embedded" else 0.0
+)
 GLOW_OPENAI_BASE_URL = env.str("GLOW_OPENAI_BASE_URL", default="https://api.openai.com/v1")
 GLOW_OPENAI_API_KEY_ENV = env.str("GLOW_OPENAI_API_KEY_ENV", default="OPENAI_API_KEY")
 GLOW_OPENAI_TIMEOUT = env.float("GLOW_OPENAI_TIMEOUT", default=60.0)

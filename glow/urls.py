@@ -1,15 +1,20 @@
-"""Top-level URLs: the artifact API, schema and docs, admin, staff pages, health."""
+"""Top-level URLs: sign-in and the learner pages, the artifact API, schema and docs, admin, staff
+pages, health."""
 
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from attempts import pages as learner_pages
 from glow.core import errors
 from glow.core.health import healthz
 from glow.core.routers import artifact_urlpatterns
 
 urlpatterns = [
+    path("", learner_pages.root, name="root"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("learn/", include("attempts.page_urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v5/schema", SpectacularAPIView.as_view(), name="schema"),

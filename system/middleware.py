@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from system.services import session_for_request
 
-STAFF_PREFIX = "/staff/"
+BROWSER_PREFIXES = ("/staff/", "/learn/")
 
 
 class StaffSessionMiddleware:
-    """Resolves `request.glow_session` for signed-in users with a profile on /staff/ pages."""
+    """Resolves `request.glow_session` for signed-in users with a profile on staff and learner pages."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(STAFF_PREFIX) and request.user.is_authenticated:
+        if request.path.startswith(BROWSER_PREFIXES) and request.user.is_authenticated:
             profile = getattr(request.user, "profile", None)
             if profile is not None:
                 request.glow_auth = "session"

@@ -174,7 +174,7 @@ def provider_for(run: Run):
             timeout=settings.GLOW_OPENAI_TIMEOUT,
             max_retries=settings.GLOW_OPENAI_MAX_RETRIES,
         )
-    return get_provider(run.provider or "local")
+    return get_provider(run.provider or "local", stream_delay=settings.GLOW_LOCAL_STREAM_DELAY)
 
 
 def run_mark_running(*, run: Run) -> None:

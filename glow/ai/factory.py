@@ -15,10 +15,12 @@ def get_provider(
     api_key: str | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
+    stream_delay: float = 0.0,
 ) -> Provider:
-    """The provider called `name`; connection settings only apply to `openai`."""
+    """The provider called `name`; connection settings only apply to `openai`, the stream's
+    pace only to `local`."""
     if name == "local":
-        return LocalProvider()
+        return LocalProvider(stream_delay=stream_delay)
     if name == "openai":
         from glow.ai.openai_provider import OpenAIProvider
 

@@ -14,11 +14,11 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
-CSP_PATHS = ("/staff/", "/admin/")
+CSP_PATHS = ("/staff/", "/admin/", "/learn/", "/accounts/")
 
 
 class ContentSecurityPolicyMiddleware:
-    """Staff and admin pages load nothing from elsewhere and run no inline script."""
+    """Learner, staff and admin pages load nothing from elsewhere and run no inline script."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,10 @@ _DATA_TASKS: dict[str, Callable[[dict], Any]] = {
 class LocalProvider(BaseProvider):
     name = "local"
 
+    def __init__(self, *, stream_delay: float = 0.0) -> None:
+        # Seconds between streamed chunks: a typing pace for people watching, none for machines.
+        self.stream_delay = max(0.0, stream_delay)
+
     def _complete(self, request: CompletionRequest) -> CompletionResult:
         text, data = self._answer(request)
         finish = "stop"
@@ -54,7 +59,9 @@ class LocalProvider(BaseProvider):
     ) -> DeltaGenerator:
         whole = self._complete(request)
         sent = ""
-        for chunk in _chunks(whole.text):
+        for index, chunk in enumerate(_chunks(whole.text)):
+            if index and self.stream_delay:
+                time.sleep(self.stream_delay)
             if should_cancel():
                 return CompletionResult(
                     text=sent, usage=_usage(request, sent), data=None, finish_reason="cancelled"
