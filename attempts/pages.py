@@ -122,9 +122,7 @@ def _chat_context(request, attempt, *, chat_id=None, error: str = "", typed: str
     draft_text = ""
     if draft is not None and str(draft.data.get("chat_id")) == str(chat.pk if chat else ""):
         draft_text = str(draft.data.get("message") or "")
-    last_reply = next(
-        (m for m in reversed(bundle["messages"]) if m.role == Role.ASSISTANT), None
-    )
+    last_reply = next((m for m in reversed(bundle["messages"]) if m.role == Role.ASSISTANT), None)
     is_current = chat is not None and chat.pk == bundle["current_chat_id"]
     scenario = chat.scenario if chat else None
     return {

@@ -248,8 +248,7 @@ def attempt_results(*, actor, attempt: Attempt) -> dict:
         "pass_threshold": attempt.simulation.pass_threshold,
         "time_taken": time_taken,
         "groups": [
-            {**group, "standards": by_group.get(str(group.get("group_id")), [])}
-            for group in groups
+            {**group, "standards": by_group.get(str(group.get("group_id")), [])} for group in groups
         ],
         "chats": chat_results,
         "next_steps": list(dict.fromkeys(improvements))[:5],
