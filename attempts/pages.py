@@ -23,6 +23,7 @@ from attempts.models import ChatStatus, Role
 from glow.accounts.models import Profile
 from glow.core.errors import ApplicationError, NotFound
 from glow.core.models import Draft
+from glow.core.throttling import page_throttle
 
 
 def learner_page(view: Callable) -> Callable:
@@ -76,6 +77,7 @@ def practice(request):
 
 @learner_page
 @require_POST
+@page_throttle("start")
 def start(request):
     """Start an attempt from a home or practice entry (attempt/start) and open its Chat."""
     kind = "practice" if request.POST.get("practice_id") else "home"
@@ -127,7 +129,7 @@ def _chat_context(request, attempt, *, chat_id=None, error: str = "", typed: str
     scenario = chat.scenario if chat else None
     return {
         "goal": getattr(scenario, "learner_goal", "") if scenario else "",
-        "picture_url": None,
+        "picture_url": progress.picture_url(scenario),
         "chat_config": {
             "attemptId": str(attempt.pk),
             "chatId": str(chat.pk) if chat else None,
@@ -175,6 +177,7 @@ def chat(request, attempt_id):
 
 @learner_page
 @require_POST
+@page_throttle("message")
 def send(request, attempt_id):
     """The plain-form fallback of attempt/message: the reply arrives whole, then the page."""
     attempt = _attempt(request, attempt_id)
@@ -197,6 +200,7 @@ def send(request, attempt_id):
 
 @learner_page
 @require_POST
+@page_throttle("end")
 def advance(request, attempt_id):
     """Next scenario or Finish: end the chat (graded), then attempt/next or attempt/complete.
 

@@ -6,9 +6,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from attempts.models import Attempt, AttemptStatus, Grade, Message
+from glow.core.models import Upload
 from glow.core.registry import registry
 from glow.core.selectors import artifact_queryset
 
@@ -152,6 +153,25 @@ def grades_of(attempt: Attempt) -> list[Grade]:
         .select_related("chat__scenario__persona")
         .order_by("chat__position")
     )
+
+
+def picture_url(scenario) -> str | None:
+    """The newest image generated for the scenario (or else its persona), as a media URL."""
+    if scenario is None:
+        return None
+    upload = (
+        Upload.objects.filter(
+            organization_id=scenario.organization_id, mime_type__startswith="image/"
+        )
+        .filter(
+            Q(family="scenario", artifact_id=scenario.pk)
+            | Q(family="persona", artifact_id=scenario.persona_id)
+        )
+        .order_by("-created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return f"/api/v5/media/{upload}" if upload else None
 
 
 # -- results -----------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from functools import wraps
 
 from django.conf import settings
+from django.shortcuts import render
 from rest_framework.throttling import SimpleRateThrottle
 
 from glow.core.caching import CACHE_ERRORS
@@ -57,3 +59,31 @@ class GlowRateThrottle(SimpleRateThrottle):
         else:
             ident = f"ip-{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class _PageOp:
+    """What the throttle reads of a view: the name of the op a page performs."""
+
+    def __init__(self, name: str) -> None:
+        self.action = name
+
+
+def page_throttle(op_name: str):
+    """The API's rate limit for a page that performs `op_name`, in the same bucket as the API's
+    (per user for browser sessions): a page is never a way around a limit."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            throttle = GlowRateThrottle()
+            if not throttle.allow_request(request, _PageOp(op_name)):
+                wait = throttle.wait()
+                seconds = max(1, int(wait or 1))
+                response = render(request, "throttled.html", {"seconds": seconds}, status=429)
+                response["Retry-After"] = str(seconds)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

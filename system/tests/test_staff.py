@@ -50,7 +50,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client, filled):
     for url in _pages(filled):
         response = client.get(url)
         assert response.status_code == 302
-        assert response["Location"].startswith(f"/admin/login/?next={url}")
+        assert response["Location"].startswith(f"/accounts/login/?next={url}")
 
 
 def test_learners_get_403_on_every_staff_page(client, learner, filled):

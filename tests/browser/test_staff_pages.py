@@ -166,7 +166,7 @@ def test_instructor_drills_down_and_every_figure_matches_the_api(live_server, br
     page = browser.new_page(viewport={"width": 1280, "height": 900})
 
     page.goto(f"{base}/staff/")
-    assert "/admin/login/" in page.url
+    assert "/accounts/login/" in page.url
     page.fill("#id_username", "instructor")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
