@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.test import Client
 
 from attempts import journey, services
@@ -248,6 +249,7 @@ def test_a_person_without_profile_is_told_so(db):
 
 def test_pages_share_the_apis_rate_limit(world, start, settings):
     settings.GLOW_THROTTLE_RATES = {**settings.GLOW_THROTTLE_RATES, "ai": "2/min"}
+    cache.clear()  # buckets are per user id, and ids repeat across rolled-back tests
     attempt = start(world.learner, world.home)
     chat = attempt.chats.get(position=0)
     client = signed_in(world.learner)
@@ -263,3 +265,11 @@ def test_pages_share_the_apis_rate_limit(world, start, settings):
         content_type="application/json",
     )
     assert api.status_code == 429
+
+
+def test_the_staff_transcript_links_to_the_learners_pages(world, start):
+    attempt = start(world.learner, world.home)
+    page = signed_in(world.instructor).get(f"/staff/attempts/{attempt.pk}/").content.decode()
+    assert f'href="/learn/attempts/{attempt.pk}/"' in page
+    results = signed_in(world.instructor).get(f"/learn/attempts/{attempt.pk}/results/")
+    assert results.status_code == 200 and world.learner.name in results.content.decode()
