@@ -273,3 +273,37 @@ def test_the_staff_transcript_links_to_the_learners_pages(world, start):
     assert f'href="/learn/attempts/{attempt.pk}/"' in page
     results = signed_in(world.instructor).get(f"/learn/attempts/{attempt.pk}/results/")
     assert results.status_code == 200 and world.learner.name in results.content.decode()
+
+
+def test_chat_results_and_history_query_counts_do_not_grow_with_messages(
+    world, start, django_assert_max_num_queries
+):
+    attempt = start(world.learner, world.home)
+    chat = attempt.chats.get(position=0)
+    client = signed_in(world.learner)
+    urls = [
+        f"/learn/attempts/{attempt.pk}/",
+        f"/learn/attempts/{attempt.pk}/results/",
+        "/learn/history/",
+    ]
+
+    def say(times: int) -> None:
+        for number in range(times):
+            services.attempt_message(
+                actor=world.learner,
+                attempt_id=attempt.pk,
+                chat_id=chat.pk,
+                message=f"Question {number}: how can I help?",
+                assistant_content="I am not sure.",
+            )
+
+    say(1)
+    counts = {}
+    for url in urls:
+        with django_assert_max_num_queries(40) as captured:
+            assert client.get(url).status_code == 200
+        counts[url] = len(captured.captured_queries)
+    say(9)
+    for url in urls:
+        with django_assert_max_num_queries(counts[url]):
+            assert client.get(url).status_code == 200

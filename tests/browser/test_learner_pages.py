@@ -257,8 +257,15 @@ def test_learner_pages_at_phone_width(learner_server, demo_world, chromium):
     _sign_in(page, learner_server, "learner2")
     _shot(page, "home-375.png")
     page.get_by_role("link", name=f"Continue {SIMULATION}").click()
-    page.get_by_label("Your message").fill("Hi Morgan, what happened with question 4?")
-    page.get_by_role("button", name="Send").click()
+    # Keyboard only: Tab reaches the message box, typing and Enter send.
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "message":
+            break
+    else:
+        pytest.fail("Tab never reached the message box")
+    page.keyboard.type("Hi Morgan, what happened with question 4?")
+    page.keyboard.press("Enter")
     page.wait_for_function(
         "() => document.querySelector('.turn.pending .text')?.textContent.length > 20"
     )
