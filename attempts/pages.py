@@ -108,6 +108,11 @@ def _attempt(request, attempt_id):
     return attempt
 
 
+def speaker_name(persona) -> str:
+    """What the conversation calls the student: "Morgan" of "Morgan, angry about a grade"."""
+    return persona.title.split(",")[0].strip() or persona.title
+
+
 def _draft_of(actor, attempt) -> Draft | None:
     return (
         Draft.objects.filter(author=actor, family="attempt", artifact_id=attempt.pk)
@@ -136,7 +141,7 @@ def _chat_context(request, attempt, *, chat_id=None, error: str = "", typed: str
             "groupId": str(attempt.group_id) if attempt.group_id else None,
             "attemptVersion": attempt.version,
             "draftId": str(draft.pk) if draft else None,
-            "personaName": scenario.persona.title if scenario else "",
+            "personaName": speaker_name(scenario.persona) if scenario else "",
             "voice": bool(chat and chat.audio_mode),
             "api": "/api/v5/artifacts/attempt/",
         },
@@ -145,6 +150,7 @@ def _chat_context(request, attempt, *, chat_id=None, error: str = "", typed: str
         "chat": chat,
         "scenario": chat.scenario if chat else None,
         "persona": chat.scenario.persona if chat else None,
+        "speaker": speaker_name(chat.scenario.persona) if chat else "",
         "messages": bundle["messages"],
         "hints": (last_reply.hints if last_reply else []) if is_current else [],
         "show_hint": request.GET.get("hint") == "1",
