@@ -97,11 +97,22 @@ TEMPLATES = [
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if env.bool("GLOW_DB_POOL", default=False):
+    IS_POSTGRES = "postgresql" in DATABASES["default"]["ENGINE"]
+    if "sqlite" in DATABASES["default"]["ENGINE"]:
+        # A SQLite file named by URL gets what the embedded one has: WAL, an up-front write lock.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            }
+        )
+    if IS_POSTGRES and env.bool("GLOW_DB_POOL", default=False):
         # The ASGI web process (glow/asgi.py turns this on) runs each request's sync part in a
         # thread of its own, so a per-thread persistent connection is never reused: every
         # request would connect anew (~5 ms) and leave its connection to the garbage collector.
-        # A pool per process hands connections from thread to thread instead.
+        # A pool per process hands connections from thread to thread instead (psycopg's pool:
+        # PostgreSQL only).
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=2),

@@ -113,3 +113,24 @@ def test_an_op_answers_405_to_methods_it_does_not_take(admin_client, method):
     response = getattr(admin_client, method)("/api/v5/artifacts/invocation/trace")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_an_unknown_op_answers_the_json_404_to_every_method_with_csrf_on(org_admin):
+    """No CSRF page before routing: an API key client (or a browser session) posting to an op
+    that does not exist learns it does not exist."""
+    from django.test import Client
+
+    from glow.accounts.services import api_key_create
+
+    key = api_key_create(profile=org_admin).plaintext
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(org_admin.user)
+    for client, headers in ((Client(enforce_csrf_checks=True), {"HTTP_X_API_KEY": key}),
+                            (browser, {})):  # fmt: skip
+        url = "/api/v5/artifacts/attempt/no-such-op"
+        assert_shape(client.get(url, **headers), 404, "not_found")
+        for method in ("post", "put", "patch", "delete"):
+            response = getattr(client, method)(
+                url, data="{}", content_type="application/json", **headers
+            )
+            assert_shape(response, 404, "not_found")

@@ -126,3 +126,21 @@ def test_check_deploy_passes_with_production_env_vars(runs):
     code, stdout, stderr, _ = runs["deploy"]
     assert code == 0, stderr
     assert "no issues" in stdout, stdout + stderr
+
+
+def test_a_sqlite_database_url_works_with_the_web_process_pool_switch(tmp_path):
+    """DATABASE_URL=sqlite:///file.db with GLOW_DB_POOL on (as glow/asgi.py sets it): psycopg's
+    pool is PostgreSQL's only, so SQLite gets WAL and answers queries."""
+    database = tmp_path / "glow.db"
+    process = start(
+        ["-c", PROBE],
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{database}",
+        GLOW_DB_POOL="true",
+        SECURE_SSL_REDIRECT="False",
+    )
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["engine"] == "django.db.backends.sqlite3"
+    assert report["journal_mode"] == "wal"
