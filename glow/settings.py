@@ -216,6 +216,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "glow.core.schema.document_error_responses",
+        "glow.core.schema.close_request_bodies",
     ],
 }
 

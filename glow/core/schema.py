@@ -143,3 +143,12 @@ class StoredJSONFieldExtension(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema, direction):
         return auto_schema._map_serializer_field(self.target.shape, direction)
+
+
+def close_request_bodies(result, generator, request, public):
+    """Request bodies take only their documented keys (the server answers 400 to any other):
+    `additionalProperties: false` says so to generated clients and fuzzers."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component.setdefault("additionalProperties", False)
+    return result

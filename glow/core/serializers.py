@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from functools import cache
 
 import django_filters
 from rest_framework import serializers
 
+from glow.core.errors import ApplicationError
 from glow.core.filters import UUIDListFilter
 from glow.core.registry import Family
 
@@ -192,6 +194,20 @@ def with_aliases(shape: type, body: dict) -> dict:
         if body.get(canonical) is None and body.get(alias) is not None:
             body[canonical] = body[alias]
     return body
+
+
+def refuse_unknown(serializer, body: dict) -> None:
+    """400 naming every key the request shape does not take, with the closest known one."""
+    known = set(serializer.fields) | set(getattr(serializer, "field_aliases", None) or {})
+    unknown = sorted(key for key in body if key not in known)
+    if not unknown:
+        return
+    fields = {}
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.7)
+        fields[key] = [f"Unknown field; did you mean {close[0]!r}?" if close else "Unknown field."]
+    names = ", ".join(repr(key) for key in unknown)
+    raise ApplicationError(f"This op does not take {names}.", code="unknown_field", fields=fields)
 
 
 def _one_id(family: Family):

@@ -83,12 +83,15 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         return data
 
     def parse(self, shape=None) -> dict:
-        """Validate the body against the op's request shape (or `shape`); unknown keys are ignored."""
+        """Validate the body against the op's request shape (or `shape`). A key the op does not
+        know answers 400 naming it: a typo (`test_id` for `test_ids`) must never widen a search."""
         shape = shape or self.schema_request(self.action)
         if shape is None:
             return self.body()
-        body = shapes.with_aliases(shape, self.body())
+        raw = self.body()
+        body = shapes.with_aliases(shape, raw)
         serializer = shape(data=body, context={"request": self.request})
+        shapes.refuse_unknown(serializer, raw)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 

@@ -134,3 +134,31 @@ def test_an_unknown_op_answers_the_json_404_to_every_method_with_csrf_on(org_adm
                 url, data="{}", content_type="application/json", **headers
             )
             assert_shape(response, 404, "not_found")
+
+
+def test_an_unknown_body_field_answers_400_naming_it_with_the_closest_one(admin_client):
+    """A typo must never widen a search: `test_id` is not `test_ids`."""
+    response = admin_client.post(
+        "/api/v5/artifacts/test/archive",
+        {"all": True, "test_id": "0190a5c4-0000-7000-8000-000000000000", "archived": True},
+        format="json",
+    )
+    body = assert_shape(response, 400, "unknown_field")
+    assert "did you mean 'test_ids'" in body["fields"]["test_id"][0]
+    response = admin_client.post(
+        "/api/v5/artifacts/attempt/search", {"page_sise": 5}, format="json"
+    )
+    body = assert_shape(response, 400, "unknown_field")
+    assert "did you mean 'page_size'" in body["fields"]["page_sise"][0]
+    response = admin_client.post(
+        "/api/v5/artifacts/persona/search", {"zzz": 1, "qqq": 2}, format="json"
+    )
+    body = assert_shape(response, 400, "unknown_field")
+    assert set(body["fields"]) == {"zzz", "qqq"}
+    # Documented aliases are not unknown: `id` for `persona_id`, `page` beside `page_offset`.
+    assert (
+        admin_client.post(
+            "/api/v5/artifacts/persona/search", {"page": 0}, format="json"
+        ).status_code
+        == 200
+    )

@@ -113,6 +113,8 @@ def test_schema_bodies_name_the_fields_clients_send_and_read(schema):
         get = schema["paths"][f"/api/v5/artifacts/{family.name}/get"]["post"]
         request = resolve(schema, get["requestBody"]["content"]["application/json"]["schema"])
         assert family.id_field in request["properties"], family.name
+        # The server refuses keys it does not know; the schema says so.
+        assert request["additionalProperties"] is False, family.name
     search = schema["paths"]["/api/v5/artifacts/persona/search"]["post"]
     response = resolve(schema, search["responses"]["200"]["content"]["application/json"]["schema"])
     assert {"actor_name", "personas", "total_count", "department_filter"} <= set(
