@@ -287,6 +287,32 @@ def test_learner_pages_at_phone_width(learner_server, demo_world, chromium):
     browser.close()
 
 
+def test_a_second_tab_follows_the_conversation(learner_server, demo_world, chromium):
+    """Nothing lives only in one tab: a message sent in one shows up, with its reply, in the other."""
+    browser = _launch(chromium)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    first = context.new_page()
+    _sign_in(first, learner_server, "learner2")
+    first.get_by_role("link", name=f"Continue {SIMULATION}").click()
+    second = context.new_page()
+    second.goto(first.url)
+    before = second.locator(".conversation .turn").count()
+    second.wait_for_timeout(500)  # its stream is open
+    first.get_by_label("Your message").fill("Could you show me the part of question 4 you mean?")
+    first.get_by_role("button", name="Send").click()
+    first.wait_for_function("() => !document.getElementById('send').disabled")
+    second.wait_for_function(
+        f"() => document.querySelectorAll('.conversation .turn').length === {before + 2}"
+    )
+    assert second.locator(".turn.user .text").last.inner_text() == (
+        "Could you show me the part of question 4 you mean?"
+    )
+    assert second.locator(".turn.assistant .text").last.inner_text().strip() == (
+        first.locator(".turn.assistant .text").last.inner_text().strip()
+    )
+    browser.close()
+
+
 def test_a_spoken_turn_through_the_microphone_becomes_a_message(
     learner_server, demo_world, chromium, celery_worker_factory, tmp_path
 ):

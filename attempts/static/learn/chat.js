@@ -132,21 +132,25 @@
       if (data.chat_id !== config.chatId || !data.text) return;
       voicePending = false;
       turn("user", data.text);
-      streaming = { item: turn("assistant", "", { pending: true }) };
+      streaming = { item: turn("assistant", "", { pending: true }), spoken: true };
       say(`${config.personaName} is replying…`);
       setBusy(true);
     });
     on("ChatMessageEvent", (data) => {
-      if (data.chat_id !== config.chatId || known.has(data.message_id)) return;
-      // A voice turn has no request of ours waiting for it: the stored message settles it here.
-      if (streaming && !sending) {
+      if (data.chat_id !== config.chatId || known.has(data.message_id) || sending) return;
+      if (streaming && streaming.spoken) {
+        // A spoken turn has no request of ours waiting for it: the stored message settles it.
         known.add(data.message_id);
         settle(streaming.item, data.message_id, data.content, data.stopped);
         showHints(data.hints);
         streaming = null;
         setBusy(false);
         say("");
+        return;
       }
+      // Sent from another tab or device: bring this page up to date from the server.
+      if (streaming) { streaming.item.remove(); streaming = null; }
+      sync();
     });
     on("AudioReplyEvent", (data) => {
       if (data.chat_id !== config.chatId) return;
@@ -170,6 +174,20 @@
       if (data.chat_id === config.chatId) say(data.message, { error: true });
     });
     return source;
+  }
+
+  async function sync() {
+    try {
+      const bundle = await api("get", { attempt_id: config.attemptId, chat_id: config.chatId });
+      for (const message of bundle.messages || []) {
+        if (known.has(message.id)) continue;
+        known.add(message.id);
+        settle(turn(message.role, message.content), message.id, message.content, message.stopped);
+        if (message.role === "assistant") showHints(message.hints);
+      }
+    } catch (_) {
+      say("This conversation changed elsewhere; reload the page to see it.", { error: true });
+    }
   }
 
   // -- sending --------------------------------------------------------------------------------
@@ -208,6 +226,7 @@
         message: text,
       });
       known.add(answer.assistant_message_id);
+      known.add(answer.user_message_id);
       settle(mine, answer.user_message_id);
       settle(streaming.item, answer.assistant_message_id, answer.assistant_content, answer.stopped);
       showHints(answer.hints);
