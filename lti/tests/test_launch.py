@@ -383,3 +383,33 @@ def test_an_unknown_issuer_login_is_refused_with_a_page(world, client):
     }
     response = client.get("/lti/login/?" + urlencode(params))
     assert response.status_code == 400
+
+
+def test_a_launched_session_may_be_framed_by_its_lms_only(world, client):
+    plain = client.get("/lti/config/")
+    assert plain["X-Frame-Options"] == "DENY"
+    launch(world, client)
+    framed = client.get("/lti/config/")
+    assert "X-Frame-Options" not in framed
+    assert framed["Content-Security-Policy"] == f"frame-ancestors 'self' {world.platform.url}"
+
+
+def test_the_admin_binds_registrations_and_lists_failed_scores(world, client):
+    launch(world, client)
+    world.platform.down = True
+    complete(Attempt.objects.get())
+    superuser = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
+    client.force_login(superuser)
+    registration = LtiRegistration.objects.get()
+    page = client.get(f"/admin/lti_tool/ltiregistration/{registration.pk}/change/")
+    assert page.status_code == 200 and b"Glow organization" in page.content
+    listing = client.get("/admin/lti/scorepassback/")
+    assert listing.status_code == 200 and b"Failed (will retry)" in listing.content
+    world.platform.down = False
+    passback = ScorePassback.objects.get()
+    client.post(
+        "/admin/lti/scorepassback/",
+        {"action": "send_again", "_selected_action": [passback.pk]},
+    )
+    passback.refresh_from_db()
+    assert passback.status == PassbackStatus.SENT and len(world.platform.scores()) == 1
