@@ -10,7 +10,9 @@ class LtiConfig(AppConfig):
 
     def ready(self) -> None:
         from glow.core.registry import registry
-        from lti import services
+        from lti import services, staff
 
         # attempts.services.attempt_complete runs this hook inside its transaction.
         registry.add_hook("attempt_completed", services.passback_on_complete)
+        registry.add_hook("staff_urls", staff.staff_urls)
+        registry.add_hook("staff_nav", staff.staff_nav)

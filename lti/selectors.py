@@ -58,3 +58,13 @@ def platform_origin(lti_launch) -> list[str]:
     registration = lti_launch.registration
     candidates = [presentation.get("return_url", ""), registration.issuer, registration.auth_url]
     return sorted({origin for origin in map(_origin, candidates) if origin})
+
+
+def passback_list(*, actor, limit: int = 100):
+    """Score passbacks of the attempts the actor may see (their organization, their scope)."""
+    from lti.models import ScorePassback
+
+    attempts = artifact_queryset(actor=actor, family=registry.get("attempt"))
+    return ScorePassback.objects.filter(launched__attempt__in=attempts.values("pk")).select_related(
+        "launched__attempt__profile__user", "launched__lti_user"
+    )[:limit]
