@@ -14,5 +14,7 @@ class LtiConfig(AppConfig):
 
         # attempts.services.attempt_complete runs this hook inside its transaction.
         registry.add_hook("attempt_completed", services.passback_on_complete)
+        # Sent by whatever changes a completed attempt's score (a human review).
+        registry.add_hook("attempt_score_changed", services.passback_on_score_change)
         registry.add_hook("staff_urls", staff.staff_urls)
         registry.add_hook("staff_nav", staff.staff_nav)

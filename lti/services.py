@@ -270,16 +270,29 @@ def passback_on_complete(*, attempt, completion, **_) -> None:
     Runs inside attempt_complete's transaction: the ScorePassback row commits with the
     completion, and its sending is enqueued only after that commit.
     """
+    _passback_queue(attempt=attempt, score=completion.score)
+
+
+def passback_on_score_change(*, attempt, score, **_) -> None:
+    """The `attempt_score_changed` hook, for whatever changes a completed attempt's score
+    (a human review): the new score goes to the same gradebook column."""
+    _passback_queue(attempt=attempt, score=score)
+
+
+def _passback_queue(*, attempt, score) -> None:
     launched = LaunchedAttempt.objects.filter(attempt=attempt).first()
-    if launched is None or completion.score is None:
+    if launched is None or score is None:
         return
     if "https://purl.imsglobal.org/spec/lti-ags/scope/score" not in launched.ags.get("scope", []):
         return
+    known = (
+        launched.passbacks.exclude(lineitem_url="").values_list("lineitem_url", flat=True).first()
+    )
     passback = ScorePassback.objects.create(
         launched=launched,
-        score=completion.score,
+        score=score,
         label=(attempt.simulation.title or "Glow simulation")[:255],
-        lineitem_url=launched.ags.get("lineitem", ""),
+        lineitem_url=known or launched.ags.get("lineitem", ""),
     )
     from glow.core.tasks import enqueue
     from lti.tasks import score_passback_send
@@ -297,7 +310,7 @@ def passback_send(*, passback_id: int) -> int | None:
     after a failure, None when sent or given up. Safe to run twice: a sent row is left alone."""
     with transaction.atomic():
         passback = (
-            ScorePassback.objects.select_for_update()
+            ScorePassback.objects.select_for_update(of=("self",))
             .select_related("launched__lti_user__registration", "launched__attempt")
             .filter(pk=passback_id)
             .first()
@@ -307,12 +320,15 @@ def passback_send(*, passback_id: int) -> int | None:
         launched = passback.launched
         try:
             ags = _ags_for(launched)
-            lineitem = None
-            if not passback.lineitem_url:
+            if passback.lineitem_url:
+                lineitem = LineItem().set_id(passback.lineitem_url)
+            else:
                 resource_link = launched.resource_link
+                link_id = resource_link.id_on_platform if resource_link is not None else ""
                 lineitem = (
                     LineItem()
-                    .set_tag(f"glow-{launched.attempt.simulation_id}")
+                    # One gradebook column per simulation and link (the tag finds it again).
+                    .set_tag(f"glow-{launched.attempt.simulation_id}-{link_id}"[:255])
                     .set_label(passback.label)
                     .set_score_maximum(100)
                 )
@@ -324,7 +340,8 @@ def passback_send(*, passback_id: int) -> int | None:
                 Grade()
                 .set_score_given(passback.score)
                 .set_score_maximum(100)
-                .set_timestamp(timezone.now().isoformat())
+                # When Glow decided the score: the LMS keeps the latest if two sends cross.
+                .set_timestamp(passback.created_at.isoformat())
                 .set_activity_progress("Completed")
                 .set_grading_progress("FullyGraded")
                 .set_user_id(launched.lti_user.sub)

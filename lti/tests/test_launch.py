@@ -413,3 +413,16 @@ def test_the_admin_binds_registrations_and_lists_failed_scores(world, client):
     )
     passback.refresh_from_db()
     assert passback.status == PassbackStatus.SENT and len(world.platform.scores()) == 1
+
+
+def test_a_changed_score_goes_to_the_same_gradebook_column(world, client):
+    from glow.core.registry import registry
+
+    launch(world, client)
+    attempt = Attempt.objects.get()
+    complete(attempt)
+    registry.run_hooks("attempt_score_changed", attempt=attempt, score=95)
+    assert len(world.platform.line_items) == 1
+    first, second = world.platform.scores()
+    assert second["scoreGiven"] == 95 and second["timestamp"] >= first["timestamp"]
+    assert set(ScorePassback.objects.values_list("status", flat=True)) == {PassbackStatus.SENT}
