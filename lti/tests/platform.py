@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from django.core.management import call_command
 from jwcrypto.jwk import JWK
 from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
 from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
 from lti1p3platform.oidc_login import OIDCLoginAbstract
 from lti1p3platform.registration import Registration
 from lti1p3platform.request import Request
+from lti_tool.models import Key, LtiDeployment, LtiRegistration
+
+from lti.models import RegistrationBinding
 
 AGS_SCOPES = [
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
@@ -268,3 +272,23 @@ class LmsPlatform:
                 return self.answer(404, {"error": "not found"})
 
         return Handler
+
+
+def register(platform: LmsPlatform, organization, *, tool_key_set: bool = True):
+    """What an administrator does in Glow's admin, and the platform's copy of Glow's JWKS."""
+    call_command("lti_keys")
+    registration = LtiRegistration.objects.create(
+        name="Test LMS",
+        issuer=platform.url,
+        client_id=platform.client_id,
+        auth_url=platform.auth_url,
+        token_url=platform.token_url,
+        keyset_url=platform.keyset_url,
+    )
+    LtiDeployment.objects.create(
+        registration=registration, deployment_id=platform.deployment_id, is_active=True
+    )
+    RegistrationBinding.objects.create(registration=registration, organization=organization)
+    if tool_key_set:  # the live test lets the platform fetch /lti/jwks/ itself
+        platform.registration.set_tool_key_set(Key.objects.as_jwks())
+    return registration

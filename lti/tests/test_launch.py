@@ -10,15 +10,15 @@ import jwt
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from lti_tool.models import Key, LtiDeployment, LtiRegistration, LtiUser
+from lti_tool.models import Key, LtiRegistration, LtiUser
 
 from attempts import services as attempts
 from attempts.models import Attempt
 from glow.accounts.models import Profile
 from glow.accounts.tests.factories import CohortFactory, DepartmentFactory, ProfileFactory
 from glow.catalog.tests.factories import HomeFactory, PracticeFactory
-from lti.models import PassbackStatus, RegistrationBinding, ScorePassback
-from lti.tests.platform import LmsPlatform, rsa_pair
+from lti.models import PassbackStatus, ScorePassback
+from lti.tests.platform import LmsPlatform, register, rsa_pair
 
 pytestmark = pytest.mark.django_db
 
@@ -26,26 +26,6 @@ LEARNER_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 INSTRUCTOR_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 TEXT = "I hear you. What worries you most? The next step is that we meet on Friday to plan."
 ALICE = {"sub": "lms-user-alice", "name": "Alice Ng", "email": "alice@school.example"}
-
-
-def register(platform: LmsPlatform, organization, *, tool_key_set: bool = True):
-    """What an administrator does in Glow's admin, and the platform's copy of Glow's JWKS."""
-    call_command("lti_keys")
-    registration = LtiRegistration.objects.create(
-        name="Test LMS",
-        issuer=platform.url,
-        client_id=platform.client_id,
-        auth_url=platform.auth_url,
-        token_url=platform.token_url,
-        keyset_url=platform.keyset_url,
-    )
-    LtiDeployment.objects.create(
-        registration=registration, deployment_id=platform.deployment_id, is_active=True
-    )
-    RegistrationBinding.objects.create(registration=registration, organization=organization)
-    if tool_key_set:  # the live test lets the platform fetch /lti/jwks/ itself
-        platform.registration.set_tool_key_set(Key.objects.as_jwks())
-    return registration
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from glow.accounts.services import api_key_create
 from glow.accounts.tests.factories import CohortFactory, DepartmentFactory
 from glow.catalog.tests.factories import HomeFactory
 from lti.models import PassbackStatus, ScorePassback, UsedNonce
-from lti.tests.platform import LmsPlatform, rsa_pair
-from lti.tests.test_launch import register
+from lti.tests.platform import LmsPlatform, register, rsa_pair
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
