@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 CUSTOM_ENTRY = "glow_entry"  # custom parameter: "home:<uuid>" or "practice:<uuid>"
 ENTRY_MODELS = {"home": Home, "practice": Practice}
 STAFF_LTI_ROLES = {ContextRole.INSTRUCTOR, ContextRole.ADMINISTRATOR, ContextRole.CONTENT_DEVELOPER}
+AUTHOR_LTI_ROLES = {ContextRole.ADMINISTRATOR, ContextRole.CONTENT_DEVELOPER}
+TEACHING_ASSISTANT = (
+    "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
+)
 # Seconds before the n-th retry of a score (then it waits for `lti_scores_retry` or an admin).
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 
@@ -51,9 +55,13 @@ class LaunchRefused(ApplicationError):
 def role_from_lti(roles: list[str]) -> str:
     """Instructors, content developers and course administrators author; everyone else learns.
 
-    Never an organization admin: that is granted inside Glow, not by an LMS course role.
+    A course's teaching assistants arrive as Instructor plus the TeachingAssistant sub-role
+    (LTI requires the principal role beside a sub-role): in Glow they are the people who
+    practise, so they learn. Never an organization admin: that is granted inside Glow.
     """
     normalized = {normalize_role(role) for role in roles}
+    if TEACHING_ASSISTANT in normalized and not normalized & AUTHOR_LTI_ROLES:
+        return Role.LEARNER
     return Role.INSTRUCTOR if normalized & STAFF_LTI_ROLES else Role.LEARNER
 
 

@@ -406,3 +406,26 @@ def test_a_changed_score_goes_to_the_same_gradebook_column(world, client):
     first, second = world.platform.scores()
     assert second["scoreGiven"] == 95 and second["timestamp"] >= first["timestamp"]
     assert set(ScorePassback.objects.values_list("status", flat=True)) == {PassbackStatus.SENT}
+
+
+@pytest.mark.parametrize(
+    ("roles", "role"),
+    [
+        (["Learner"], "learner"),
+        (["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"], "instructor"),
+        (
+            [
+                "Instructor",
+                "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant",
+            ],
+            "learner",
+        ),
+        (["http://purl.imsglobal.org/vocab/lis/v2/membership#ContentDeveloper"], "instructor"),
+        (["http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator"], "learner"),
+        ([], "learner"),
+    ],
+)
+def test_lti_roles_map_to_glow_roles(roles, role):
+    from lti.services import role_from_lti
+
+    assert role_from_lti(roles) == role
