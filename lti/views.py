@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -120,8 +121,11 @@ class LoginView(View):
         oidc_login = DjangoOIDCLogin(
             request, DjangoToolConfig(), launch_data_storage=DjangoCacheDataStorage()
         )
+        # The id_token always comes back to our own launch URL, whatever target the request named
+        # (the platform checks it against the registered redirect URIs too).
+        launch_url = request.build_absolute_uri(reverse("lti:launch"))
         try:
-            return oidc_login.disable_check_cookies().redirect(params["target_link_uri"])
+            return oidc_login.disable_check_cookies().redirect(launch_url)
         except (LtiException, OIDCException) as exc:
             return refused(request, explain(exc), status=400)
 
