@@ -97,6 +97,7 @@ class LmsPlatform:
         self.token_requests = 0
         self.down = False  # answer 503 everywhere, like an LMS in maintenance
         self.members: list[dict] = []
+        self.frame_url = ""  # what GET /course embeds in an iframe, as a course page does
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -220,6 +221,18 @@ class LmsPlatform:
                     return self.answer(503, {"error": "maintenance"})
                 if path == "/jwks":
                     return self.answer(200, platform.config.get_jwks())
+                if path == "/course" and platform.frame_url:  # the LMS page embedding the tool
+                    page = (
+                        "<!doctype html><html lang=en><title>Teaching 101</title><h1>Teaching 101"
+                        f'</h1><iframe title="Glow activity" src="{platform.frame_url}" '
+                        'width="900" height="500"></iframe></html>'
+                    ).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return None
                 if not platform._authorized(self):
                     return self.answer(401, {"error": "invalid token"})
                 if path == "/lineitems":
