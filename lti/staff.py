@@ -25,7 +25,3 @@ def staff_urls() -> list:
     from django.urls import path
 
     return [path("lms-scores/", passback_list, name="staff-lms-scores")]
-
-
-def staff_nav() -> list[tuple[str, str]]:
-    return [("LMS scores", "staff-lms-scores")]

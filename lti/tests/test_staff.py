@@ -56,6 +56,7 @@ def test_admins_see_their_organizations_scores_in_constant_queries(
     html = page.content.decode()
     assert html.count("LMS unreachable") == count
     assert html.count(">Send again</button>") == count
+    assert 'href="/staff/lms-scores/"' in html  # in the staff navigation
 
 
 def test_send_again_requeues_only_visible_rows(client, org_admin, outsider):
