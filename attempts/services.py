@@ -1030,6 +1030,8 @@ def attempt_complete(
         extra_1=completion.pk,
         extra_2="" if rollup.score is None else f"{rollup.score}%",
     )
+    # Apps above attempts react here (e.g. lti queues the score for the LMS gradebook).
+    registry.run_hooks("attempt_completed", attempt=attempt, completion=completion)
     return completion
 
 

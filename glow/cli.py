@@ -202,6 +202,7 @@ options:
 
   glow <family> generate [<modality> [<title>]] [--instructions TEXT] [--wait]
   glow <family> watch <run_id> | watch --group <group_id>
+  glow mcp [--token KEY] [--url URL]   serve every op as an MCP tool over stdio
 
 Exit status: 0 success, 1 API, network or generation failure, 2 usage error, 130 interrupted.
 """
@@ -754,6 +755,10 @@ def run(
     transport: httpx.BaseTransport | None = None,
 ) -> int:
     """The whole command, with its surroundings passed in (tests pass a transport)."""
+    if argv[:1] == ["mcp"]:  # `glow mcp`: serve the ops as MCP tools over stdio
+        from glow.mcp_server import main as mcp_main
+
+        return mcp_main(argv[1:], env)
     console = Console(stdout, stderr, quiet=False)
     base_url = ""
     try:

@@ -43,6 +43,9 @@ INSTALLED_APPS = [
     "system",
     "attempts",
     "tests_app",
+    # Issue 24: LTI 1.3 (django-lti's models and PyLTI1p3 underneath, Glow's side in lti/).
+    "lti_tool",
+    "lti",
 ]
 
 MIDDLEWARE = [
@@ -57,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "glow.core.security.ContentSecurityPolicyMiddleware",
     "glow.core.errors.DatabaseUnavailableMiddleware",
+    # Innermost: lets the LMS that launched a session frame its learner pages.
+    "lti.middleware.LtiFrameMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = ["glow.accounts.backends.UsernameOrEmailBackend"]
@@ -279,6 +284,13 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# LTI (issue 24): pages launched from an LMS live in its iframe, a third-party context where
+# browsers send only SameSite=None cookies, which they accept only when Secure (so: production).
+GLOW_LTI_TITLE = env.str("GLOW_LTI_TITLE", default="Glow")
+if not DEBUG:
+    SESSION_COOKIE_SAMESITE = "None"
+    CSRF_COOKIE_SAMESITE = "None"
 
 LOGGING = {
     "version": 1,

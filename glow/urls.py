@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v5/artifacts/", include((artifact_urlpatterns(), "artifacts"))),
     path("api/v5/", include("glow.core.media_urls")),
     path("staff/", include("system.staff_urls")),
+    path("lti/", include("lti.urls")),
 ]
 
 # Must stay last: any other /api/ path answers the JSON error shape, even with DEBUG on.
