@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from glow.core.security import CSP
+
 FRAMED_PATHS = ("/learn/", "/lti/", "/accounts/", "/static/")
 
 
@@ -19,7 +21,8 @@ class LtiFrameMiddleware:
         if origins and request.path.startswith(FRAMED_PATHS):
             response.xframe_options_exempt = True
             if "Content-Security-Policy" not in response.headers:
-                response.headers["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(
-                    origins
+                # The pages' whole policy, with the LMS allowed to frame them.
+                response.headers["Content-Security-Policy"] = CSP.replace(
+                    "frame-ancestors 'none'", "frame-ancestors 'self' " + " ".join(origins)
                 )
         return response

@@ -371,7 +371,13 @@ def test_a_launched_session_may_be_framed_by_its_lms_only(world, client):
     launch(world, client)
     framed = client.get("/lti/config/")
     assert "X-Frame-Options" not in framed
-    assert framed["Content-Security-Policy"] == f"frame-ancestors 'self' {world.platform.url}"
+    assert f"frame-ancestors 'self' {world.platform.url}" in framed["Content-Security-Policy"]
+    # The learner pages keep the rest of their policy (no inline or foreign script) when framed.
+    home = client.get("/learn/")
+    assert "X-Frame-Options" not in home
+    policy = home["Content-Security-Policy"]
+    assert f"frame-ancestors 'self' {world.platform.url}" in policy
+    assert "script-src 'self'" in policy and "'none'" not in policy
 
 
 def test_the_admin_binds_registrations_and_lists_failed_scores(world, client):
