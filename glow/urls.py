@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v5/artifacts/", include((artifact_urlpatterns(), "artifacts"))),
     path("api/v5/", include("glow.core.media_urls")),
     path("staff/", include("system.staff_urls")),
+    path("", include("attempts.leaderboard")),
 ]
 
 # Must stay last: any other /api/ path answers the JSON error shape, even with DEBUG on.

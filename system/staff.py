@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 
 from glow.accounts.models import Profile
 from glow.core.errors import ApplicationError, NotFound
+from glow.core.templatetags.glow_format import money
 from system import selectors
 from system.charts import bar_chart
 
@@ -64,12 +65,21 @@ def artifact_url(family: str, pk) -> str | None:
 
 
 def _money(value) -> str:
-    return f"${value}"
+    return money(value)
+
+
+def date_field(label: str) -> forms.DateField:
+    """A date with the browser's date picker (ISO in, ISO out)."""
+    return forms.DateField(
+        required=False,
+        label=label,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
 
 
 class ActivityForm(forms.Form):
-    start_date = forms.DateField(required=False, label="From")
-    end_date = forms.DateField(required=False, label="To (inclusive)")
+    start_date = date_field("From")
+    end_date = date_field("To (inclusive)")
 
 
 @staff_page
@@ -112,8 +122,8 @@ def dashboard(request):
 
 class SessionFilterForm(forms.Form):
     profile = forms.ChoiceField(required=False, label="Person")
-    start_date = forms.DateField(required=False, label="From")
-    end_date = forms.DateField(required=False, label="To (inclusive)")
+    start_date = date_field("From")
+    end_date = date_field("To (inclusive)")
     active = forms.ChoiceField(
         required=False,
         choices=[("", "Any"), ("yes", "Active"), ("no", "Ended")],
