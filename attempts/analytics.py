@@ -118,6 +118,7 @@ def simulation_access(*, actor, simulation_id) -> Simulation:
 @dataclass
 class Cell:
     status: str = ""  # the latest chat's status on this scenario
+    status_label: str = ""
     best_score: int | None = None
     attempt_count: int = 0
     time_taken: int | None = None  # seconds, summed over ended chats
@@ -132,6 +133,7 @@ class LearnerRow:
     completed_count: int = 0
     best_score: int | None = None
     last_status: str = ""
+    last_status_label: str = ""
     time_taken: int | None = None
     last_attempt_id: Any = None
 
@@ -198,6 +200,7 @@ def cohort_table(*, actor, filters: Filters) -> CohortTable:
         if attempt.score is not None:
             row.best_score = max(row.best_score or 0, attempt.score)
         row.last_status = attempt.status
+        row.last_status_label = attempt.get_status_display()
         row.last_attempt_id = attempt.pk
         row.time_taken = _add_time(row.time_taken, attempt.time_taken)
     seen: set = set()
@@ -212,6 +215,7 @@ def cohort_table(*, actor, filters: Filters) -> CohortTable:
             cell.attempt_count += 1
         if chat.status != ChatStatus.PENDING or not cell.status:
             cell.status = chat.status
+            cell.status_label = chat.get_status_display()
             cell.attempt_id = chat.attempt_id
         if chat.grade_id is not None:
             cell.best_score = max(cell.best_score or 0, chat.grade.score)

@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, reverse
 
 from glow.accounts.models import Profile
 from glow.core.errors import ApplicationError, NotFound
-from glow.core.templatetags.glow_format import money
+from glow.core.templatetags.glow_format import count, money
 from system import selectors
 from system.charts import bar_chart
 
@@ -64,10 +64,6 @@ def artifact_url(family: str, pk) -> str | None:
         return None
 
 
-def _money(value) -> str:
-    return money(value)
-
-
 def date_field(label: str) -> forms.DateField:
     """A date with the browser's date picker (ISO in, ISO out)."""
     return forms.DateField(
@@ -97,9 +93,9 @@ def dashboard(request):
         activity = selectors.activity_summary(actor=request.actor)
     days = [day.day.isoformat() for day in activity.days]
     series = [
-        ("chart-sessions", "Sessions per day", [day.session_count for day in activity.days], str),
-        ("chart-tokens", "Tokens per day", [day.total_tokens for day in activity.days], str),
-        ("chart-cost", "Cost per day (USD)", [day.total_cost for day in activity.days], _money),
+        ("chart-sessions", "Sessions per day", [day.session_count for day in activity.days], count),
+        ("chart-tokens", "Tokens per day", [day.total_tokens for day in activity.days], count),
+        ("chart-cost", "Cost per day", [day.total_cost for day in activity.days], money),
     ]
     charts = [
         {

@@ -131,7 +131,7 @@ def test_the_cohort_table_query_count_is_constant(
 
 
 def test_dashboard_funnel_criteria_and_cohorts(client, demo):
-    people, simulation = demo
+    people, _ = demo
     board = analytics.dashboard(actor=people["admin"], filters=analytics.Filters())
     # learner1's practice attempt has a message but no ended conversation.
     assert [count for _, count in board.funnel][:4] == [4, 4, 3, 2]
