@@ -254,3 +254,18 @@ def test_every_new_page_answers_for_staff_and_403_for_learners(client, demo):
     sign_in(client, people["learner1"])
     for url in urls:
         assert client.get(url).status_code == 403, url
+
+
+def test_the_transcript_shows_each_criterions_score_and_evidence(client, demo):
+    from django.utils.html import escape
+
+    people, _ = demo
+    attempt = Attempt.objects.get(idempotency_key="demo-learner1-complete")
+    grade = attempt.chats.order_by("position").first().grade
+    sign_in(client, people["instructor"])
+    html = client.get(f"/staff/attempts/{attempt.pk}/").content.decode()
+    assert "Acknowledge feelings" in html
+    for entry in grade.standard_scores:
+        assert f"{entry['score']}/{entry['points']}" in html
+        if entry["feedback"]:
+            assert escape(entry["feedback"]) in html
