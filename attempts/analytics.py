@@ -480,11 +480,14 @@ def _criteria(completed: list[Attempt], standards: dict) -> list[CriterionTrend]
     return trends
 
 
+STRENGTH_AT = 50  # a criterion is a strength from this mean percent up, a gap below it
+
+
 def strengths_and_gaps(trends: list[CriterionTrend], count: int = 2):
-    """The criteria with the highest and the lowest mean (gaps only below 100 %)."""
+    """The best criteria averaging at least STRENGTH_AT %, and the weakest below it."""
     scored = sorted((t for t in trends if t.mean is not None), key=lambda t: (-t.mean, t.name))
-    strengths = scored[:count]
-    gaps = [t for t in reversed(scored) if t not in strengths and t.mean < 100][:count]
+    strengths = [t for t in scored if t.mean >= STRENGTH_AT][:count]
+    gaps = [t for t in reversed(scored) if t.mean < STRENGTH_AT][:count]
     return strengths, gaps
 
 

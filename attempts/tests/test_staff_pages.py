@@ -269,3 +269,13 @@ def test_the_transcript_shows_each_criterions_score_and_evidence(client, demo):
         assert f"{entry['score']}/{entry['points']}" in html
         if entry["feedback"]:
             assert escape(entry["feedback"]) in html
+
+
+def test_strengths_are_criteria_at_50_percent_or_more_and_gaps_below():
+    trends = [
+        analytics.CriterionTrend(name, [], mean)
+        for name, mean in [("a", 90), ("b", 60), ("c", 55), ("d", 40), ("e", 10), ("f", None)]
+    ]
+    strengths, gaps = analytics.strengths_and_gaps(trends)
+    assert [t.name for t in strengths] == ["a", "b"]
+    assert [t.name for t in gaps] == ["e", "d"]
