@@ -11,7 +11,7 @@ import csv
 from django import forms
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from attempts import analytics, services
@@ -325,3 +325,33 @@ def cohort_report(request, pk):
                   "time_seconds"]  # fmt: skip
         return _csv(f"report-cohort-{cohort.pk}.csv", header, rows)
     return render(request, "staff/report_cohort.html", {"report": report, "actor": request.actor})
+
+
+def learner_chat_url(attempt_id) -> str:
+    """The learner chat page of an attempt (the learner pages name it "learn-chat")."""
+    try:
+        return reverse("learn-chat", kwargs={"attempt_id": attempt_id})
+    except NoReverseMatch:
+        return f"/learn/attempts/{attempt_id}/"
+
+
+@require_POST
+@staff_page
+def persona_try(request, pk):
+    """ "Try it": a practice chat, as the staff member, with the persona as published now, through
+    a practice entry whose simulation uses it (the same attempt_start a learner's Practice calls)."""
+    from glow.core.registry import registry
+    from glow.core.selectors import artifact_access, artifact_queryset
+
+    persona = artifact_access(actor=request.actor, family=registry.get("persona"), pk=pk)
+    practice = (
+        artifact_queryset(actor=request.actor, family=registry.get("practice"))
+        .filter(archived=False, simulation__simulation_scenarios__scenario__persona=persona)
+        .order_by("title")
+        .first()
+    )
+    back = reverse("staff-author", kwargs={"family_name": "persona", "pk": persona.pk})
+    if practice is None:
+        return redirect(f"{back}?done=no-practice")
+    attempt = services.attempt_start(actor=request.actor, practice_id=practice.pk)
+    return redirect(learner_chat_url(attempt.pk))

@@ -16,4 +16,5 @@ urlpatterns = [
     path("reports/", staff_pages.report_list, name="staff-reports"),
     path("reports/learners/<uuid:pk>/", staff_pages.learner_report, name="staff-report-learner"),
     path("reports/cohorts/<uuid:pk>/", staff_pages.cohort_report, name="staff-report-cohort"),
+    path("catalog/persona/<uuid:pk>/try/", staff_pages.persona_try, name="staff-persona-try"),
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.http import QueryDict
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from rest_framework.exceptions import ValidationError as InputError
 
 from glow.accounts.models import Department
@@ -306,6 +306,7 @@ def author(request, family_name: str, pk=None):
             "notice": notice,
             "may_write": family.can_write(actor),
             "departments": Department.objects.filter(organization_id=actor.organization_id),
+            "try_url": _try_url(family_name, row),
             "actor": actor,
         },
     )
@@ -321,6 +322,16 @@ def _archive(*, actor, family, row, version: int, on: bool) -> None:
         raise conflict(family=family, pk=row.pk)
     count = artifact_archive(selection=selection, archived=on)
     artifact_archive_audit(actor=actor, family=family, archived=on, count=count, ids=[row.pk])
+
+
+def _try_url(family_name: str, row) -> str | None:
+    """Where "Try it" posts, when an app (attempts) contributes the page for this family."""
+    if row is None:
+        return None
+    try:
+        return reverse(f"staff-{family_name}-try", kwargs={"pk": row.pk})
+    except NoReverseMatch:
+        return None
 
 
 def _url(family_name: str, pk, done: str) -> str:

@@ -135,3 +135,23 @@ def test_learners_403_and_another_organization_404(client, demo):
     sign_in(client, demo["other_admin"])
     assert client.get(f"/staff/catalog/persona/{persona.pk}/").status_code == 404
     assert "Casey" not in client.get("/staff/catalog/").content.decode()
+
+
+def test_try_it_opens_a_practice_chat_with_the_persona(client, demo):
+    from attempts.models import Attempt
+
+    persona = Persona.objects.get(title="Casey, confused about recursion")
+    sign_in(client, demo["instructor"])
+    page = client.get(f"/staff/catalog/persona/{persona.pk}/").content.decode()
+    assert f'formaction="/staff/catalog/persona/{persona.pk}/try/"' in page
+
+    response = client.post(f"/staff/catalog/persona/{persona.pk}/try/")
+
+    attempt = Attempt.objects.get(profile=demo["instructor"])
+    assert attempt.practice and response["Location"].endswith(f"/learn/attempts/{attempt.pk}/")
+    assert attempt.chats.filter(scenario__persona=persona).exists()
+    lone = Persona.objects.create(organization=persona.organization, title="Unused")
+    refused = client.post(f"/staff/catalog/persona/{lone.pk}/try/")
+    assert refused["Location"].endswith("?done=no-practice")
+    sign_in(client, demo["other_admin"])
+    assert client.post(f"/staff/catalog/persona/{persona.pk}/try/").status_code == 404
