@@ -31,7 +31,7 @@ from glow.core.services import (
 )
 from system.staff import staff_page
 
-AUTHORED = ("persona", "rubric")
+AUTHORED = ("persona", "scenario", "rubric")
 MAX_ROWS = 30
 
 
@@ -177,6 +177,97 @@ def rubric_data(values: dict) -> dict:
     }
 
 
+# -- scenario ---------------------------------------------------------------------------------
+
+OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _question_rows(questions) -> list[dict]:
+    """Questions as rows: the text, options one per line with "*" before the correct ones."""
+    rows = []
+    for question in questions or []:
+        correct = set(question.get("correct_option_ids") or [])
+        lines = [
+            ("* " if option.get("id") in correct else "") + option.get("text", "")
+            for option in question.get("options") or []
+        ]
+        rows.append(
+            {
+                "id": question.get("id", ""),
+                "text": question.get("text", ""),
+                "options": "\n".join(lines),
+            }
+        )
+    return rows
+
+
+def scenario_values(row) -> dict:
+    return {
+        "title": row.title,
+        "description": row.description,
+        "context": row.context,
+        "persona": str(row.persona_id) if row.persona_id else "",
+        "department": str(row.department_id) if row.department_id else "",
+        "questions": _question_rows(row.questions),
+    }
+
+
+def scenario_posted(post) -> dict:
+    questions = [
+        {"id": qid, "text": text.strip(), "options": options.strip()}
+        for qid, text, options in zip(
+            post.getlist("q-id"), post.getlist("q-text"), post.getlist("q-options"), strict=False
+        )
+    ]
+    op, kind, index = _op(post)
+    if kind == "question":
+        if op == "add":
+            taken = {q["id"] for q in questions}
+            number = next(n for n in range(1, MAX_ROWS + 2) if f"q{n}" not in taken)
+            questions.append({"id": f"q{number}", "text": "", "options": ""})
+        else:
+            questions = _move(questions, op, index)
+    return {
+        "title": post.get("title", "").strip(),
+        "description": post.get("description", "").strip(),
+        "context": post.get("context", "").strip(),
+        "persona": post.get("persona") or "",
+        "department": post.get("department") or "",
+        "questions": questions[:MAX_ROWS],
+    }
+
+
+def scenario_data(values: dict) -> dict:
+    questions = []
+    for row in values["questions"]:
+        if not row["text"]:
+            continue
+        lines = [line.strip() for line in row["options"].splitlines() if line.strip()]
+        options, correct = [], []
+        for position, line in enumerate(lines[: len(OPTION_IDS)]):
+            option_id = OPTION_IDS[position]
+            if line.startswith("*"):
+                correct.append(option_id)
+                line = line.lstrip("* ").strip()
+            options.append({"id": option_id, "text": line})
+        questions.append(
+            {
+                "id": row["id"],
+                "text": row["text"],
+                "options": options,
+                "correct_option_ids": correct,
+            }
+        )
+    return {
+        "title": values["title"],
+        "description": values["description"],
+        "context": values["context"],
+        "persona": values["persona"] or None,
+        "department": values["department"] or None,
+        "questions": questions,
+    }
+
+
 @dataclass(frozen=True)
 class Authored:
     values: callable
@@ -187,6 +278,9 @@ class Authored:
 
 AUTHORING = {
     "persona": Authored(persona_values, persona_posted, persona_data, "staff/author_persona.html"),
+    "scenario": Authored(
+        scenario_values, scenario_posted, scenario_data, "staff/author_scenario.html"
+    ),
     "rubric": Authored(rubric_values, rubric_posted, rubric_data, "staff/author_rubric.html"),
 }
 
@@ -306,6 +400,11 @@ def author(request, family_name: str, pk=None):
             "notice": notice,
             "may_write": family.can_write(actor),
             "departments": Department.objects.filter(organization_id=actor.organization_id),
+            "personas": artifact_queryset(
+                actor=actor, family=registry.get("persona"), include_archived=False
+            ).order_by("title")
+            if family_name == "scenario"
+            else [],
             "try_url": _try_url(family_name, row),
             "actor": actor,
         },

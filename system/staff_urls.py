@@ -12,10 +12,12 @@ urlpatterns = [
     path("groups/<uuid:pk>/", staff.group_detail, name="staff-group"),
     path("catalog/", authoring.catalog_list, name="staff-catalog"),
     re_path(
-        r"^catalog/(?P<family_name>persona|rubric)/new/$", authoring.author, name="staff-author-new"
+        r"^catalog/(?P<family_name>persona|scenario|rubric)/new/$",
+        authoring.author,
+        name="staff-author-new",
     ),
     re_path(
-        r"^catalog/(?P<family_name>persona|rubric)/(?P<pk>[0-9a-f-]{36})/$",
+        r"^catalog/(?P<family_name>persona|scenario|rubric)/(?P<pk>[0-9a-f-]{36})/$",
         authoring.author,
         name="staff-author",
     ),

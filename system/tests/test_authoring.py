@@ -155,3 +155,47 @@ def test_try_it_opens_a_practice_chat_with_the_persona(client, demo):
     assert refused["Location"].endswith("?done=no-practice")
     sign_in(client, demo["other_admin"])
     assert client.post(f"/staff/catalog/persona/{persona.pk}/try/").status_code == 404
+
+
+def test_scenario_questions_are_rows_with_correct_options_marked(client, demo):
+    from glow.catalog.models import Scenario
+
+    scenario = Scenario.objects.get(title="Office hours: recursion confusion")
+    url = f"/staff/catalog/scenario/{scenario.pk}/"
+    sign_in(client, demo["instructor"])
+    form = {
+        "title": scenario.title,
+        "context": scenario.context,
+        "description": scenario.description,
+        "persona": str(scenario.persona_id),
+        "department": str(scenario.department_id),
+        "version": scenario.version,
+    }
+    grown = client.post(url, {**form, "row": "add:question:0"}).content.decode()
+    assert 'name="q-id" value="q1"' in grown
+
+    saved = client.post(
+        url,
+        {
+            **form,
+            "q-id": ["q1"],
+            "q-text": ["Where does recursion stop?"],
+            "q-options": ["At the base case\n* When the base case is reached\nNever"],
+            "action": "publish",
+        },
+    )
+    assert saved.status_code == 302
+    scenario.refresh_from_db()
+    assert scenario.questions == [
+        {
+            "id": "q1",
+            "text": "Where does recursion stop?",
+            "options": [
+                {"id": "a", "text": "At the base case"},
+                {"id": "b", "text": "When the base case is reached"},
+                {"id": "c", "text": "Never"},
+            ],
+            "correct_option_ids": ["b"],
+        }
+    ]
+    assert "* When the base case is reached" in client.get(url).content.decode()
