@@ -8,11 +8,13 @@ class AttemptsConfig(AppConfig):
     verbose_name = "Attempts"
 
     def ready(self) -> None:
-        from attempts import families
+        from attempts import families, hooks
         from glow.core.registry import registry
 
         families.register()
         registry.add_hook("staff_urls", _staff_urls)
+        registry.add_hook("staff_nav", hooks.staff_nav)
+        registry.add_hook("activity_counts", hooks.activity_counts)
 
 
 def _staff_urls() -> list:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.shortcuts import render
 
 from attempts import selectors
 from attempts.models import Chat, Message
+from glow.catalog.models import Standard
+from glow.core.filters import is_uuid
 from system.staff import staff_page
 
 
@@ -16,6 +18,35 @@ from system.staff import staff_page
 class ChatPage:
     chat: Chat
     messages: list[Message]
+    criteria: list[dict] = field(default_factory=list)
+
+
+def _criteria(pages: list[ChatPage]) -> None:
+    """Each graded chat's per-criterion score and the grader's evidence, names in one query."""
+    ids = {
+        str(entry.get("standard_id"))
+        for page in pages
+        if page.chat.grade_id
+        for entry in page.chat.grade.standard_scores or []
+    }
+    names = {
+        str(pk): name
+        for pk, name in Standard.objects.filter(pk__in=[i for i in ids if is_uuid(i)]).values_list(
+            "pk", "name"
+        )
+    }
+    for page in pages:
+        if not page.chat.grade_id:
+            continue
+        page.criteria = [
+            {
+                "name": names.get(str(entry.get("standard_id")), "Criterion"),
+                "score": entry.get("score"),
+                "points": entry.get("points"),
+                "evidence": entry.get("feedback") or "",
+            }
+            for entry in page.chat.grade.standard_scores or []
+        ]
 
 
 def _transcripts(chats: list[Chat]) -> list[ChatPage]:
@@ -42,12 +73,14 @@ def transcript(request, pk):
         # Out of scope and missing look alike; staff_page turns this into a 404.
         selectors.attempt_access(actor=request.actor, pk=pk)
     chats = selectors.chats_of(attempt)
+    pages = _transcripts(chats)
+    _criteria(pages)
     return render(
         request,
         "attempts/transcript.html",
         {
             "attempt": attempt,
-            "chats": _transcripts(chats),
+            "chats": pages,
             "completion": selectors.completion_of(attempt),
             "actor": request.actor,
         },

@@ -2,9 +2,19 @@
 
 from django.urls import path
 
-from attempts import staff
+from attempts import staff, staff_pages
 
 urlpatterns = [
     # Named staff-<family> so system's group pages link an attempt's group here.
     path("attempts/<uuid:pk>/", staff.transcript, name="staff-attempt"),
+    path("attempts/", staff_pages.attempt_table, name="staff-attempts"),
+    path("attempts/export/", staff_pages.attempt_export, name="staff-attempts-export"),
+    path("cohorts/", staff_pages.cohort_list, name="staff-cohorts"),
+    path("dashboard/", staff_pages.analytics_dashboard, name="staff-analytics"),
+    path("leaderboard/", staff_pages.leaderboard_list, name="staff-leaderboards"),
+    path("leaderboard/<uuid:pk>/", staff_pages.leaderboard, name="staff-leaderboard"),
+    path("reports/", staff_pages.report_list, name="staff-reports"),
+    path("reports/learners/<uuid:pk>/", staff_pages.learner_report, name="staff-report-learner"),
+    path("reports/cohorts/<uuid:pk>/", staff_pages.cohort_report, name="staff-report-cohort"),
+    path("catalog/persona/<uuid:pk>/try/", staff_pages.persona_try, name="staff-persona-try"),
 ]

@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v5/", include("glow.core.media_urls")),
     path("staff/", include("system.staff_urls")),
     path("lti/", include("lti.urls")),
+    path("", include("attempts.leaderboard")),
 ]
 
 # Must stay last: any other /api/ path answers the JSON error shape, even with DEBUG on.

@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 
 from glow.accounts.models import Profile
 from glow.core.errors import ApplicationError, NotFound
+from glow.core.templatetags.glow_format import count, money
 from system import selectors
 from system.charts import bar_chart
 
@@ -63,13 +64,18 @@ def artifact_url(family: str, pk) -> str | None:
         return None
 
 
-def _money(value) -> str:
-    return f"${value}"
+def date_field(label: str) -> forms.DateField:
+    """A date with the browser's date picker (ISO in, ISO out)."""
+    return forms.DateField(
+        required=False,
+        label=label,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
 
 
 class ActivityForm(forms.Form):
-    start_date = forms.DateField(required=False, label="From")
-    end_date = forms.DateField(required=False, label="To (inclusive)")
+    start_date = date_field("From")
+    end_date = date_field("To (inclusive)")
 
 
 @staff_page
@@ -87,9 +93,9 @@ def dashboard(request):
         activity = selectors.activity_summary(actor=request.actor)
     days = [day.day.isoformat() for day in activity.days]
     series = [
-        ("chart-sessions", "Sessions per day", [day.session_count for day in activity.days], str),
-        ("chart-tokens", "Tokens per day", [day.total_tokens for day in activity.days], str),
-        ("chart-cost", "Cost per day (USD)", [day.total_cost for day in activity.days], _money),
+        ("chart-sessions", "Sessions per day", [day.session_count for day in activity.days], count),
+        ("chart-tokens", "Tokens per day", [day.total_tokens for day in activity.days], count),
+        ("chart-cost", "Cost per day", [day.total_cost for day in activity.days], money),
     ]
     charts = [
         {
@@ -112,8 +118,8 @@ def dashboard(request):
 
 class SessionFilterForm(forms.Form):
     profile = forms.ChoiceField(required=False, label="Person")
-    start_date = forms.DateField(required=False, label="From")
-    end_date = forms.DateField(required=False, label="To (inclusive)")
+    start_date = date_field("From")
+    end_date = date_field("To (inclusive)")
     active = forms.ChoiceField(
         required=False,
         choices=[("", "Any"), ("yes", "Active"), ("no", "Ended")],

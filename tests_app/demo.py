@@ -6,6 +6,7 @@ import uuid
 
 from glow.accounts.models import Organization, Profile
 from glow.catalog import models as m
+from glow.catalog.demo import find
 from system.services import session_touch
 from tests_app import runner, services
 from tests_app.models import Test
@@ -21,10 +22,14 @@ def seed(*, stdout) -> None:
         stdout.write(f"  tests: {TITLE} already there")
         return
     admin = Profile.objects.get(user__username="admin")
-    evaluation = m.Eval.objects.get(organization=demo, title="Office-hours eval")
-    models = [m.Model.objects.get(organization=demo, title=title) for title in MODELS]
-    scenarios = [m.Scenario.objects.get(organization=demo, title=title) for title in SCENARIOS]
-    agent = m.Agent.objects.get(organization=demo, title="Office-hours coach")
+    # Found by the ids the catalog demo gave them: they may have been renamed since.
+    evaluation = find(m.Eval, demo, "Office-hours eval")
+    models = [find(m.Model, demo, title) for title in MODELS]
+    scenarios = [find(m.Scenario, demo, title) for title in SCENARIOS]
+    agent = find(m.Agent, demo, "Office-hours coach")
+    if None in (evaluation, agent, *models, *scenarios):
+        stdout.write("  tests: a demo eval, model, scenario or agent was deleted; no test started")
+        return
     session = session_touch(actor=admin, client_kind="api", auth="demo")
     test, _ = services.test_start(
         actor=admin,

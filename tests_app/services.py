@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, OuterRef, Subquery, Sum
+from django.db.models import Avg, F, Max, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from glow.catalog.models import Eval, Standard, StandardGroup
@@ -421,6 +421,42 @@ def _rubric_total(test: Test) -> int:
     return int(total or 0)
 
 
+def grade_rollup(grade: TestGrade, *, rubric_id, total_from_groups: bool) -> TestGrade:
+    """Bring what is derived from a grade's inputs back in line with them: each standard group's
+    score is staff feedback's mean over tool calls where there is some, else what the grade held;
+    with `total_from_groups`, the grade's score (and `full`) become the sum once every group has
+    a score. Nothing is left saying what the inputs no longer say."""
+    held = {str(item.get("standard_group_id")): item.get("score") for item in grade.groups or []}
+    given = {
+        str(row["standard_group_id"]): row["mean"]
+        for row in Feedback.objects.filter(grade=grade)
+        .values("standard_group_id")
+        .annotate(mean=Avg("score"))
+    }
+    groups = []
+    for group in (
+        StandardGroup.objects.filter(rubric_id=rubric_id)
+        .annotate(points=Sum("standards__points"))
+        .order_by("position", "name")
+    ):
+        key = str(group.pk)
+        score = given.get(key, held.get(key))
+        groups.append(
+            {
+                "standard_group_id": key,
+                "name": group.name,
+                "score": None if score is None else round(float(score), 2),
+                "total_points": int(group.points or 0),
+            }
+        )
+    grade.groups = groups
+    if total_from_groups and groups and all(item["score"] is not None for item in groups):
+        grade.score = Decimal(str(sum(item["score"] for item in groups))).quantize(Decimal("0.01"))
+        grade.full = bool(grade.total_points) and grade.score == grade.total_points
+    grade.save()
+    return grade
+
+
 @transaction.atomic
 def test_grade(
     *,
@@ -467,7 +503,9 @@ def test_grade(
             .order_by("position", "name")
         ]
     else:
-        groups = grade.groups if grade is not None else []
+        # A total set by hand: the grader's per-group figures no longer add up to it, so they
+        # are dropped (feedback given per group still counts, through grade_rollup).
+        groups = []
     values = {
         "organization_id": invocation.organization_id,
         "score": score,
@@ -485,7 +523,7 @@ def test_grade(
         for name, value in values.items():
             setattr(grade, name, value)
         grade.save()
-    return grade
+    return grade_rollup(grade, rubric_id=test.eval.rubric_id, total_from_groups=False)
 
 
 @transaction.atomic
@@ -561,6 +599,10 @@ def test_feedback(
         unique_fields=["grade", "tool_call", "standard_group"],
         update_fields=["score", "feedback", "author", "updated_at"],
     )
+    # The grade's group sums and total follow the feedback (the benchmark reads them too).
+    stored = TestGrade.objects.select_for_update().get(pk=grade_id)
+    stored.source = GradeSource.MANUAL
+    grade_rollup(stored, rubric_id=test.eval.rubric_id, total_from_groups=True)
     return Feedback.objects.get(**triple), not existed
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from django.shortcuts import render
+from django import forms
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
+from glow.core.errors import ApplicationError
 from glow.core.registry import registry
-from glow.core.selectors import artifact_search
+from glow.core.selectors import artifact_queryset, artifact_search
+from system.services import session_touch
 from system.staff import staff_page
-from tests_app import selectors
-from tests_app.models import DONE
+from tests_app import selectors, services
+from tests_app.models import DONE, TestStatus
 
 PAGE_SIZE = 50
 
@@ -115,6 +119,69 @@ def test_list(request):
     )
 
 
+class TestStartForm(forms.Form):
+    """What test/start takes, as pickers over the rows the actor may use."""
+
+    eval = forms.ModelChoiceField(queryset=None, label="Eval (its rubric grades every cell)")
+    models = forms.ModelMultipleChoiceField(
+        queryset=None, widget=forms.CheckboxSelectMultiple, label="Models"
+    )
+    scenarios = forms.ModelMultipleChoiceField(
+        queryset=None, widget=forms.CheckboxSelectMultiple, label="Scenarios"
+    )
+    agents = forms.ModelMultipleChoiceField(
+        queryset=None, widget=forms.CheckboxSelectMultiple, label="Agents"
+    )
+    title = forms.CharField(required=False, max_length=300, label="Title (optional)")
+    concurrency = forms.IntegerField(
+        required=False, min_value=1, max_value=64, label="Cells run at once (optional)"
+    )
+
+    def __init__(self, *args, actor, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, family in (
+            ("eval", "eval"),
+            ("models", "model"),
+            ("scenarios", "scenario"),
+            ("agents", "agent"),
+        ):
+            rows = artifact_queryset(
+                actor=actor, family=registry.get(family), include_archived=False
+            )
+            self.fields[name].queryset = rows.order_by("title")
+
+
+@staff_page
+def test_new(request):
+    form = TestStartForm(request.POST or None, actor=request.actor)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            test, _ = services.test_start(
+                actor=request.actor,
+                session=session_touch(actor=request.actor, client_kind="browser", auth="session"),
+                eval_id=data["eval"].pk,
+                model_ids=[row.pk for row in data["models"]],
+                scenario_ids=[row.pk for row in data["scenarios"]],
+                agent_ids=[row.pk for row in data["agents"]],
+                title=data["title"],
+                concurrency=data["concurrency"],
+            )
+        except ApplicationError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            return redirect(reverse("staff-test", kwargs={"pk": test.pk}))
+    return render(request, "tests_app/test_new.html", {"form": form, "actor": request.actor})
+
+
+def _watch_url(test_id) -> str:
+    """The test's group channel (runs' events and TestProgressEvent), as the API's watch serves it."""
+    from tests_app.models import Test
+
+    group_id = Test.objects.filter(pk=test_id).values_list("group_id", flat=True).first()
+    return f"/api/v5/artifacts/test/watch?group_id={group_id}" if group_id else ""
+
+
 @staff_page
 def benchmark(request, pk):
     grid = selectors.benchmark_grid(actor=request.actor, test_id=pk)
@@ -125,6 +192,8 @@ def benchmark(request, pk):
             "grid": grid,
             "map": heatmap(grid),
             "total_cost": Decimal(grid["means"]["cost"]),
+            "live": grid["status"] == TestStatus.RUNNING,
+            "watch_url": _watch_url(grid["test_id"]),
             "actor": request.actor,
         },
     )

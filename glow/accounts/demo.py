@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 
 from glow.accounts.models import Cohort, Department, Organization, Profile, Role
+from glow.core.seeding import resetting
 
 DEMO_ORG = "Demo University"
 OTHER_ORG = "Other College"
@@ -43,26 +44,34 @@ def seed(*, stdout) -> None:
     cohorts = {}
     for org_name, pairs in COHORTS.items():
         for name, department in pairs:
-            cohorts[name] = Cohort.objects.update_or_create(
+            cohort, created = Cohort.objects.get_or_create(
                 organization=orgs[org_name],
                 name=name,
                 defaults={"department": departments[department]},
-            )[0]
+            )
+            if resetting() and not created:
+                cohort.department = departments[department]
+                cohort.save(update_fields=["department"])
+            cohorts[name] = cohort
 
+    # People are created once; a rerun leaves their name, role and groups as staff changed them.
     for username, org_name, role, display, department_names, cohort_names in PEOPLE:
         user, created = User.objects.get_or_create(username=username)
-        if created:
-            user.set_password(demo_password(username))
-        user.is_staff = role in (Role.ADMIN, Role.INSTRUCTOR)
-        user.is_superuser = username == "admin"
-        user.save()
-        profile, _ = Profile.objects.update_or_create(
-            user=user,
-            defaults={"organization": orgs[org_name], "role": role, "display_name": display},
-        )
-        profile.departments.set([departments[name] for name in department_names])
-        for name in cohort_names:
-            cohorts[name].members.add(profile)
+        if created or resetting():
+            if created:
+                user.set_password(demo_password(username))
+            user.is_staff = role in (Role.ADMIN, Role.INSTRUCTOR)
+            user.is_superuser = username == "admin"
+            user.save()
+        profile = Profile.objects.filter(user=user).first()
+        if profile is None or resetting():
+            profile, _ = Profile.objects.update_or_create(
+                user=user,
+                defaults={"organization": orgs[org_name], "role": role, "display_name": display},
+            )
+            profile.departments.set([departments[name] for name in department_names])
+            for name in cohort_names:
+                cohorts[name].members.add(profile)
         stdout.write(
             f"  {username:<14} {role:<11} {org_name:<16} password: {demo_password(username)}"
         )

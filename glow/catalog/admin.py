@@ -6,10 +6,85 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet, Sum
 
+from glow.accounts.models import Profile
 from glow.catalog import models as m
+from glow.core.registry import registry
 from glow.core.services import artifact_archive
 
 ARTIFACT_READONLY = ["version", "created_by", "created_at", "updated_at", "archived_at"]
+# Related models an instructor's admin pages must not autocomplete across organizations.
+UNSCOPED_AUTOCOMPLETE = {"organization", "department", "cohort"}
+
+
+def admin_actor(request) -> Profile | None:
+    """The signed-in user's Glow profile, read once per request."""
+    if not hasattr(request, "_glow_actor"):
+        request._glow_actor = (
+            Profile.objects.filter(user_id=request.user.pk).select_related("user").first()
+            if request.user.is_authenticated
+            else None
+        )
+    return request._glow_actor
+
+
+class FamilyPermissions:
+    """The admin asks the family's `can_write`, the same question the API's draft, publish and
+    archive ask, instead of Django's per-model permissions (which no instructor held, so every
+    catalog page answered 403 to a role the API let publish). Staff roles may view; deleting is
+    left to superusers (the API archives instead). Inlines ask their parent's family."""
+
+    family_name: str | None = None
+
+    def family(self):
+        return (
+            registry.get(self.family_name) if self.family_name else registry.for_model(self.model)
+        )
+
+    def may_view(self, request) -> bool:
+        if request.user.is_superuser:
+            return True
+        actor = admin_actor(request)
+        return actor is not None and actor.is_staff_role
+
+    def may_write(self, request) -> bool:
+        if request.user.is_superuser:
+            return True
+        actor = admin_actor(request)
+        family = self.family()
+        return actor is not None and family is not None and family.can_write(actor)
+
+    def has_module_permission(self, request):
+        return self.may_view(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self.may_view(request)
+
+    def has_add_permission(self, request, *args):
+        return self.may_write(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.may_write(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+class InlinePermissions(FamilyPermissions):
+    def has_delete_permission(self, request, obj=None):
+        return self.may_write(request)  # removing a row of the parent is an edit of the parent
+
+
+def organization_scoped(db_field, request, kwargs: dict) -> dict:
+    """A non-superuser's choices of related rows stay inside their organization."""
+    if request.user.is_superuser:
+        return kwargs
+    actor = admin_actor(request)
+    related = db_field.related_model
+    if any(f.name == "organization" for f in related._meta.fields):
+        kwargs["queryset"] = related._default_manager.filter(
+            organization_id=actor.organization_id if actor else None
+        )
+    return kwargs
 
 
 def outsiders(value, organization_id) -> bool:
@@ -31,7 +106,7 @@ class ArtifactAdminForm(forms.ModelForm):
         return cleaned
 
 
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(FamilyPermissions, admin.ModelAdmin):
     """What every artifact page shares; subclasses add their columns, filters and inlines."""
 
     form = ArtifactAdminForm
@@ -53,9 +128,33 @@ class ArtifactAdmin(admin.ModelAdmin):
         # Staff of one organization never see (or autocomplete) another organization's rows.
         return queryset.filter(organization_id=profile.organization_id if profile else None)
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        # Staff of one organization write only in it: the row's organization is theirs.
+        return fields if request.user.is_superuser else [*fields, "organization"]
+
+    def get_autocomplete_fields(self, request):
+        fields = super().get_autocomplete_fields(request)
+        if request.user.is_superuser:
+            return fields
+        return [name for name in fields if name not in UNSCOPED_AUTOCOMPLETE]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return super().formfield_for_foreignkey(
+            db_field, request, **organization_scoped(db_field, request, kwargs)
+        )
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        return super().formfield_for_manytomany(
+            db_field, request, **organization_scoped(db_field, request, kwargs)
+        )
+
     def save_model(self, request, obj, form, change):
+        actor = admin_actor(request)
         if not change and obj.created_by_id is None:
-            obj.created_by = getattr(request.user, "profile", None)
+            obj.created_by = actor
+        if not change and not request.user.is_superuser and actor is not None:
+            obj.organization_id = actor.organization_id
         super().save_model(request, obj, form, change)
 
     @admin.action(description="Archive selected rows")
@@ -76,8 +175,28 @@ class DepartmentOwnedAdmin(ArtifactAdmin):
     autocomplete_fields = ["organization", "department"]
 
 
+class LinesField(forms.CharField):
+    """A list of short strings edited one per line (traits), not as JSON."""
+
+    widget = forms.Textarea(attrs={"rows": 5, "cols": 40})
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class PersonaAdminForm(ArtifactAdminForm):
+    traits = LinesField(required=False, help_text="One trait per line, e.g. anxious.")
+
+
 @admin.register(m.Persona)
 class PersonaAdmin(DepartmentOwnedAdmin):
+    form = PersonaAdminForm
     list_display = [
         "title",
         "intensity",
@@ -105,16 +224,18 @@ class ScenarioAdmin(DepartmentOwnedAdmin):
     autocomplete_fields = ["organization", "department", "persona", "documents"]
 
 
-class StandardInline(admin.TabularInline):
+class StandardInline(InlinePermissions, admin.TabularInline):
+    family_name = "rubric"
     model = m.Standard
     fields = ["position", "name", "description", "points"]
     extra = 1
 
 
 @admin.register(m.StandardGroup)
-class StandardGroupAdmin(admin.ModelAdmin):
+class StandardGroupAdmin(FamilyPermissions, admin.ModelAdmin):
     """A rubric's group with its standards inline (the rubric page links here per group)."""
 
+    family_name = "rubric"
     list_display = ["name", "rubric", "position", "points"]
     list_select_related = ["rubric"]
     list_filter = ["rubric__organization"]
@@ -135,7 +256,8 @@ class StandardGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(m.Standard)
-class StandardAdmin(admin.ModelAdmin):
+class StandardAdmin(FamilyPermissions, admin.ModelAdmin):
+    family_name = "rubric"
     list_display = ["name", "group", "points", "position"]
     list_select_related = ["group__rubric"]
     list_filter = ["group__rubric__organization"]
@@ -152,7 +274,8 @@ class StandardAdmin(admin.ModelAdmin):
         )
 
 
-class StandardGroupInline(admin.TabularInline):
+class StandardGroupInline(InlinePermissions, admin.TabularInline):
+    family_name = "rubric"
     model = m.StandardGroup
     fields = ["position", "name"]
     show_change_link = True  # standards are edited on the group's page
@@ -182,7 +305,8 @@ class SimulationScenarioForm(forms.ModelForm):
         return cleaned
 
 
-class SimulationScenarioInline(admin.TabularInline):
+class SimulationScenarioInline(InlinePermissions, admin.TabularInline):
+    family_name = "simulation"
     model = m.SimulationScenario
     form = SimulationScenarioForm
     fields = ["position", "scenario"]

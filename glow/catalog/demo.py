@@ -7,6 +7,7 @@ from decimal import Decimal
 from glow.accounts.models import Cohort, Department, Organization, Profile
 from glow.catalog import families
 from glow.catalog import models as m
+from glow.core.seeding import demo_ensure, demo_find, demo_written
 
 PERSONAS = [
     {
@@ -102,9 +103,24 @@ RUBRIC = [
 ]
 
 
+def demo_key(organization, title: str) -> str:
+    """A demo row's stable key: its organization and the title the demo first gave it."""
+    return f"{organization.name}/{title}"
+
+
 def _upsert(model, organization, title: str, **fields):
-    row, _ = model.objects.update_or_create(organization=organization, title=title, defaults=fields)
-    return row
+    """Create the demo row if missing; an existing one (even renamed) is left alone."""
+    return demo_ensure(
+        model,
+        demo_key(organization, title),
+        legacy={"organization": organization, "title": title},
+        fields=fields,
+    )
+
+
+def find(model, organization, title: str):
+    """The demo row first made with this title, whatever it is called now."""
+    return demo_find(model, demo_key(organization, title), organization=organization, title=title)
 
 
 def _rubric(organization, department, title: str, groups) -> m.Rubric:
@@ -138,7 +154,10 @@ def _simulation(organization, department, title, rubric, scenarios, **fields) ->
     simulation = _upsert(
         m.Simulation, organization, title, department=department, rubric=rubric, **fields
     )
-    families.write_simulation(simulation, {"scenario_ids": [scenario.id for scenario in scenarios]})
+    if demo_written(simulation):
+        families.write_simulation(
+            simulation, {"scenario_ids": [scenario.id for scenario in scenarios]}
+        )
     return simulation
 
 
@@ -248,7 +267,8 @@ def seed(*, stdout) -> None:
         system_prompt="You are a calm, empathetic TA. Acknowledge feelings, ask open questions, "
         "explain policy accurately and end with next steps.",
     )
-    coach.tools.set([lookup])
+    if demo_written(coach):
+        coach.tools.set([lookup])
     _upsert(
         m.Agent,
         demo,
@@ -268,7 +288,8 @@ def seed(*, stdout) -> None:
         created_by=admin,
         description="Two turns per scenario, graded with the TA rubric.",
     )
-    evaluation.scenarios.set(scenarios)
+    if demo_written(evaluation):
+        evaluation.scenarios.set(scenarios)
 
     other = Organization.objects.get(name="Other College")
     bio = Department.objects.get(organization=other, name="Biology")

@@ -148,6 +148,15 @@ class SimulationQuerySet(ArtifactQuerySet):
         )
 
 
+class LeaderboardMethod(models.TextChoices):
+    """Which of a learner's graded attempts ranks them (Moodle quiz's grading methods)."""
+
+    HIGHEST = "highest", "Highest attempt"
+    AVERAGE = "average", "Average of attempts"
+    FIRST = "first", "First attempt"
+    LAST = "last", "Last attempt"
+
+
 class Simulation(DepartmentOwned):
     rubric = models.ForeignKey(
         Rubric, on_delete=models.PROTECT, null=True, blank=True, related_name="simulations"
@@ -160,6 +169,16 @@ class Simulation(DepartmentOwned):
         default=70,
         validators=[MaxValueValidator(100)],
         help_text="Percent of total points to pass.",
+    )
+    leaderboard_method = models.CharField(
+        max_length=10,
+        choices=LeaderboardMethod.choices,
+        default=LeaderboardMethod.HIGHEST,
+        help_text="Which graded attempt ranks a learner on the leaderboard.",
+    )
+    leaderboard_shows_names = models.BooleanField(
+        default=False,
+        help_text="Learners see each other's names on the leaderboard (otherwise ranks only).",
     )
 
     objects = SimulationQuerySet.as_manager()

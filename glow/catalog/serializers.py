@@ -165,6 +165,8 @@ class SimulationOut(ArtifactOut):
             "rubric_id",
             "time_limit_minutes",
             "pass_threshold",
+            "leaderboard_method",
+            "leaderboard_shows_names",
             "scenarios",
             "rubric_structure",
         ]
@@ -323,6 +325,10 @@ class SimulationWrite(DepartmentWrite):
     )
     time_limit_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     pass_threshold = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    leaderboard_method = serializers.ChoiceField(
+        choices=m.LeaderboardMethod.choices, required=False
+    )
+    leaderboard_shows_names = serializers.BooleanField(required=False)
 
 
 class HomeWrite(DepartmentWrite):

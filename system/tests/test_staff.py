@@ -10,6 +10,7 @@ from django.urls import path, reverse
 
 from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
 from glow.catalog.tests.factories import ModelFactory
+from glow.core.templatetags.glow_format import count, money
 from system.models import Run, Session
 from system.staff import artifact_url
 from system.tests.factories import GroupFactory, SessionFactory, books, sign_in
@@ -83,10 +84,10 @@ def test_dashboard_figures_match_the_api(staff_client, admin_client, filled):
     api = admin_client.op("system/activity", {}).json()
 
     # The API call above opened the admin's API session after the page rendered.
-    assert int(_text(html, "total-sessions")) == api["session_count"] - 1
-    assert int(_text(html, "total-tokens")) == api["total_tokens"]
-    assert _text(html, "total-cost") == api["total_cost"]
-    assert int(_text(html, "total-runs")) == api["run_count"]
+    assert _text(html, "total-sessions") == count(api["session_count"] - 1)
+    assert _text(html, "total-tokens") == count(api["total_tokens"])
+    assert _text(html, "total-cost") == money(api["total_cost"])
+    assert _text(html, "total-runs") == count(api["run_count"])
     assert html.count('<svg class="chart"') == 3
     assert 'role="img"' in html and "<title" in html
     assert filled.profile.name in html
@@ -108,12 +109,12 @@ def test_session_pages_match_the_api(staff_client, admin_client, filled):
     html = staff_client.get(f"/staff/sessions/{filled.pk}/").content.decode()
     api = admin_client.op("system/session", {"session_id": str(filled.pk)}).json()
 
-    assert int(_text(html, "session-tokens")) == filled.total_tokens
-    assert _text(html, "session-cost") == str(filled.total_cost)
+    assert _text(html, "session-tokens") == count(filled.total_tokens)
+    assert _text(html, "session-cost") == money(filled.total_cost)
     for group in api["groups"]:
         row = re.search(rf'data-group-id="{group["group_id"]}"(.*?)</tr>', html, re.S).group(1)
-        assert f'data-field="total_tokens">{group["total_tokens"]}<' in row
-        assert f'data-field="total_cost">{group["total_cost"]}<' in row
+        assert f'data-field="total_tokens">{count(group["total_tokens"])}<' in row
+        assert f'data-field="total_cost">{money(group["total_cost"])}<' in row
         assert f'href="/staff/groups/{group["group_id"]}/"' in row
     assert html.count('data-event-type="') == len(api["timeline"])
     first_group = api["groups"][0]["group_id"]
@@ -144,11 +145,11 @@ def test_group_page_lists_runs_with_messages_and_events(staff_client, admin_clie
 
     for run in api.json()["runs"]:
         assert f'data-run-id="{run["run_id"]}"' in html
-        assert f'data-field="cost">{run["cost"]}<' in html
+        assert f'data-field="cost">{money(run["cost"])}<' in html
         assert run["model_name"] in html
         assert f'id="run-{run["run_id"]}"' in html
     assert "Say hello number 0." in html
-    assert _text(html, "group-cost") == api.json()["total_cost"]
+    assert _text(html, "group-cost") == money(api.json()["total_cost"])
 
 
 def test_sessions_page_filters_and_paginates(staff_client, learner, org_admin):
@@ -308,7 +309,7 @@ def test_admin_index_shows_activity_totals(client, org_admin, filled):
 
     html = client.get(reverse("admin:index")).content.decode()
 
-    assert _text(html, "admin-total-tokens") == str(filled.total_tokens)
+    assert _text(html, "admin-total-tokens") == count(filled.total_tokens)
     assert 'href="/staff/"' in html
 
 

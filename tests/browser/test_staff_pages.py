@@ -28,6 +28,7 @@ from glow.catalog.tests.factories import (
     RubricFactory,
     SimulationFactory,
 )
+from glow.core.templatetags.glow_format import count, money
 from system.tests.factories import books
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -175,11 +176,11 @@ def test_instructor_drills_down_and_every_figure_matches_the_api(live_server, br
     # The API call opens the instructor's API session; reload so both count the same sessions.
     activity = _api(base, key, "activity", {})
     page.reload()
-    assert int(_figure(page, "#total-sessions")) == activity["session_count"]
+    assert _figure(page, "#total-sessions") == count(activity["session_count"])
     # 6 + 2 generations, and the attempt's persona reply, hints and grade.
-    assert int(_figure(page, "#total-runs")) == activity["run_count"] == 6 + 2 + 3
-    assert int(_figure(page, "#total-tokens")) == activity["total_tokens"]
-    assert _figure(page, "#total-cost") == activity["total_cost"]
+    assert _figure(page, "#total-runs") == count(activity["run_count"]) == str(6 + 2 + 3)
+    assert _figure(page, "#total-tokens") == count(activity["total_tokens"])
+    assert _figure(page, "#total-cost") == money(activity["total_cost"])
     assert page.locator("svg.chart").count() == 3
     assert "Lia Learner" not in page.content()  # another department's learner
     _shot(page, "01-staff-activity")
@@ -196,15 +197,19 @@ def test_instructor_drills_down_and_every_figure_matches_the_api(live_server, br
     page.click(f'tr[data-session-id="{session_id}"] th a')
     page.wait_for_url(f"{base}/staff/sessions/{session_id}/")
     detail = _api(base, key, "session", {"session_id": session_id})
-    assert int(_figure(page, "#session-runs")) == detail["run_count"] == 6 + 3
-    assert int(_figure(page, "#session-tokens")) == sum(g["total_tokens"] for g in detail["groups"])
-    assert Decimal(_figure(page, "#session-cost")) == sum(
-        Decimal(g["total_cost"]) for g in detail["groups"]
+    assert _figure(page, "#session-runs") == count(detail["run_count"]) == str(6 + 3)
+    assert _figure(page, "#session-tokens") == count(
+        sum(g["total_tokens"] for g in detail["groups"])
+    )
+    assert _figure(page, "#session-cost") == money(
+        sum(Decimal(g["total_cost"]) for g in detail["groups"])
     )
     for group in detail["groups"]:
         row = page.locator(f'tr[data-group-id="{group["group_id"]}"]')
-        assert row.locator('[data-field="total_tokens"]').inner_text() == str(group["total_tokens"])
-        assert row.locator('[data-field="total_cost"]').inner_text() == group["total_cost"]
+        assert row.locator('[data-field="total_tokens"]').inner_text() == count(
+            group["total_tokens"]
+        )
+        assert row.locator('[data-field="total_cost"]').inner_text() == money(group["total_cost"])
     assert page.locator("#timeline li").count() == len(detail["timeline"])
     _shot(page, "03-staff-session")
 
@@ -228,13 +233,13 @@ def test_instructor_drills_down_and_every_figure_matches_the_api(live_server, br
     page.click(f'tr[data-group-id="{group_id}"] th a')
     page.wait_for_url(f"{base}/staff/groups/{group_id}/")
     group = _api(base, key, "group", {"group_id": group_id, "include_detail": True})
-    assert _figure(page, "#group-tokens") == str(group["total_tokens"])
-    assert _figure(page, "#group-cost") == group["total_cost"]
+    assert _figure(page, "#group-tokens") == count(group["total_tokens"])
+    assert _figure(page, "#group-cost") == money(group["total_cost"])
     assert page.locator("#runs tbody tr").count() == len(group["runs"]) == 3
     for run in group["runs"]:
         row = page.locator(f'tr[data-run-id="{run["run_id"]}"]')
-        assert row.locator('[data-field="cost"]').inner_text() == run["cost"]
-        assert row.locator('[data-field="total_tokens"]').inner_text() == str(run["total_tokens"])
+        assert row.locator('[data-field="cost"]').inner_text() == money(run["cost"])
+        assert row.locator('[data-field="total_tokens"]').inner_text() == count(run["total_tokens"])
         assert "Demo GPT" in row.inner_text()
     page.locator("details summary", has_text="Messages").first.click()
     assert page.get_by_text("Say hello number 0.").is_visible()

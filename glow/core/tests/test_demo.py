@@ -56,3 +56,58 @@ def test_the_demo_cast_can_sign_in_and_sees_its_own_organization():
         assert authenticate(username=username, password=password) == profile.user
     learner1 = Profile.objects.get(user__username="learner1")
     assert learner1.cohorts.get().name == "CS-180 TAs Fall"
+
+
+def test_a_rerun_keeps_a_renamed_and_edited_persona_and_makes_no_copy():
+    from glow.catalog.models import Persona, Scenario
+
+    call_command("glow_demo", stdout=StringIO())
+    persona = Persona.objects.get(title="Casey, confused about recursion")
+    scenario = Scenario.objects.get(persona=persona)
+    Persona.objects.filter(pk=persona.pk).update(
+        title="Casey, stuck on base cases", traits=["curious", "quiet"]
+    )
+    Profile.objects.filter(user__username="learner1").update(display_name="Lena L.")
+    counts = row_counts()
+
+    call_command("glow_demo", stdout=StringIO())
+
+    assert row_counts() == counts
+    persona.refresh_from_db()
+    scenario.refresh_from_db()
+    assert (persona.title, persona.traits) == ("Casey, stuck on base cases", ["curious", "quiet"])
+    assert not Persona.objects.filter(title="Casey, confused about recursion").exists()
+    assert scenario.persona_id == persona.pk
+    assert Profile.objects.get(user__username="learner1").display_name == "Lena L."
+
+
+def test_reset_writes_the_demo_values_back_over_edited_rows():
+    from glow.catalog.models import Persona
+
+    call_command("glow_demo", stdout=StringIO())
+    persona = Persona.objects.get(title="Casey, confused about recursion")
+    Persona.objects.filter(pk=persona.pk).update(title="Renamed", traits=["curious"])
+    counts = row_counts()
+
+    call_command("glow_demo", "--reset", stdout=StringIO())
+
+    persona.refresh_from_db()
+    assert persona.title == "Casey, confused about recursion"
+    assert persona.traits == ["confused", "polite", "anxious", "apologetic"]
+    assert row_counts()["catalog.Persona"] == counts["catalog.Persona"]
+
+
+def test_rows_loaded_before_demo_ids_are_adopted_by_title_not_copied():
+    from glow.catalog.demo import _upsert
+    from glow.catalog.models import Persona
+    from glow.core.seeding import demo_id
+
+    call_command("glow_demo", stdout=StringIO())
+    demo = Organization.objects.get(name="Demo University")
+    # A row the old loader made: a random id, found only by its title.
+    legacy = Persona.objects.create(organization=demo, title="Riley, legacy row", traits=["calm"])
+
+    found = _upsert(Persona, demo, "Riley, legacy row", traits=["loud"])
+
+    assert found.pk == legacy.pk != demo_id(Persona, "Demo University/Riley, legacy row")
+    assert Persona.objects.get(pk=legacy.pk).traits == ["calm"]
