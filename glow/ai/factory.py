@@ -15,14 +15,22 @@ def get_provider(
     api_key: str | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
+    structured_output: str | None = None,
 ) -> Provider:
-    """The provider called `name`; connection settings only apply to `openai`."""
+    """The provider called `name`; connection settings only apply to `openai`.
+
+    `structured_output` pins a glow.ai.negotiation.Mode instead of negotiating one.
+    """
     if name == "local":
         return LocalProvider()
     if name == "openai":
         from glow.ai.openai_provider import OpenAIProvider
 
         return OpenAIProvider(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            structured_output=structured_output,
         )
     raise ProviderError(f"Unknown model provider {name!r}; expected one of {PROVIDER_NAMES}.")
