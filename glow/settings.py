@@ -230,6 +230,9 @@ EVENTSTREAM_ALLOW_ORIGINS = env.list("EVENTSTREAM_ALLOW_ORIGINS", default=[])
 
 # AI: the offline simulator unless told otherwise; OpenAI-compatible defaults for catalog.Model rows.
 GLOW_AI_PROVIDER = env.str("GLOW_AI_PROVIDER", default="local")
+# The title of the catalog Model that persona replies, hints, grades and generation use when
+# they name none (each organization's own row of that title); empty: GLOW_AI_PROVIDER.
+GLOW_AI_MODEL = env.str("GLOW_AI_MODEL", default="")
 GLOW_OPENAI_BASE_URL = env.str("GLOW_OPENAI_BASE_URL", default="https://api.openai.com/v1")
 GLOW_OPENAI_API_KEY_ENV = env.str("GLOW_OPENAI_API_KEY_ENV", default="OPENAI_API_KEY")
 GLOW_OPENAI_TIMEOUT = env.float("GLOW_OPENAI_TIMEOUT", default=60.0)
