@@ -76,10 +76,28 @@ def response_format(mode: str | None, schema: dict) -> dict | None:
             "json_schema": {"name": "output", "schema": schema, "strict": False},
         }
     if mode is Mode.JSON_OBJECT_SCHEMA:
-        return {"type": "json_object", "schema": schema}
+        return {"type": "json_object", "schema": grammar_schema(schema)}
     if mode is Mode.JSON_OBJECT:
         return {"type": "json_object"}
     return None
+
+
+def grammar_schema(schema: dict) -> dict:
+    """The schema a grammar-constrained server samples from: required properties only, and no
+    others. Servers that take `json_object` with a schema (llama-cpp-python) serve small local
+    models, which fill optional lists with noise and can loop in them until the token limit;
+    the answer is still validated against the full schema."""
+    if not isinstance(schema, dict):
+        return schema
+    lean = dict(schema)
+    if isinstance(schema.get("properties"), dict):
+        required = [name for name in schema.get("required", []) if name in schema["properties"]]
+        lean["properties"] = {name: grammar_schema(schema["properties"][name]) for name in required}
+        lean["required"] = required
+        lean["additionalProperties"] = False
+    if isinstance(schema.get("items"), dict):
+        lean["items"] = grammar_schema(schema["items"])
+    return lean
 
 
 def shaped(request: CompletionRequest, mode: Mode) -> CompletionRequest:

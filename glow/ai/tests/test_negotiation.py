@@ -54,7 +54,10 @@ def test_a_server_refusing_json_schema_is_asked_with_json_object_and_a_schema_on
         assert second.data == {"score": 1, "verdict": "weak"}
         # The refusal is not retried (it would fail the same way): one refused call in all.
         assert [f["type"] for f in _formats(srv)] == ["json_schema", "json_object", "json_object"]
-        assert _formats(srv)[1] == {"type": "json_object", "schema": SCHEMA}
+        assert _formats(srv)[1] == {
+            "type": "json_object",
+            "schema": {**SCHEMA, "additionalProperties": False},
+        }
         assert n.remembered(f"{srv.base_url}/", "small-model") is n.Mode.JSON_OBJECT_SCHEMA
 
 
@@ -144,7 +147,7 @@ def test_an_invalid_answer_in_the_negotiated_mode_is_repaired_and_both_calls_bil
         assert result.data == {"score": 3, "verdict": "ok"}
         assert result.usage == Usage(80, 11)
         repair = srv.requests[-1].body
-        assert repair["response_format"] == {"type": "json_object", "schema": SCHEMA}
+        assert repair["response_format"]["type"] == "json_object"
         assert "$.score: expected integer, got string" in repair["messages"][-1]["content"]
 
 
@@ -170,6 +173,43 @@ def test_an_answer_cut_off_at_the_token_limit_says_so():
 
         with pytest.raises(StructuredOutputError, match="cut off at the token limit"):
             _ask(srv)
+
+
+def test_a_grammar_samples_only_the_required_properties_and_nothing_else():
+    schema = {
+        "type": "object",
+        "required": ["score", "items"],
+        "properties": {
+            "score": {"type": "integer"},
+            "notes": {"type": "array", "items": {"type": "string"}},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": {"type": "string"}, "why": {"type": "string"}},
+                },
+            },
+        },
+    }
+
+    assert n.grammar_schema(schema) == {
+        "type": "object",
+        "required": ["score", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "score": {"type": "integer"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "additionalProperties": False,
+                    "properties": {"id": {"type": "string"}},
+                },
+            },
+        },
+    }
 
 
 @pytest.mark.parametrize(

@@ -56,3 +56,31 @@ def test_the_demo_cast_can_sign_in_and_sees_its_own_organization():
         assert authenticate(username=username, password=password) == profile.user
     learner1 = Profile.objects.get(user__username="learner1")
     assert learner1.cohorts.get().name == "CS-180 TAs Fall"
+
+
+def test_glow_demo_finishes_when_a_real_model_fails_to_grade(settings):
+    """A model server that answers prose where JSON is needed: hints and grades fail, the demo
+    attempts stay in progress, and the command still finishes."""
+    from attempts.models import Attempt, AttemptStatus, Message
+    from glow.ai import negotiation
+    from glow.ai.fakeserver import FakeOpenAIServer
+    from glow.catalog.services import model_configure
+
+    call_command("glow_demo", stdout=StringIO())
+    Attempt.objects.all().delete()
+    settings.GLOW_AI_MODEL = "Remote model"
+    settings.GLOW_OPENAI_MAX_RETRIES = 0
+    negotiation.forget_all()
+    # With nothing queued the fake server echoes the learner: a reply, but never JSON.
+    with FakeOpenAIServer() as server:
+        model_configure(title="Remote model", base_url=server.base_url, provider_model="remote")
+        out = StringIO()
+        call_command("glow_demo", stdout=out)
+    negotiation.forget_all()
+
+    assert "Demo data ready." in out.getvalue()
+    assert "left in progress, the model failed: The grader could not answer" in out.getvalue()
+    assert not Attempt.objects.filter(status=AttemptStatus.COMPLETED).exists()
+    replies = Message.objects.filter(role="assistant")
+    assert replies.exists()
+    assert all(reply.hints[0]["type"] == "error" for reply in replies)
