@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from attempts.models import Message
-from glow.ai import negotiation
+from glow.ai import Usage, cost_for, negotiation
 from glow.ai.llama import GLOW_MODEL_TITLE, MODEL_NAME, LlamaServer, server_available
 from glow.catalog.models import Persona
 from glow.catalog.services import model_configure
@@ -61,10 +61,12 @@ def _booked(run: Run) -> Run:
     assert run.model.title == GLOW_MODEL_TITLE
     assert run.input_tokens > 0 and run.output_tokens > 0
     assert run.total_tokens == run.input_tokens + run.output_tokens
-    expected = (
-        Decimal(run.input_tokens) * Decimal("0.10") + Decimal(run.output_tokens) * Decimal("0.40")
-    ) / Decimal(1_000_000)
-    assert run.cost == expected.quantize(run.cost)
+    assert run.cost == cost_for(
+        Usage(run.input_tokens, run.output_tokens),
+        input_price_per_million=Decimal("0.10"),
+        output_price_per_million=Decimal("0.40"),
+    )
+    assert run.cost > 0
     return run
 
 
