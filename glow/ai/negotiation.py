@@ -34,6 +34,12 @@ MODES = tuple(Mode)
 _REFUSAL_STATUSES = frozenset({400, 415, 422, 500, 501})
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|schema|grammar", re.I)
 
+# Bounds a grammar puts where the schema has none, and the answer's length when the caller
+# sets none: a runaway answer ends with a clear "cut off" instead of filling the context.
+GRAMMAR_MAX_STRING = 300
+GRAMMAR_MAX_ITEMS = 12
+GRAMMAR_MAX_TOKENS = 1024
+
 _known: dict[tuple[str, str], Mode] = {}
 _lock = threading.Lock()
 
@@ -83,13 +89,18 @@ def response_format(mode: str | None, schema: dict) -> dict | None:
 
 
 def grammar_schema(schema: dict) -> dict:
-    """The schema a grammar-constrained server samples from: required properties only, and no
-    others. Servers that take `json_object` with a schema (llama-cpp-python) serve small local
-    models, which fill optional lists with noise and can loop in them until the token limit;
-    the answer is still validated against the full schema."""
+    """The schema a grammar-constrained server samples from: required properties only, no
+    others, and bounded strings and lists. Servers that take `json_object` with a schema
+    (llama-cpp-python) serve small local models, which fill optional lists with noise and can
+    loop in a string or a list until the context is full; the answer is still validated
+    against the full schema."""
     if not isinstance(schema, dict):
         return schema
     lean = dict(schema)
+    if schema.get("type") == "string" and "enum" not in schema:
+        lean.setdefault("maxLength", GRAMMAR_MAX_STRING)
+    if schema.get("type") == "array":
+        lean.setdefault("maxItems", GRAMMAR_MAX_ITEMS)
     if isinstance(schema.get("properties"), dict):
         required = [name for name in schema.get("required", []) if name in schema["properties"]]
         lean["properties"] = {name: grammar_schema(schema["properties"][name]) for name in required}
@@ -103,8 +114,12 @@ def grammar_schema(schema: dict) -> dict:
 def shaped(request: CompletionRequest, mode: Mode) -> CompletionRequest:
     """The request for one mode: where the server does not enforce the schema, the prompt
     carries it (plain JSON mode also needs the word JSON in the messages)."""
-    if mode in (Mode.JSON_SCHEMA, Mode.JSON_OBJECT_SCHEMA):
+    if mode is Mode.JSON_SCHEMA:
         return replace(request, json_mode=mode.value)
+    if mode is Mode.JSON_OBJECT_SCHEMA:
+        return replace(
+            request, json_mode=mode.value, max_tokens=request.max_tokens or GRAMMAR_MAX_TOKENS
+        )
     instruction = (
         "Reply with only a JSON value, no prose and no code fence, that matches this JSON "
         f"schema: {json.dumps(request.json_schema, separators=(',', ':'))}"

@@ -22,6 +22,7 @@ CompleteFn = Callable[[CompletionRequest], CompletionResult]
 # Repairs per call: each re-asks with the validation problem appended, and each is billed.
 MAX_REPAIRS = 1
 _MAX_REPORTED_ERRORS = 5
+_MAX_QUOTED_ANSWER = 2000
 _COUNTS = {1: "one", 2: "two", 3: "three"}
 
 
@@ -121,6 +122,9 @@ def _json_part(text: str) -> str:
 
 
 def _repair_request(request: CompletionRequest, answer: str, problem: str) -> CompletionRequest:
+    if len(answer) > _MAX_QUOTED_ANSWER:
+        # A runaway answer quoted whole could overflow the model's context.
+        answer = answer[:_MAX_QUOTED_ANSWER] + " ..."
     messages = [
         *request.messages,
         {"role": "assistant", "content": answer},

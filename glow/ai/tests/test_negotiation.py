@@ -54,9 +54,17 @@ def test_a_server_refusing_json_schema_is_asked_with_json_object_and_a_schema_on
         assert second.data == {"score": 1, "verdict": "weak"}
         # The refusal is not retried (it would fail the same way): one refused call in all.
         assert [f["type"] for f in _formats(srv)] == ["json_schema", "json_object", "json_object"]
+        assert srv.requests[1].body["max_tokens"] == n.GRAMMAR_MAX_TOKENS
         assert _formats(srv)[1] == {
             "type": "json_object",
-            "schema": {**SCHEMA, "additionalProperties": False},
+            "schema": {
+                **SCHEMA,
+                "properties": {
+                    "score": {"type": "integer"},
+                    "verdict": {"type": "string", "maxLength": n.GRAMMAR_MAX_STRING},
+                },
+                "additionalProperties": False,
+            },
         }
         assert n.remembered(f"{srv.base_url}/", "small-model") is n.Mode.JSON_OBJECT_SCHEMA
 
@@ -201,11 +209,12 @@ def test_a_grammar_samples_only_the_required_properties_and_nothing_else():
             "score": {"type": "integer"},
             "items": {
                 "type": "array",
+                "maxItems": n.GRAMMAR_MAX_ITEMS,
                 "items": {
                     "type": "object",
                     "required": ["id"],
                     "additionalProperties": False,
-                    "properties": {"id": {"type": "string"}},
+                    "properties": {"id": {"type": "string", "maxLength": n.GRAMMAR_MAX_STRING}},
                 },
             },
         },
