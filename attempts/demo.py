@@ -1,4 +1,4 @@
-"""Demo attempts on 'Office hours: CS-180', made through the services and the local provider."""
+"""Demo attempts on 'Office hours: CS-180', made through the services and the configured model."""
 
 from __future__ import annotations
 
@@ -23,12 +23,21 @@ WEAK = [
 ]
 
 
-def _run(learner, entry, *, key: str, lines: list[str], chats: int, complete: bool):
+def _run(learner, entry, *, key: str, lines: list[str], chats: int, complete: bool, stdout):
+    """One demo attempt; a model that fails (a real one may) leaves it in progress, said so."""
     entry_id = {"practice_id": entry.pk} if isinstance(entry, Practice) else {"home_id": entry.pk}
     # Each attempt has its own Idempotency-Key: a rerun finds it and changes nothing.
     attempt = services.attempt_start(actor=learner, idempotency_key=key, **entry_id)
     if attempt.message_count or attempt.status == AttemptStatus.COMPLETED:
         return attempt, False
+    try:
+        _converse(learner, attempt, lines=lines, chats=chats, complete=complete)
+    except services.ModelUnavailable as exc:
+        stdout.write(f"  attempts: {key} left in progress, the model failed: {exc}")
+    return attempt, True
+
+
+def _converse(learner, attempt, *, lines: list[str], chats: int, complete: bool) -> None:
     chat_ids = list(attempt.chats.order_by("position").values_list("pk", flat=True))
     for position in range(chats):
         if position:
@@ -45,7 +54,6 @@ def _run(learner, entry, *, key: str, lines: list[str], chats: int, complete: bo
             )
     if complete:
         services.attempt_complete(actor=learner, attempt_id=attempt.pk, message="Demo run")
-    return attempt, True
 
 
 def seed(*, stdout) -> None:
@@ -66,7 +74,9 @@ def seed(*, stdout) -> None:
     ]
     made = 0
     for learner, entry, key, lines, chats, complete in runs:
-        _, created = _run(learner, entry, key=key, lines=lines, chats=chats, complete=complete)
+        _, created = _run(
+            learner, entry, key=key, lines=lines, chats=chats, complete=complete, stdout=stdout
+        )
         made += created
     stdout.write(
         f"  attempts: {made} new demo attempts ({len(runs)} in all) for learner1, learner2"

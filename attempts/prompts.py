@@ -62,6 +62,8 @@ GRADE_SCHEMA = {
 
 HINTS_SCHEMA = {
     "type": "array",
+    # At least one: under a grammar, a small model otherwise takes the easy `[]` every time.
+    "minItems": 1,
     "maxItems": 3,
     "items": {
         "type": "object",
@@ -136,7 +138,7 @@ def hint_request(
             {
                 "role": "system",
                 "content": "You coach a teaching assistant during a practice conversation with "
-                f"{persona['name']} ({situation['title']}). Give at most three short hints as a "
+                f"{persona['name']} ({situation['title']}). Give one to three short hints as a "
                 'JSON array of {"type": "warning"|"praise"|"suggestion", "content": "..."}.',
             },
             {

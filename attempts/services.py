@@ -383,7 +383,8 @@ def _persona_reply(accepted: _Accepted, assistant_id: uuid.UUID) -> tuple[str, b
 
 
 def _hints_for(accepted: _Accepted, reply: str) -> list[dict]:
-    """Coaching hints from their own Run; a failure costs the hints, never the reply."""
+    """Coaching hints from their own Run; a failure costs the hints, never the reply, and is
+    shown as a hint of type "error" naming the reason (never a silent empty list)."""
     run = books.run_create(
         group=accepted.run.group,
         kind="hint",
@@ -400,8 +401,10 @@ def _hints_for(accepted: _Accepted, reply: str) -> list[dict]:
     )
     try:
         result = books.model_call(run=run, request=request)
-    except ProviderError:
-        return []
+    except ProviderError as exc:
+        return [
+            {"type": "error", "content": f"No hints for this turn: {exc}", "run_id": str(run.pk)}
+        ]
     return [
         {"type": str(hint.get("type", "suggestion")), "content": str(hint.get("content", ""))}
         for hint in (result.data or [])

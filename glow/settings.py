@@ -261,6 +261,9 @@ GLOW_AI_PROVIDER = env.str("GLOW_AI_PROVIDER", default="local")
 GLOW_LOCAL_STREAM_DELAY = env.float(
     "GLOW_LOCAL_STREAM_DELAY", default=0.07 if GLOW_PROFILE == "embedded" else 0.0
 )
+# The title of the catalog Model that persona replies, hints, grades and generation use when
+# they name none (each organization's own row of that title); empty: GLOW_AI_PROVIDER.
+GLOW_AI_MODEL = env.str("GLOW_AI_MODEL", default="")
 GLOW_OPENAI_BASE_URL = env.str("GLOW_OPENAI_BASE_URL", default="https://api.openai.com/v1")
 GLOW_OPENAI_API_KEY_ENV = env.str("GLOW_OPENAI_API_KEY_ENV", default="OPENAI_API_KEY")
 GLOW_OPENAI_TIMEOUT = env.float("GLOW_OPENAI_TIMEOUT", default=60.0)

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from glow.ai import CompletionRequest, CompletionResult, ProviderError, cost_for, get_provider
 from glow.ai.speech import Speech, Transcription, get_speech_provider, speech_cost
+from glow.catalog.models import Model
 from glow.core.bulk import bulk_copy, bulk_set
 from glow.core.media import upload_save_file
 from glow.core.models import UploadKind
@@ -139,6 +140,8 @@ def run_create(
     artifact_id=None,
     params: dict | None = None,
 ) -> Run:
+    if model is None:
+        model = default_model(organization_id=group.organization_id)
     provider, provider_model = provider_of(model)
     return Run.objects.create(
         organization_id=group.organization_id,
@@ -154,6 +157,20 @@ def run_create(
         mcp=mcp,
         artifact_id=artifact_id,
         params=params or {},
+    )
+
+
+def default_model(*, organization_id):
+    """The organization's catalog Model named by GLOW_AI_MODEL (its title), for the calls that
+    name no model (persona replies, hints, grades, generation); None: the settings' provider."""
+    if not settings.GLOW_AI_MODEL:
+        return None
+    return (
+        Model.objects.filter(
+            organization_id=organization_id, title=settings.GLOW_AI_MODEL, archived=False
+        )
+        .order_by("-created_at")
+        .first()
     )
 
 
@@ -173,6 +190,7 @@ def provider_for(run: Run):
             api_key=os.environ.get(key_env, ""),
             timeout=settings.GLOW_OPENAI_TIMEOUT,
             max_retries=settings.GLOW_OPENAI_MAX_RETRIES,
+            structured_output=model.structured_output if model else None,
         )
     return get_provider(run.provider or "local", stream_delay=settings.GLOW_LOCAL_STREAM_DELAY)
 

@@ -17,7 +17,7 @@ from attempts.models import (
     Message,
     QuestionResponse,
 )
-from glow.ai import ProviderError
+from glow.ai import LocalProvider, ProviderError, StructuredOutputError
 from glow.catalog.tests.factories import PracticeFactory, SimulationFactory
 from system import services as books
 from system.models import Run, RunStatus
@@ -375,6 +375,34 @@ def test_a_failing_model_keeps_the_learners_message(world, learner_client, monke
     assert Run.objects.get(pk=body["run_id"]).status == RunStatus.FAILED
     chat = Chat.objects.get(pk=started["chat_ids"][0])
     assert chat.message_count == 1 and chat.status == "active"
+
+
+def test_hints_that_could_not_be_produced_are_an_explicit_error(world, learner_client, monkeypatch):
+    answer = LocalProvider._complete
+
+    def no_json(self, request):
+        if request.task == "hint":
+            raise StructuredOutputError(
+                "The model's answer did not match the requested JSON schema"
+            )
+        return answer(self, request)
+
+    started = begin(learner_client, world)
+    monkeypatch.setattr("glow.ai.local.provider.LocalProvider._complete", no_json)
+    body = ok(say(learner_client, started))
+    hint_run = Run.objects.get(kind="hint")
+    assert body["hints"] == [
+        {
+            "type": "error",
+            "content": "No hints for this turn: The model's answer did not match the requested "
+            "JSON schema",
+            "run_id": str(hint_run.pk),
+        }
+    ]
+    assert hint_run.status == RunStatus.FAILED and "JSON schema" in hint_run.error
+    assert Message.objects.get(pk=body["assistant_message_id"]).content, "the reply is kept"
+    bundle = ok(learner_client.op("attempt/get", {"attempt_id": started["attempt_id"]}))
+    assert bundle["messages"][-1]["hints"] == body["hints"]
 
 
 # -- timer --------------------------------------------------------------------------------------

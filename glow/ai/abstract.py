@@ -35,7 +35,12 @@ class BaseProvider(ABC):
         if request.json_schema is None:
             result = self._complete(request)
         else:
-            result = complete_structured(self._complete, request)
+            result = complete_structured(
+                self._complete,
+                request,
+                server=self._structured_server(),
+                pinned=self._structured_pin(),
+            )
         return replace(result, latency_ms=_elapsed_ms(started))
 
     def stream(
@@ -44,6 +49,14 @@ class BaseProvider(ABC):
         if request.json_schema is not None:
             return CompletionStream(self._stream_structured(request, should_cancel))
         return CompletionStream(self._timed(self._stream(request, should_cancel)))
+
+    def _structured_server(self) -> str | None:
+        """Where structured-output modes are negotiated and remembered; None: no negotiation."""
+        return None
+
+    def _structured_pin(self) -> str | None:
+        """A structured-output mode configured for this provider, tried alone."""
+        return None
 
     @abstractmethod
     def _complete(self, request: CompletionRequest) -> CompletionResult: ...

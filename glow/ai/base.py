@@ -37,6 +37,9 @@ class CompletionRequest:
     task: str | None = None
     context: dict = field(default_factory=dict)
     json_schema: dict | None = None
+    # How a remote server is asked for `json_schema` (a glow.ai.negotiation.Mode); None: its
+    # strongest mode. Set by the structured-output negotiation, not by callers.
+    json_mode: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
 
@@ -56,6 +59,10 @@ class ProviderError(Exception):
 
 class ProviderTimeout(ProviderError):
     """The model did not answer within the timeout, retries included."""
+
+
+class FormatRefused(ProviderError):
+    """The server refused the request's response format (a structured-output mode it lacks)."""
 
 
 class StructuredOutputError(ProviderError):

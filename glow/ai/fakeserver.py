@@ -20,6 +20,11 @@ empty the server echoes the last user message. Behaviours:
 - `Delay(seconds, then=None)`: waits before answering (with `then`, or the echo), to make
   a client with a shorter timeout give up.
 
+`FakeOpenAIServer(refuse_formats=("json_schema",))` refuses chat requests whose
+`response_format` is of those kinds (`json_schema`, `json_object_schema` for `json_object`
+with a `schema`, `json_object`) the way llama-cpp-python's server does: HTTP 500 with its
+pydantic message, before taking anything from the queue.
+
 Speech routes share the queue. POST /v1/audio/transcriptions (multipart; recorded as a dict
 of its form fields, the upload as an `UploadedFile`) answers a `Transcript(text, seconds=None,
 usage=None)`: `seconds` reports duration usage, `usage` token usage; with the queue empty it
@@ -114,13 +119,14 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
     served: int = 0
+    refuse_formats: frozenset[str] = frozenset()
 
 
 class FakeOpenAIServer:
     """An OpenAI-compatible server on 127.0.0.1 with a free port, run in a daemon thread."""
 
-    def __init__(self) -> None:
-        self._state = _State()
+    def __init__(self, *, refuse_formats: tuple[str, ...] = ()) -> None:
+        self._state = _State(refuse_formats=frozenset(refuse_formats))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self._state))
         self._server.daemon_threads = True
         # A short poll keeps `stop()` (and so each test's teardown) quick.
@@ -182,11 +188,13 @@ class _ChatHandler(BaseHTTPRequestHandler):
         else:
             body = _json_or_text(raw)
         path = self.path.split("?")[0]
+        refused = path in CHAT_PATHS and _format_kind(body) in self.shared.refuse_formats
         with self.shared.lock:
             self.shared.requests.append(
                 RecordedRequest("POST", path, dict(self.headers.items()), body)
             )
-            behaviour = self.shared.queue.popleft() if self.shared.queue else None
+            take = self.shared.queue and not refused
+            behaviour = self.shared.queue.popleft() if take else None
             self.shared.served += 1
             number = self.shared.served
         if path in TRANSCRIPTION_PATHS + SPEECH_PATHS and isinstance(body, dict):
@@ -195,6 +203,9 @@ class _ChatHandler(BaseHTTPRequestHandler):
             return
         if path not in CHAT_PATHS or not isinstance(body, dict):
             self._send_json(404, {"error": {"message": f"no route for {path}", "type": "invalid"}})
+            return
+        if refused:
+            self._send_json(500, {"error": _format_refusal(body)})
             return
         # A client that gave up (timeout, cancellation) has nobody left to answer.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -288,6 +299,25 @@ def _json_or_text(raw: bytes) -> Any:
         return json.loads(raw or b"null")
     except ValueError:
         return raw.decode(errors="replace")
+
+
+def _format_kind(body: Any) -> str | None:
+    shape = body.get("response_format") if isinstance(body, dict) else None
+    if not isinstance(shape, dict):
+        return None
+    if shape.get("type") == "json_object" and "schema" in shape:
+        return "json_object_schema"
+    return str(shape.get("type"))
+
+
+def _format_refusal(body: dict) -> dict:
+    kind = body["response_format"].get("type")
+    message = (
+        "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input "
+        f"should be 'text' or 'json_object' [type=literal_error, input_value='{kind}', "
+        "input_type=str]"
+    )
+    return {"message": message, "type": "internal_server_error", "param": None, "code": None}
 
 
 def _last_user_message(body: dict) -> str:

@@ -15,10 +15,12 @@ from glow.ai.base import (
     CompletionRequest,
     CompletionResult,
     DeltaGenerator,
+    FormatRefused,
     ProviderError,
     ProviderTimeout,
     Usage,
 )
+from glow.ai.negotiation import refuses_format, response_format
 from glow.ai.tokens import count_tokens
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -43,7 +45,9 @@ class OpenAIProvider(BaseProvider):
         max_retries: int | None = None,
         backoff_base: float = 0.2,
         backoff_cap: float = 2.0,
+        structured_output: str | None = None,
     ) -> None:
+        self.structured_output = structured_output or None
         self.max_retries = DEFAULT_MAX_RETRIES if max_retries is None else max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -56,6 +60,12 @@ class OpenAIProvider(BaseProvider):
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             max_retries=0,
         )
+
+    def _structured_server(self) -> str:
+        return str(self._client.base_url)
+
+    def _structured_pin(self) -> str | None:
+        return self.structured_output
 
     def _complete(self, request: CompletionRequest) -> CompletionResult:
         response = self._with_retries(lambda: self._create(request, stream=False))
@@ -101,10 +111,9 @@ class OpenAIProvider(BaseProvider):
             # `max_tokens` rather than `max_completion_tokens`: compatible servers know it.
             options["max_tokens"] = request.max_tokens
         if request.json_schema is not None:
-            options["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.json_schema, "strict": False},
-            }
+            shape = response_format(request.json_mode, request.json_schema)
+            if shape is not None:
+                options["response_format"] = shape
         if stream:
             options.update(stream=True, stream_options={"include_usage": True})
         return self._client.chat.completions.create(**options)
@@ -114,7 +123,8 @@ class OpenAIProvider(BaseProvider):
             try:
                 return call()
             except _RETRYABLE as exc:
-                if attempt == self.max_retries:
+                # A refused format fails the same way every time: the negotiation steps down.
+                if attempt == self.max_retries or _refused(exc):
                     raise _translate(exc, attempts=attempt + 1) from exc
                 time.sleep(min(self.backoff_cap, self.backoff_base * 2**attempt))
             except openai.OpenAIError as exc:
@@ -140,12 +150,15 @@ def _translate(exc: Exception, *, attempts: int) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout(f"The model server did not answer in time{tries}.")
     if isinstance(exc, openai.APIStatusError):
-        return ProviderError(
-            f"The model server answered HTTP {exc.status_code}{tries}: {_detail(exc)}"
-        )
+        error = FormatRefused if _refused(exc) else ProviderError
+        return error(f"The model server answered HTTP {exc.status_code}{tries}: {_detail(exc)}")
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(f"Could not connect to the model server{tries}.")
     return ProviderError(f"The model call failed: {exc}")
+
+
+def _refused(exc: Exception) -> bool:
+    return isinstance(exc, openai.APIStatusError) and refuses_format(exc.status_code, _detail(exc))
 
 
 def _detail(exc: openai.APIStatusError) -> str:

@@ -247,6 +247,16 @@ class Provider(models.TextChoices):
     OPENAI = "openai", "OpenAI-compatible"
 
 
+class StructuredOutput(models.TextChoices):
+    """How the model's server is asked for JSON (glow.ai.negotiation.Mode); blank: negotiate."""
+
+    NEGOTIATE = "", "Negotiate with the server"
+    JSON_SCHEMA = "json_schema", "response_format json_schema (OpenAI, vLLM, Ollama)"
+    JSON_OBJECT_SCHEMA = "json_object_schema", "json_object with a schema (llama-cpp-python)"
+    JSON_OBJECT = "json_object", "Plain JSON mode, schema in the prompt"
+    PROMPT = "prompt", "No JSON mode, schema in the prompt"
+
+
 class Model(Artifact):
     """A language model and its prices per million tokens."""
 
@@ -254,6 +264,13 @@ class Model(Artifact):
     provider_model = models.CharField(max_length=200, default="glow-local")
     base_url = models.URLField(blank=True, help_text="Empty: the settings default.")
     api_key_env = models.CharField(max_length=100, blank=True, help_text="Env var holding the key.")
+    structured_output = models.CharField(
+        max_length=20,
+        choices=StructuredOutput.choices,
+        blank=True,
+        default=StructuredOutput.NEGOTIATE,
+        help_text="How to ask the server for JSON; blank: find out and remember.",
+    )
     input_price_per_million = models.DecimalField(
         max_digits=12, decimal_places=6, default=Decimal("0")
     )

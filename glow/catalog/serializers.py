@@ -50,6 +50,7 @@ ModelOut = out(
     "provider_model",
     "base_url",
     "api_key_env",
+    "structured_output",
     "input_price_per_million",
     "output_price_per_million",
 )
@@ -363,6 +364,9 @@ class ModelWrite(ArtifactWrite):
     base_url = serializers.URLField(required=False, allow_blank=True)
     api_key_env = serializers.RegexField(
         r"^[A-Z_][A-Z0-9_]*$", max_length=100, required=False, allow_blank=True
+    )
+    structured_output = serializers.ChoiceField(
+        choices=m.StructuredOutput.choices, required=False, allow_blank=True
     )
     input_price_per_million = serializers.DecimalField(
         max_digits=12, decimal_places=6, min_value=0, required=False

@@ -295,6 +295,26 @@ def test_malformed_json_is_repaired_once_and_both_calls_are_billed(
     assert run.status == RunStatus.SUCCEEDED
 
 
+def test_calls_naming_no_model_use_the_model_glow_ai_model_names_with_its_pinned_mode(
+    fake_openai, openai_model, learner, outsider, settings
+):
+    settings.GLOW_AI_MODEL = openai_model.title
+    openai_model.structured_output = "json_object"
+    openai_model.save()
+    fake_openai.enqueue(Reply('{"score": 2}', usage=Usage(10, 2)))
+
+    run = _run(learner, kind="grade")
+    result = services.model_call(run=run, request=_ask(json_schema=SCHEMA))
+
+    assert run.model == openai_model and run.provider_model == "gpt-books"
+    assert result.data == {"score": 2}
+    sent = fake_openai.requests[-1].body
+    assert sent["model"] == "gpt-books"
+    assert sent["response_format"] == {"type": "json_object"}
+    # Another organization has no Model of that title: its calls stay on the settings' provider.
+    assert _run(outsider).model is None
+
+
 def test_malformed_json_twice_fails_the_structured_run(fake_openai, openai_model, learner):
     fake_openai.enqueue(Reply('{"score": '), Reply("no json here"))
     run = _run(learner, model=openai_model, kind="grade")

@@ -111,3 +111,31 @@ def test_rows_loaded_before_demo_ids_are_adopted_by_title_not_copied():
 
     assert found.pk == legacy.pk != demo_id(Persona, "Demo University/Riley, legacy row")
     assert Persona.objects.get(pk=legacy.pk).traits == ["calm"]
+
+
+def test_glow_demo_finishes_when_a_real_model_fails_to_grade(settings):
+    """A model server that answers prose where JSON is needed: hints and grades fail, the demo
+    attempts stay in progress, and the command still finishes."""
+    from attempts.models import Attempt, AttemptStatus, Message
+    from glow.ai import negotiation
+    from glow.ai.fakeserver import FakeOpenAIServer
+    from glow.catalog.services import model_configure
+
+    call_command("glow_demo", stdout=StringIO())
+    Attempt.objects.all().delete()
+    settings.GLOW_AI_MODEL = "Remote model"
+    settings.GLOW_OPENAI_MAX_RETRIES = 0
+    negotiation.forget_all()
+    # With nothing queued the fake server echoes the learner: a reply, but never JSON.
+    with FakeOpenAIServer() as server:
+        model_configure(title="Remote model", base_url=server.base_url, provider_model="remote")
+        out = StringIO()
+        call_command("glow_demo", stdout=out)
+    negotiation.forget_all()
+
+    assert "Demo data ready." in out.getvalue()
+    assert "left in progress, the model failed: The grader could not answer" in out.getvalue()
+    assert not Attempt.objects.filter(status=AttemptStatus.COMPLETED).exists()
+    replies = Message.objects.filter(role="assistant")
+    assert replies.exists()
+    assert all(reply.hints[0]["type"] == "error" for reply in replies)
