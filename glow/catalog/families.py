@@ -223,6 +223,14 @@ def scenario_problems(scenario: m.Scenario) -> list[dict]:
         problems.append(problem("archived_persona", "The persona is archived.", "persona"))
     if scenario.modality == m.Modality.VIDEO and not scenario.questions:
         problems.append(problem("no_questions", "A video scenario has no questions.", "questions"))
+    if scenario.persona_opens and not scenario.opening_line.strip():
+        problems.append(
+            problem(
+                "no_opening_line",
+                "The student opens this conversation but has no opening line.",
+                "opening_line",
+            )
+        )
     return problems
 
 
