@@ -17,6 +17,10 @@ class ChatPage:
     chat: Chat
     messages: list[Message]
 
+    @property
+    def flagged(self) -> int:
+        return sum(1 for message in self.messages if message.fidelity_flags)
+
 
 def _transcripts(chats: list[Chat]) -> list[ChatPage]:
     """Each chat's current branch (retries replace earlier replies), from one query for all."""

@@ -84,15 +84,15 @@ def _suggestions(state: State, reply: str, name: str) -> list[dict[str, str]]:
             _hint(
                 "suggestion",
                 f"{name} is still worried about {topic}. Name that feeling first, for example: "
-                f'"It sounds like {topic} has been weighing on you."',
+                f'"It sounds like you have been really worried about {topic}."',
             )
         )
     elif status != RESOLVED:
         found.append(
             _hint(
                 "suggestion",
-                f"{topic[:1].upper() + topic[1:]} is still open for {name}. Explain it plainly, "
-                "with one small example, or ask what they have tried.",
+                f"{name}'s concern about {topic} is still open. Explain it plainly, with one "
+                "small example, or ask what they have tried.",
             )
         )
     return found

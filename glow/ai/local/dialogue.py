@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from glow.ai.local.text import (
     DISMISSIVE,
+    DOMAIN_WORDS,
+    STOPWORDS,
     EMPATHY,
     EXPLANATION,
     NEXT_STEPS,
@@ -93,6 +95,9 @@ class Student:
     phrases: tuple[str, ...]
     concerns: tuple[Concern, ...]
     vocabulary: frozenset[str]
+    # Concerns guessed from the situation's words (none authored): any on-topic turn may
+    # address the one in play, since its cues are only guesses.
+    derived: bool = False
 
 
 def first_name(raw_name: str) -> str:
@@ -130,6 +135,14 @@ def read_student(persona: dict, scenario: dict | None = None) -> Student:
         phrases=tuple(str(p) for p in persona.get("phrases") or [] if str(p).strip()),
         concerns=concerns,
         vocabulary=frozenset(stems(text) - {stem(word) for word in WEAK_WORDS}),
+        derived=not _authored(persona, scenario),
+    )
+
+
+def _authored(persona: dict, scenario: dict) -> bool:
+    return any(
+        isinstance(item, dict) and str(item.get("topic") or "").strip()
+        for item in [*(scenario.get("concerns") or []), *(persona.get("concerns") or [])]
     )
 
 
@@ -177,16 +190,32 @@ def _concern(index: int, topic: str, item: dict, temperament: str) -> Concern:
 
 
 def _derived_topics(persona: dict, scenario: dict) -> list[str]:
-    """Without authored concerns: the situation's most topical nouns (never the title's)."""
-    title_words = set(keywords(str(scenario.get("title") or "")))
+    """Without authored concerns: the situation's most topical phrases, e.g. "the titration
+    question" (a content word before a course noun), else its most topical words."""
     text = f"{scenario.get('context') or ''} {persona.get('description') or ''}"
     name_words = set(keywords(str(persona.get("name") or persona.get("title") or "")))
-    nouns = [
-        word
-        for word in salient(text)
-        if word not in title_words and word not in name_words and word not in WEAK_WORDS
-    ]
-    return [f"the {word}" for word in nouns[:2]] or ["this course"]
+    tokens = [word.strip("'") for word in words(text)]
+    found: list[str] = []
+    for first, second in zip(tokens, tokens[1:], strict=False):
+        if (
+            second in DOMAIN_WORDS
+            and len(first) >= 4
+            and first not in STOPWORDS
+            and first not in WEAK_WORDS
+            and first not in name_words
+            and not first.isdigit()
+        ):
+            phrase = f"the {first} {second}"
+            if phrase not in found:
+                found.append(phrase)
+    if len(found) < 2:
+        nouns = [
+            word
+            for word in salient(text)
+            if word in DOMAIN_WORDS and word not in name_words and word not in WEAK_WORDS
+        ]
+        found += [f"the {word}" for word in nouns if all(word not in f for f in found)]
+    return found[:2] or ["this course"]
 
 
 # -- reading the learner --------------------------------------------------------------------
@@ -229,7 +258,10 @@ def read_learner(text: str, student: Student) -> LearnerRead:
     # Shared vocabulary alone is weak evidence ("last night" is in many situations): it takes
     # three shared words, or one beside a move that engages (explaining, planning).
     shared = len(text_stems & student.vocabulary)
-    on_topic = bool(touched) or bool(kind) or shared >= 3 or (bool(plan or explanation) and shared)
+    engaged = bool(plan or explanation or asked)
+    course = sum(word in DOMAIN_WORDS for word in words(text))
+    on_topic = bool(touched) or bool(kind) or shared >= 3 or course >= 2
+    on_topic = on_topic or (engaged and bool(shared or course))
     return LearnerRead(
         text=text,
         greeting=lowered.startswith(GREETINGS) or any(f" {g} " in f" {lowered} " for g in ("hi",)),
@@ -334,7 +366,10 @@ def apply_learner(state: State, text: str, *, message_id: str | None = None) -> 
     read = read_learner(text, student)
     current = state.current
     focus = list(read.touched)
-    if not focus and current is not None and (read.empathy or read.dismissive):
+    engages = read.empathy or read.dismissive
+    if student.derived:
+        engages = engages or (read.on_topic and bool(read.explanation or read.plan))
+    if not focus and current is not None and engages:
         focus = [current.index]
     event = Event(turn=len(state.events), message_id=message_id, read=read, mood_before=state.mood)
     mood = state.mood
@@ -345,7 +380,9 @@ def apply_learner(state: State, text: str, *, message_id: str | None = None) -> 
     else:
         acknowledged, resolved, explored = [], [], []
         for index in focus:
-            substantive = bool(read.explanation or read.plan) and index in read.touched
+            substantive = bool(read.explanation or read.plan) and (
+                index in read.touched or student.derived
+            )
             before = state.status.get(index, OPEN)
             if substantive and before != RESOLVED:
                 state.status[index] = RESOLVED

@@ -76,7 +76,7 @@ PHRASEBOOK: dict[str, Lines] = {
     },
     "ack": {
         "upset": ("Okay. At least you're hearing me on {topic}.",
-                  "Fine. Thanks for not brushing {topic} off.",
+                  "Fine. Thanks for not brushing me off about {topic}.",
                   "Alright. I'm still annoyed about {topic}, but thanks for listening."),
         "anxious": ("Thank you. It helps to know I'm not the only one worried about {topic}.",
                     "Okay, thanks. I've been carrying {topic} around all week.",

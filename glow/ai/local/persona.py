@@ -67,16 +67,7 @@ def persona_reply(context: dict) -> str:
     event = apply_learner(state, message)
     reply = _Reply(state)
     _compose(reply, state, event, before, rng)
-    return _voiced(" ".join(reply.parts), student)
-
-
-def opening_line(persona: dict, scenario: dict) -> str:
-    """What the student says first when they open the chat: the scenario's line, else a worry."""
-    written = str(scenario.get("opening_line") or "").strip()
-    if written:
-        return written
-    student = read_student(persona, scenario)
-    return student.concerns[0].worry if student.concerns else student.goal
+    return _voiced(_toned(" ".join(reply.parts), state), student)
 
 
 def _compose(reply: _Reply, state: State, event: Event, before: Concern | None, rng) -> None:
@@ -182,6 +173,19 @@ def _feelings(student: Student, state: State) -> str:
         traits = ["pretty stressed"] if state.mood >= 5 else ["okay, I guess"]
     described = " and ".join(traits)
     return options("feel", student.temperament, traits=described)[0]
+
+
+def _toned(text: str, state: State) -> str:
+    """Heat shows at a high mood (a blunt opener, an exclamation), diffidence at a low one."""
+    temperament = state.student.temperament
+    latest = state.events[-1]
+    flared = latest.mood_after > latest.mood_before or len(state.events) == 1
+    if state.mood >= 9 and flared and temperament in ("upset", "demanding"):
+        first = text if re.match(r"I\b", text) else text[:1].lower() + text[1:]
+        return "Look, " + re.sub(r"\.(\s|$)", r"!\1", first, count=1)
+    if state.mood <= 2 and temperament not in ("eager", "upset") and text.endswith("."):
+        return text[:-1] + ", if that's okay."
+    return text
 
 
 def _voiced(text: str, student: Student) -> str:
