@@ -544,8 +544,7 @@ def _fidelity_flags(accepted: _Accepted, reply: str) -> list[dict]:
     scenario = accepted.chat.scenario
     return fidelity.check_reply(
         reply,
-        earlier=[turn["content"] for turn in accepted.transcript]
-        + [accepted.user_message.content],
+        earlier=[turn["content"] for turn in accepted.transcript] + [accepted.user_message.content],
         persona=prompts.persona_of(scenario),
         scenario=prompts.scenario_of(scenario),
     )

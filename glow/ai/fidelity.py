@@ -34,7 +34,9 @@ _OUT_OF_CHARACTER = re.compile(
     r"i cannot (?:role-?play|pretend)|system prompt|my instructions)",
     re.IGNORECASE,
 )
-_META_WORDS = re.compile(r"\b(?:learning objectives?|the rubric says|my persona|this scenario)\b", re.I)
+_META_WORDS = re.compile(
+    r"\b(?:learning objectives?|the rubric says|my persona|this scenario)\b", re.I
+)
 
 # A trait (matched at a word start) and what a student with it would not say.
 _CONTRADICTIONS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (

@@ -18,7 +18,6 @@ from glow.accounts.models import Profile
 from glow.ai import fidelity
 from glow.catalog import families
 from glow.catalog import models as m
-from glow.catalog.demo import RUBRIC
 
 pytestmark = pytest.mark.django_db
 
@@ -176,9 +175,7 @@ def world(db):
         "learner": learner,
         "other_learner": Profile.objects.get(user__username="other_learner"),
         "simulations": [(demo_sim, learner), (made_sim, learner), (other, None)],
-        "names": list(
-            {p.title.split(",")[0] for p in m.Persona.objects.all()}
-        ),
+        "names": list({p.title.split(",")[0] for p in m.Persona.objects.all()}),
     }
 
 
@@ -213,7 +210,9 @@ def _converse(client, simulation, script_for) -> list[dict]:
             )
             assert sent.status_code == 200, sent.content
             body = sent.json()
-            turns.append({"learner": line, "reply": body["assistant_content"], "hints": body["hints"]})
+            turns.append(
+                {"learner": line, "reply": body["assistant_content"], "hints": body["hints"]}
+            )
         ended = client.op(
             "attempt/end", {"attempt_id": attempt_id, "chat_id": chat_id, "grade": True}
         )
@@ -269,8 +268,10 @@ def test_conversations_meet_the_quality_bars(world, make_client, capsys, setting
                     c["worry"] for c in [*scenario.concerns, *scenario.persona.concerns]
                 )
                 first = record["opening"][:1]
-                openers_ok += bool(first) and first[0]["role"] == "assistant" and (
-                    first[0]["content"] == expected
+                openers_ok += (
+                    bool(first)
+                    and first[0]["role"] == "assistant"
+                    and (first[0]["content"] == expected)
                 )
             topics = [c["topic"] for c in [*scenario.concerns, *scenario.persona.concerns]]
             for turn in record["turns"]:

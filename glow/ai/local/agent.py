@@ -28,18 +28,24 @@ class Style:
     brief: bool
 
 
+_EMPATHY_ASKS = ("empath", "acknowledge", "feeling", "warm", "kind", "validat", "supportive",
+                 "patient")  # fmt: skip
+_QUESTION_ASKS = ("question", "ask", "curious", "explore")
+_NO_QUESTIONS = ("do not ask", "don't ask", "no questions", "never ask")
+_EXPLAIN_ASKS = ("explain", "policy", "accurate", "clarif", "teach")
+_NEXT_STEP_ASKS = ("next step", "plan", "follow up", "follow-up")
+_BRIEF_ASKS = ("one short sentence", "one sentence", "concise", "brief", "short answer", "terse")
+
+
 def read_style(system_prompt: str) -> Style:
     text = system_prompt.lower()
-    no_questions = count_phrases(text, ("do not ask", "don't ask", "no questions", "never ask"))
     return Style(
-        empathy=bool(count_phrases(text, ("empath", "acknowledge", "feeling", "warm", "kind",
-                                          "validat", "supportive", "patient"))),  # fmt: skip
-        questions=not no_questions
-        and bool(count_phrases(text, ("question", "ask", "curious", "explore"))),
-        explain=bool(count_phrases(text, ("explain", "policy", "accurate", "clarif", "teach"))),
-        next_steps=bool(count_phrases(text, ("next step", "plan", "follow up", "follow-up"))),
-        brief=bool(count_phrases(text, ("one short sentence", "one sentence", "concise", "brief",
-                                        "short answer", "terse"))),  # fmt: skip
+        empathy=bool(count_phrases(text, _EMPATHY_ASKS)),
+        questions=not count_phrases(text, _NO_QUESTIONS)
+        and bool(count_phrases(text, _QUESTION_ASKS)),
+        explain=bool(count_phrases(text, _EXPLAIN_ASKS)),
+        next_steps=bool(count_phrases(text, _NEXT_STEP_ASKS)),
+        brief=bool(count_phrases(text, _BRIEF_ASKS)),
     )
 
 

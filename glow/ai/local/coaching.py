@@ -29,7 +29,9 @@ def hints(context: dict) -> list[dict[str, str]]:
         )
     elif event is not None and event.read.off_topic:
         back = f" back to {topic}" if topic else " back to why they came"
-        found.append(_hint("warning", f"That was off topic for {name}; bring the conversation{back}."))
+        found.append(
+            _hint("warning", f"That was off topic for {name}; bring the conversation{back}.")
+        )
     if event is not None and not event.read.dismissive:
         praise = _praise(state, event, name)
         if praise:

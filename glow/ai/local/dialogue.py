@@ -8,16 +8,17 @@ Replies, hints, grades and the simulated agent all read the same state, so they 
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
 from glow.ai.local.text import (
     DISMISSIVE,
     DOMAIN_WORDS,
-    STOPWORDS,
     EMPATHY,
     EXPLANATION,
     NEXT_STEPS,
+    STOPWORDS,
     WEAK_WORDS,
     count_phrases,
     keywords,
@@ -67,6 +68,8 @@ _QUESTION_KINDS: dict[str, tuple[str, ...]] = {
                 "what would you like to talk", "talk about"),
 }  # fmt: skip
 
+OPEN_STARTS = ("what", "how", "why", "which", "tell me", "can you tell", "could you walk",
+               "walk me", "help me understand", "can you explain", "could you tell")  # fmt: skip
 _NAME_SPLIT = re.compile(r"[,(:;–—-]")
 _CONCERN_TEXT_FIELDS = ("topic", "worry", "ask", "more", "pushback", "relief")
 
@@ -196,7 +199,7 @@ def _derived_topics(persona: dict, scenario: dict) -> list[str]:
     name_words = set(keywords(str(persona.get("name") or persona.get("title") or "")))
     tokens = [word.strip("'") for word in words(text)]
     found: list[str] = []
-    for first, second in zip(tokens, tokens[1:], strict=False):
+    for first, second in itertools.pairwise(tokens):
         if (
             second in DOMAIN_WORDS
             and len(first) >= 4
@@ -267,12 +270,7 @@ def read_learner(text: str, student: Student) -> LearnerRead:
         greeting=lowered.startswith(GREETINGS) or any(f" {g} " in f" {lowered} " for g in ("hi",)),
         questions=asked,
         question_kind=kind,
-        open_question=any(
-            part.lower().startswith(("what", "how", "why", "which", "tell me", "can you tell",
-                                     "could you walk", "walk me", "help me understand",
-                                     "can you explain", "could you tell"))
-            for part in asked
-        ),  # fmt: skip
+        open_question=any(part.lower().startswith(OPEN_STARTS) for part in asked),
         empathy=count_phrases(text, ACKNOWLEDGE),
         dismissive=count_phrases(text, ALL_DISMISSIVE),
         explanation=explanation,

@@ -129,9 +129,7 @@ def score_standard(group_id: str, standard: dict, state: State, findings: dict) 
         quotes = tuple(dict.fromkeys(quote for item in chosen for quote in item.quotes))
     else:
         fraction, reason, quotes = _by_wording(wording, state)
-    return StandardScore(
-        group_id, standard, max(0.0, min(1.0, fraction)), concepts, reason, quotes
-    )
+    return StandardScore(group_id, standard, max(0.0, min(1.0, fraction)), concepts, reason, quotes)
 
 
 # -- concepts, each from the state ------------------------------------------------------------
@@ -156,7 +154,9 @@ def _dismissals(state: State) -> list[Event]:
 
 def _topics(state: State, indexes) -> str:
     names = [concern.topic for concern in state.student.concerns if concern.index in indexes]
-    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + (names[-1] if names else "")
+    return (
+        ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + (names[-1] if names else "")
+    )
 
 
 def _empathy(state: State) -> Finding:
@@ -182,11 +182,15 @@ def _empathy(state: State) -> Finding:
         fraction = min(fraction, 0.2) - 0.1 * (len(dismissals) - 1)
         reason = (
             f"You dismissed how {name} felt"
-            + (f" about {_topics(state, dismissals[0].dismissed)}" if dismissals[0].dismissed else "")
+            + (
+                f" about {_topics(state, dismissals[0].dismissed)}"
+                if dismissals[0].dismissed
+                else ""
+            )
             + ", which undoes any acknowledgement."
         )
         quotes = [_quote(e, ALL_DISMISSIVE, good=False) for e in dismissals[:_MAX_QUOTES]] + quotes
-    return Finding(fraction, reason, tuple(quotes[:_MAX_QUOTES + 1]))
+    return Finding(fraction, reason, tuple(quotes[: _MAX_QUOTES + 1]))
 
 
 def _respect(state: State) -> Finding:
@@ -279,9 +283,7 @@ _CONCEPTS = {
 def _by_wording(wording: str, state: State) -> tuple[float, str, tuple[Quote, ...]]:
     """A standard naming none of the concepts: how much of its wording the learner covered."""
     terms = stems(wording) - _RUBRIC_FILLER
-    said = [
-        (event, stems(event.read.text)) for event in state.events if not event.read.dismissive
-    ]
+    said = [(event, stems(event.read.text)) for event in state.events if not event.read.dismissive]
     matched = {term for term in terms if any(term in found for _, found in said)}
     fraction = min(1.0, len(matched) / max(1, min(len(terms), 4)))
     quotes = tuple(
@@ -370,9 +372,8 @@ def _summary(scored: list[StandardScore], score: int, total: int, state: State) 
     open_ = state.open_concerns
     name = state.student.name
     if state.student.concerns:
-        text += (
-            f" {name} left with {len(open_)} concern(s) still open"
-            + (f" ({_topics(state, {c.index for c in open_})})." if open_ else ".")
+        text += f" {name} left with {len(open_)} concern(s) still open" + (
+            f" ({_topics(state, {c.index for c in open_})})." if open_ else "."
         )
     if best.fraction > 0:
         text += f" Strongest: {best.standard.get('name')}."
@@ -401,4 +402,3 @@ def _highlights(scored: list[StandardScore]) -> list[dict]:
     bad = [entry for entry in found if "cost points" in entry["comment"]]
     good = [entry for entry in found if entry not in bad]
     return (bad + good)[:5]
-

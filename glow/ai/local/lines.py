@@ -186,7 +186,9 @@ def fallback_line(kind: str, temperament: str, topic: str) -> str:
     return options(kind, temperament, topic)[0]
 
 
-def shuffled(kind: str, temperament: str, rng: random.Random, topic: str = "", **extra) -> list[str]:
+def shuffled(
+    kind: str, temperament: str, rng: random.Random, topic: str = "", **extra
+) -> list[str]:
     found = options(kind, temperament, topic, **extra)
     rng.shuffle(found)
     return found

@@ -77,7 +77,9 @@ def _compose(reply: _Reply, state: State, event: Event, before: Concern | None, 
     if read.dismissive:
         target = concerns.get((event.dismissed or (None,))[0]) or before
         topic = target.topic if target else "this"
-        reply.take(target.pushback if target else "", *shuffled("pushback", temperament, rng, topic))
+        reply.take(
+            target.pushback if target else "", *shuffled("pushback", temperament, rng, topic)
+        )
         if state.mood >= 7 and student.goal:
             reply.take(student.goal)
         elif target is not None:
