@@ -76,8 +76,9 @@ def agent_turn(context: dict) -> tuple[str, dict | None]:
             parts.append(
                 rng.choice(
                     (
-                        f"I can hear that {topic} has been really stressful, and that makes sense.",
-                        f"It sounds like {topic} is weighing on you; thank you for telling me.",
+                        f"I can hear that you're worried about {topic}, and that makes sense.",
+                        f"It sounds like {topic} has been weighing on you; thank you for telling "
+                        "me.",
                     )
                 )
             )
@@ -86,7 +87,7 @@ def agent_turn(context: dict) -> tuple[str, dict | None]:
         elif style.explain and current is not None:
             parts.append(f"Let me explain {topic} step by step, because that is the key point.")
         if style.questions and current is not None and state.status_of(current) != RESOLVED:
-            parts.append(f"What part of {topic} worries you most?")
+            parts.append(f"What worries you most about {topic}?")
         if style.next_steps and turn_number >= 1:
             parts.append(
                 f"Let's agree on a next step: come to office hours on Thursday and we'll go "

@@ -70,6 +70,15 @@ _QUESTION_KINDS: dict[str, tuple[str, ...]] = {
 
 OPEN_STARTS = ("what", "how", "why", "which", "tell me", "can you tell", "could you walk",
                "walk me", "help me understand", "can you explain", "could you tell")  # fmt: skip
+_ABOUT = re.compile(
+    r"\b(?:understand|about|regarding|with|over|for|on)\s+(?:(?:the|a|an|their|his|her|my)\s+)?"
+    r"([a-z][a-z-]+(?:\s+[a-z][a-z-]+)?)"
+)
+# Where a conversation happens or how often, never what it is about.
+_SETTING_WORDS = frozenset(
+    """office hours every each whole entire another class course lecture student without
+    within across toward towards upon whether giving""".split()  # noqa: SIM905 - prose list
+)
 _NAME_SPLIT = re.compile(r"[,(:;–—-]")
 _CONCERN_TEXT_FIELDS = ("topic", "worry", "ask", "more", "pushback", "relief")
 
@@ -197,28 +206,45 @@ def _derived_topics(persona: dict, scenario: dict) -> list[str]:
     question" (a content word before a course noun), else its most topical words."""
     text = f"{scenario.get('context') or ''} {persona.get('description') or ''}"
     name_words = set(keywords(str(persona.get("name") or persona.get("title") or "")))
-    tokens = [word.strip("'") for word in words(text)]
     found: list[str] = []
-    for first, second in itertools.pairwise(tokens):
-        if (
-            second in DOMAIN_WORDS
-            and len(first) >= 4
-            and first not in STOPWORDS
-            and first not in WEAK_WORDS
-            and first not in name_words
-            and not first.isdigit()
-        ):
-            phrase = f"the {first} {second}"
-            if phrase not in found:
-                found.append(phrase)
+    for sentence in sentences(text):
+        for match in _ABOUT.finditer(sentence.lower()):
+            kept = []
+            for word in match.group(1).split():
+                if word in STOPWORDS or word in WEAK_WORDS or word in _SETTING_WORDS:
+                    break
+                kept.append(word)
+            if kept and len(kept[0]) >= 4 and not set(kept) & name_words:
+                _add_topic(found, "the " + " ".join(kept))
+    for sentence in sentences(text):
+        tokens = [word.strip("'") for word in words(sentence)]
+        for first, second in itertools.pairwise(tokens):
+            if (
+                second in DOMAIN_WORDS
+                and second not in _SETTING_WORDS
+                and len(first) >= 4
+                and first not in STOPWORDS
+                and first not in WEAK_WORDS
+                and first not in _SETTING_WORDS
+                and first not in name_words
+            ):
+                _add_topic(found, f"the {first} {second}")
     if len(found) < 2:
         nouns = [
             word
             for word in salient(text)
-            if word in DOMAIN_WORDS and word not in name_words and word not in WEAK_WORDS
+            if word in DOMAIN_WORDS and word not in name_words and word not in _SETTING_WORDS
         ]
-        found += [f"the {word}" for word in nouns if all(word not in f for f in found)]
+        for word in nouns:
+            _add_topic(found, f"the {word}")
     return found[:2] or ["this course"]
+
+
+def _add_topic(found: list[str], phrase: str) -> None:
+    """Keep `phrase` unless it says less than, or the same as, a topic already found."""
+    mine = set(phrase.split()[1:])
+    if not any(mine <= set(other.split()[1:]) for other in found):
+        found.append(phrase)
 
 
 # -- reading the learner --------------------------------------------------------------------

@@ -89,10 +89,13 @@ def _compose(reply: _Reply, state: State, event: Event, before: Concern | None, 
         return
     if read.greeting and len(state.events) == 1:
         reply.take(*shuffled("greet", temperament, rng))
-    for index in event.resolved:
-        reply.take(concerns[index].relief, *options("relief", temperament, concerns[index].topic))
-    for index in event.acknowledged:
-        reply.take(*shuffled("ack", temperament, rng, concerns[index].topic))
+    # One phrasebook reaction per kind at most: two concerns settled by one turn must not
+    # read as the same sentence twice.
+    for position, index in enumerate(event.resolved):
+        fallback = options("relief", temperament, concerns[index].topic) if not position else []
+        reply.take(concerns[index].relief, *fallback)
+    if event.acknowledged:
+        reply.take(*shuffled("ack", temperament, rng, concerns[event.acknowledged[0]].topic))
     if read.off_topic and not read.question_kind:
         reply.take(*shuffled("steer", temperament, rng))
     _answer(reply, state, event, before, rng)
@@ -178,15 +181,13 @@ def _feelings(student: Student, state: State) -> str:
 
 
 def _toned(text: str, state: State) -> str:
-    """Heat shows at a high mood (a blunt opener, an exclamation), diffidence at a low one."""
+    """Heat shows when the mood flares: a blunt opener and an exclamation."""
     temperament = state.student.temperament
     latest = state.events[-1]
     flared = latest.mood_after > latest.mood_before or len(state.events) == 1
     if state.mood >= 9 and flared and temperament in ("upset", "demanding"):
         first = text if re.match(r"I\b", text) else text[:1].lower() + text[1:]
         return "Look, " + re.sub(r"\.(\s|$)", r"!\1", first, count=1)
-    if state.mood <= 2 and temperament not in ("eager", "upset") and text.endswith("."):
-        return text[:-1] + ", if that's okay."
     return text
 
 
