@@ -1,4 +1,7 @@
-"""Demo: one small completed test (2 models x 2 scenarios x 1 agent) so the benchmark has data."""
+"""Demo: one small completed test (1 model x 2 scenarios x 2 agents) so the benchmark has data.
+
+The two agents differ only in their instructions, so the grid shows what instructions do.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from tests_app.models import Test
 
 TITLE = "Demo benchmark: office hours"
 SCENARIOS = ("Office hours: recursion confusion", "Office hours: midterm regrade dispute")
-MODELS = ("Glow local simulator", "Glow local echo")
+MODELS = ("Glow local simulator",)
+AGENTS = ("Office-hours coach", "Terse TA")
 
 
 def seed(*, stdout) -> None:
@@ -24,7 +28,7 @@ def seed(*, stdout) -> None:
     evaluation = m.Eval.objects.get(organization=demo, title="Office-hours eval")
     models = [m.Model.objects.get(organization=demo, title=title) for title in MODELS]
     scenarios = [m.Scenario.objects.get(organization=demo, title=title) for title in SCENARIOS]
-    agent = m.Agent.objects.get(organization=demo, title="Office-hours coach")
+    agents = [m.Agent.objects.get(organization=demo, title=title) for title in AGENTS]
     session = session_touch(actor=admin, client_kind="api", auth="demo")
     test, _ = services.test_start(
         actor=admin,
@@ -32,7 +36,7 @@ def seed(*, stdout) -> None:
         eval_id=evaluation.pk,
         model_ids=[row.pk for row in models],
         scenario_ids=[row.pk for row in scenarios],
-        agent_ids=[agent.pk],
+        agent_ids=[agent.pk for agent in agents],
         title=TITLE,
         concurrency=1,
         secrets=[{"label": "Demo course API token", "value": "demo-token-for-decrypt"}],

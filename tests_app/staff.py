@@ -124,6 +124,7 @@ def benchmark(request, pk):
         {
             "grid": grid,
             "map": heatmap(grid),
+            "fidelity": selectors.persona_fidelity_by_model(actor=request.actor, test_id=pk),
             "total_cost": Decimal(grid["means"]["cost"]),
             "actor": request.actor,
         },

@@ -118,7 +118,7 @@ def _persona_id(ctx: GenerationContext):
 
 
 def _words(text: str) -> set[str]:
-    return {word for word in re.findall(r"[a-z]{4,}", text.lower())}
+    return set(re.findall(r"[a-z]{4,}", text.lower()))
 
 
 def _rubric_id(ctx: GenerationContext):
