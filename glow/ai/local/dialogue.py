@@ -18,6 +18,7 @@ from glow.ai.local.text import (
     EMPATHY,
     EXPLANATION,
     NEXT_STEPS,
+    OPEN_QUESTION_STARTS,
     STOPWORDS,
     WEAK_WORDS,
     count_phrases,
@@ -68,8 +69,6 @@ _QUESTION_KINDS: dict[str, tuple[str, ...]] = {
                 "what would you like to talk", "talk about"),
 }  # fmt: skip
 
-OPEN_STARTS = ("what", "how", "why", "which", "tell me", "can you tell", "could you walk",
-               "walk me", "help me understand", "can you explain", "could you tell")  # fmt: skip
 _ABOUT = re.compile(
     r"\b(?:understand|about|regarding|with|over|for|on)\s+(?:(?:the|a|an|their|his|her|my)\s+)?"
     r"([a-z][a-z-]+(?:\s+[a-z][a-z-]+)?)"
@@ -296,7 +295,7 @@ def read_learner(text: str, student: Student) -> LearnerRead:
         greeting=lowered.startswith(GREETINGS) or any(f" {g} " in f" {lowered} " for g in ("hi",)),
         questions=asked,
         question_kind=kind,
-        open_question=any(part.lower().startswith(OPEN_STARTS) for part in asked),
+        open_question=any(part.lower().startswith(OPEN_QUESTION_STARTS) for part in asked),
         empathy=count_phrases(text, ACKNOWLEDGE),
         dismissive=count_phrases(text, ALL_DISMISSIVE),
         explanation=explanation,

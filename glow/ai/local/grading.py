@@ -148,6 +148,12 @@ def _quote(event: Event, phrases: tuple[str, ...], *, good: bool, question: bool
     return Quote(event.message_id, chosen.strip(), good)
 
 
+def _count(number: int, noun: str) -> str:
+    if number == 0:
+        return f"no {noun}s"
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _dismissals(state: State) -> list[Event]:
     return [event for event in state.events if event.read.dismissive]
 
@@ -175,7 +181,7 @@ def _empathy(state: State) -> Finding:
         )
     else:
         fraction = feel
-        reason = f"You named {name}'s feelings in {len(kind)} turn(s)."
+        reason = f"You named {name}'s feelings in {_count(len(kind), 'turn')}."
     quotes = [_quote(e, ACKNOWLEDGE, good=True) for e in kind[:_MAX_QUOTES]]
     dismissals = _dismissals(state)
     if dismissals:
@@ -202,13 +208,13 @@ def _respect(state: State) -> Finding:
         return Finding(0.0, "Too little was said to judge the tone.", ())
     fraction = 1.0 - 0.5 * len(dismissals) - 0.15 * len(drifted)
     if dismissals:
-        reason = f"{len(dismissals)} turn(s) brushed {name} off, and {name} pushed back."
+        reason = f"{_count(len(dismissals), 'turn')} brushed {name} off, and {name} pushed back."
         quotes = [_quote(e, ALL_DISMISSIVE, good=False) for e in dismissals[:_MAX_QUOTES]]
     else:
         reason = f"Your tone stayed calm and respectful in all {len(spoken)} turns."
         quotes = [_quote(e, ACKNOWLEDGE, good=True) for e in spoken[:1]]
     if drifted:
-        reason += f" {len(drifted)} turn(s) wandered off what {name} came about."
+        reason += f" {_count(len(drifted), 'turn')} wandered off what {name} came about."
     return Finding(fraction, reason, tuple(quotes))
 
 
@@ -222,7 +228,7 @@ def _questions(state: State) -> Finding:
     if _dismissals(state):
         fraction *= 0.5
     reason = (
-        f"You asked {open_count} open question(s) about what {name} raised."
+        f"You asked {_count(open_count, 'open question')} about what {name} raised."
         if asked
         else f"You asked {name} no questions about their situation."
     )
@@ -252,7 +258,7 @@ def _explanation(state: State) -> Finding:
         )
     else:
         fraction = language
-        reason = f"You explained the point in {len(explained)} turn(s)."
+        reason = f"You explained the point in {_count(len(explained), 'turn')}."
     quotes = [_quote(e, EXPLANATION, good=True) for e in explained[:_MAX_QUOTES]]
     return Finding(fraction, reason, tuple(quotes))
 
@@ -372,8 +378,11 @@ def _summary(scored: list[StandardScore], score: int, total: int, state: State) 
     open_ = state.open_concerns
     name = state.student.name
     if state.student.concerns:
-        text += f" {name} left with {len(open_)} concern(s) still open" + (
-            f" ({_topics(state, {c.index for c in open_})})." if open_ else "."
+        text += (
+            f" {name} left with {_count(len(open_), 'concern')} still open"
+            f" ({_topics(state, {c.index for c in open_})})."
+            if open_
+            else f" {name} left with every concern addressed."
         )
     if best.fraction > 0:
         text += f" Strongest: {best.standard.get('name')}."

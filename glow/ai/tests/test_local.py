@@ -403,7 +403,9 @@ def test_agent_answers_the_student(local):
         CompletionRequest(messages=[], task="agent_turn", context=_agent_context(transcript))
     )
 
-    assert "stressful" in result.text
+    # An empathetic agent acknowledges the student's worry about their own situation.
+    assert "worried" in result.text or "weighing on you" in result.text
+    assert "midterm" in result.text or "titration" in result.text
     assert result.data is None
 
 
