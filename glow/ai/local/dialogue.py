@@ -8,6 +8,7 @@ Replies, hints, grades and the simulated agent all read the same state, so they 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -270,7 +271,13 @@ class LearnerRead:
         return not self.on_topic and not self.greeting and not self.empathy and not self.dismissive
 
 
+@functools.lru_cache(maxsize=4096)
 def read_learner(text: str, student: Student) -> LearnerRead:
+    """Cached: a chat's earlier turns are read again for every reply, hint and grade."""
+    return _read_learner(text, student)
+
+
+def _read_learner(text: str, student: Student) -> LearnerRead:
     lowered = text.lower().strip()
     parts = sentences(text)
     asked = tuple(part for part in parts if part.endswith("?"))
@@ -343,6 +350,7 @@ class State:
     plan_agreed: bool = False
     plan_offered: bool = False
     persona_turns: list[str] = field(default_factory=list)
+    said_normal: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -361,9 +369,10 @@ class State:
 
     def said(self, line: str) -> bool:
         needle = _normal(line)
-        return any(needle in _normal(turn) for turn in self.persona_turns)
+        return any(needle in turn for turn in self.said_normal)
 
 
+@functools.lru_cache(maxsize=8192)
 def _normal(text: str) -> str:
     return " ".join(words(text))
 
@@ -375,6 +384,7 @@ def new_state(student: Student) -> State:
 def note_persona_turn(state: State, text: str) -> None:
     state.persona_turns.append(text)
     normal = _normal(text)
+    state.said_normal.append(normal)
     for concern in state.student.concerns:
         if _normal(concern.worry) in normal or _normal(concern.more) in normal:
             state.raised.add(concern.index)
