@@ -205,7 +205,7 @@ def _derived_topics(persona: dict, scenario: dict) -> list[str]:
     """Without authored concerns: the situation's most topical phrases, e.g. "the titration
     question" (a content word before a course noun), else its most topical words."""
     text = f"{scenario.get('context') or ''} {persona.get('description') or ''}"
-    name_words = set(keywords(str(persona.get("name") or persona.get("title") or "")))
+    name_words = {first_name(persona.get("name") or persona.get("title") or "").lower()}
     found: list[str] = []
     for sentence in sentences(text):
         for match in _ABOUT.finditer(sentence.lower()):
