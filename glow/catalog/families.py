@@ -121,7 +121,13 @@ def write_eval(instance: m.Eval, data: dict):
 def persona_context(persona: m.Persona) -> str:
     traits = ", ".join(persona.traits) or "no particular traits"
     voice = f" Voice: {persona.voice}." if persona.voice else ""
-    return f"{persona.title}: {persona.description}\nTraits: {traits}. Intensity {persona.intensity}/10.{voice}"
+    text = f"{persona.title}: {persona.description}\nTraits: {traits}. Intensity {persona.intensity}/10.{voice}"
+    if persona.goal:
+        text += f"\nWants: {persona.goal}"
+    topics = [str(item.get("topic")) for item in persona.concerns or [] if isinstance(item, dict)]
+    if topics:
+        text += f"\nConcerns: {'; '.join(topics)}."
+    return text
 
 
 def scenario_context(scenario: m.Scenario) -> str:

@@ -90,11 +90,12 @@ def _single(family: str, schema: dict, prepare=None) -> Generator:
     return Generator(run=run, resources=lambda request: [family])
 
 
-def _persona_id(ctx: GenerationContext):
+def _persona_id(ctx: GenerationContext, *, modality: str = "text"):
     """The persona named in the request, else the visible one the instructions fit best.
 
-    A scenario's generate makes only a scenario: the student comes from the catalog (the
-    instructions of a scene, "Wide-angle shot, late afternoon light", describe no student).
+    A scenario's student comes from the catalog: the instructions of an image or video
+    ("Wide-angle shot, late afternoon light") describe a scene, never a student. Only a text
+    scenario in an organization without any persona drafts its student from the instructions.
     """
     named = _link(ctx.request, "persona")
     if named:
@@ -104,11 +105,16 @@ def _persona_id(ctx: GenerationContext):
         .order_by("-updated_at")
         .values_list("pk", "title", "description", "traits")[:200]
     )
-    if not personas:
+    if not personas and modality in MEDIA_MODALITIES:
         raise ApplicationError(
-            "Name a persona for this scenario (config.params.persona_id): there is none yet.",
+            f"Name a persona for this {modality} scenario (config.params.persona_id): "
+            "there is none yet.",
             fields={"persona_id": ["Required: no persona exists yet."]},
         )
+    if not personas:
+        return ctx.create(
+            family="persona", resource="persona", instructions=_instructions(ctx), schema=PERSONA
+        ).pk
     wanted = _words(" ".join(_instructions(ctx)) + " " + str(ctx.request.get("title") or ""))
     best = max(
         personas,
@@ -131,7 +137,7 @@ def _rubric_id(ctx: GenerationContext):
 
 
 def _scenario(ctx: GenerationContext, *, modality: str = "text"):
-    persona_id = _persona_id(ctx)
+    persona_id = _persona_id(ctx, modality=modality)
     return ctx.create(
         family="scenario",
         resource="scenario",

@@ -182,8 +182,11 @@ def test_a_scenario_takes_the_best_fitting_persona_and_never_makes_one(admin_cli
     assert m.Persona.objects.count() == 2
 
 
-def test_a_scenario_without_any_persona_fails_saying_what_to_name(admin_client):
-    response = admin_client.op("scenario/generate", {"instructions": ["A grade dispute"]})
+def test_an_image_scenario_without_any_persona_fails_saying_what_to_name(admin_client):
+    response = admin_client.op(
+        "scenario/generate",
+        {"modality": "image", "title": "University Office", "instructions": ["Wide-angle shot"]},
+    )
     run = Run.objects.get(pk=response.json()["run_id"])
     log = event_log(run.pk)
     assert types(log)[-1] == events.ERROR
