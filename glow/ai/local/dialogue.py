@@ -133,8 +133,10 @@ def read_student(persona: dict, scenario: dict | None = None) -> Student:
     temperament = temperament_of(" ".join(traits).lower(), description.lower())
     concerns = _concerns(persona, scenario, temperament)
     goal = str(persona.get("goal") or "").strip()
+    # The situation's words, not the persona's biography: "watched every lecture" must not
+    # make "did you watch the game?" sound on topic.
     text = " ".join(
-        [description, str(scenario.get("context") or ""), goal]
+        [str(scenario.get("context") or ""), goal]
         + [" ".join(concern.cues) + " " + concern.topic for concern in concerns]
     )
     return Student(
@@ -293,10 +295,10 @@ def _read_learner(text: str, student: Student) -> LearnerRead:
     # Shared vocabulary alone is weak evidence ("last night" is in many situations): it takes
     # three shared words, or one beside a move that engages (explaining, planning).
     shared = len(text_stems & student.vocabulary)
-    engaged = bool(plan or explanation or asked)
     course = sum(word in DOMAIN_WORDS for word in words(text))
     on_topic = bool(touched) or bool(kind) or shared >= 3 or course >= 2
-    on_topic = on_topic or (engaged and bool(shared or course))
+    on_topic = on_topic or (bool(plan or explanation) and bool(shared or course))
+    on_topic = on_topic or (bool(asked) and (shared >= 2 or course > 0))
     return LearnerRead(
         text=text,
         greeting=lowered.startswith(GREETINGS) or any(f" {g} " in f" {lowered} " for g in ("hi",)),

@@ -22,9 +22,12 @@ from glow.ai.local.dialogue import (
     replay,
 )
 from glow.ai.local.lines import options, shuffled
-from glow.ai.local.text import seeded_random
+from glow.ai.local.text import count_phrases, seeded_random
 
 _MAX_PARTS = 3
+_FEELING_TRAITS = ("angry", "frustrat", "anxious", "nervous", "worr", "stress", "scared",
+                   "afraid", "overwhelm", "confus", "lost", "upset", "annoyed", "tired",
+                   "bored", "hostile", "furious", "excited", "curious", "eager")  # fmt: skip
 _CONTRACTIONS = {"I'm": "I am", "don't": "do not", "can't": "cannot", "it's": "it is",
                  "It's": "It is", "That's": "That is", "that's": "that is", "I've": "I have",
                  "didn't": "did not", "doesn't": "does not", "isn't": "is not",
@@ -67,7 +70,20 @@ def persona_reply(context: dict) -> str:
     event = apply_learner(state, message)
     reply = _Reply(state)
     _compose(reply, state, event, before, rng)
-    return _voiced(_toned(" ".join(reply.parts), state), student)
+    return _voiced(_toned(_pronouns(reply.parts, student), state), student)
+
+
+def _pronouns(parts: list[str], student: Student) -> str:
+    """Name a topic once per reply; after that it is "it", as people speak."""
+    text = " ".join(parts)
+    for concern in student.concerns:
+        topic = concern.topic
+        first = text.find(topic)
+        if first < 0:
+            continue
+        head, tail = text[: first + len(topic)], text[first + len(topic) :]
+        text = head + re.sub(rf"(?<![\w-]){re.escape(topic)}(?![\w-])", "it", tail)
+    return text
 
 
 def _compose(reply: _Reply, state: State, event: Event, before: Concern | None, rng) -> None:
@@ -107,7 +123,7 @@ def _compose(reply: _Reply, state: State, event: Event, before: Concern | None, 
 
 def _answer(reply: _Reply, state: State, event: Event, before: Concern | None, rng) -> None:
     student, read = state.student, event.read
-    if not read.questions:
+    if not read.questions or read.off_topic:
         return
     concerns = {concern.index: concern for concern in student.concerns}
     about = concerns.get(read.touched[0]) if read.touched else before
@@ -173,7 +189,9 @@ def _maybe_phrase(reply: _Reply, student: Student, rng: random.Random) -> None:
 
 
 def _feelings(student: Student, state: State) -> str:
-    traits = [trait for trait in student.traits if len(trait.split()) <= 2][:2]
+    traits = [trait for trait in student.traits if count_phrases(trait.lower(), _FEELING_TRAITS)][
+        :2
+    ]
     if not traits:
         traits = ["pretty stressed"] if state.mood >= 5 else ["okay, I guess"]
     described = " and ".join(traits)
