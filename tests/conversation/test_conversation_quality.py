@@ -301,12 +301,12 @@ def test_conversations_meet_the_quality_bars(world, make_client, capsys, setting
                 wins += 1
             else:
                 losses.append((scenario.title, entry["standard_id"], entry["score"]))
-    flags = list(
+    flag_lists = list(
         Message.objects.filter(role=Role.ASSISTANT, run__isnull=False).values_list(
             "fidelity_flags", flat=True
         )
     )
-    flagged, checked = fidelity.flagged_rate(flags)
+    flagged, checked = fidelity.flagged_rate(flag_lists)
     scenarios = len(runs["respectful"])
     with capsys.disabled():
         print(
@@ -323,6 +323,8 @@ def test_conversations_meet_the_quality_bars(world, make_client, capsys, setting
             f"{sum(b['score'] for _, _, b in pairs) / len(pairs):.0f}%)"
             f"\n  fidelity-flagged persona replies: {flagged}/{checked}"
         )
+        for flags in (flags for flags in flag_lists if flags):
+            print(f"    flagged: {flags[0]['code']}: {flags[0]['detail']}")
     assert scenarios >= 14
     assert repeats / persona_turns < 0.02
     assert title_leaks == 0 and name_leaks == 0

@@ -370,8 +370,12 @@ class State:
         return self.status.get(concern.index, OPEN)
 
     def said(self, line: str) -> bool:
-        needle = _normal(line)
-        return any(needle in turn for turn in self.said_normal)
+        """Whether the student said `line` before, also as "it" for a topic named earlier."""
+        needles = {_normal(line)}
+        for concern in self.student.concerns:
+            if concern.topic in line:
+                needles.add(_normal(line.replace(concern.topic, "it")))
+        return any(needle in turn for turn in self.said_normal for needle in needles)
 
 
 @functools.lru_cache(maxsize=8192)
