@@ -216,6 +216,8 @@ class Message(models.Model):
         "system.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     stopped = models.BooleanField(default=False)
+    # A persona reply's persona-fidelity flags ([{"code", "detail"}], glow.ai.fidelity).
+    fidelity_flags = models.JSONField(default=list, blank=True)
     # Spoken turns: the learner's recording, or the persona's synthesised reply.
     audio_upload = models.ForeignKey(
         "core.Upload", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

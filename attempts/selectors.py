@@ -21,6 +21,7 @@ from attempts.models import (
     ChatStatus,
     Completion,
     Message,
+    Role,
     attach_persona_titles,
 )
 from glow.catalog.models import Rubric
@@ -614,3 +615,39 @@ def export_selection(*, actor, view: str, params: dict, attempt_id=None) -> Quer
     if view == "record" and not (params.get("target_profile_id") or params.get("profile_ids")):
         params = {**params, "target_profile_id": actor.pk}
     return core.filtered(family=family(), queryset=base, params=params)
+
+
+# -- persona fidelity ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FidelityRate:
+    """Persona replies checked and how many were flagged (glow.ai.fidelity)."""
+
+    flagged: int
+    total: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.flagged / self.total, 4) if self.total else None
+
+
+def persona_fidelity_by_simulation(*, actor, simulation_ids=None) -> dict:
+    """{simulation_id: FidelityRate} over the model-written persona replies of the attempts the
+    actor may see; one query whatever the number of simulations."""
+    replies = Message.objects.filter(
+        role=Role.ASSISTANT,
+        run__isnull=False,
+        chat__attempt__in=attempt_queryset(actor=actor).values("pk"),
+    )
+    if simulation_ids is not None:
+        replies = replies.filter(chat__attempt__simulation_id__in=list(simulation_ids))
+    rows = (
+        replies.order_by()
+        .values("chat__attempt__simulation_id")
+        .annotate(total=Count("pk"), flagged=Count("pk", filter=~Q(fidelity_flags=[])))
+    )
+    return {
+        row["chat__attempt__simulation_id"]: FidelityRate(row["flagged"], row["total"])
+        for row in rows
+    }

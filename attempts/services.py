@@ -31,7 +31,7 @@ from attempts.models import (
     Role,
 )
 from glow.accounts.models import Profile
-from glow.ai import ProviderError
+from glow.ai import ProviderError, fidelity
 from glow.catalog.models import Simulation
 from glow.core import media
 from glow.core import services as core_services
@@ -220,7 +220,7 @@ def attempt_start(
         if key:
             return Attempt.objects.get(profile=actor, idempotency_key=key)
         raise
-    Chat.objects.bulk_create(
+    chats = Chat.objects.bulk_create(
         Chat(
             attempt=attempt,
             scenario=scenario,
@@ -230,6 +230,7 @@ def attempt_start(
         )
         for position, scenario in enumerate(scenarios)
     )
+    _persona_opening(attempt=attempt, chat=chats[0])
     attempt_counts_sync(organization_id=actor.organization_id, profile_ids=[actor.pk])
     session = _session(actor=actor, session=session)
     _ensure_group(attempt=attempt, actor=actor, session=session)
@@ -242,6 +243,23 @@ def attempt_start(
         extra_1=entry.pk,
     )
     return attempt
+
+
+def _persona_opening(*, attempt: Attempt, chat: Chat) -> Message | None:
+    """The student's opening line, as the chat becomes active, when the scenario has them open."""
+    line = prompts.opening_of(chat.scenario)
+    if not line:
+        return None
+    opening = Message.objects.create(
+        chat=chat, seq=chat.message_count + 1, role=Role.ASSISTANT, content=line
+    )
+    Chat.objects.filter(pk=chat.pk).update(
+        message_count=F("message_count") + 1, last_message=opening
+    )
+    Attempt.objects.filter(pk=attempt.pk).update(message_count=F("message_count") + 1)
+    chat.message_count, chat.last_message = chat.message_count + 1, opening
+    attempt.message_count += 1
+    return opening
 
 
 # -- message ------------------------------------------------------------------------------------
@@ -421,6 +439,7 @@ def _message_reply_save(
     stopped: bool,
     hints: list,
     contents: list,
+    fidelity_flags: list,
 ) -> Message:
     Attempt.objects.select_for_update().filter(pk=accepted.attempt.pk).values("pk").first()
     chat = Chat.objects.select_for_update().get(pk=accepted.chat.pk)
@@ -436,6 +455,7 @@ def _message_reply_save(
         contents=contents,
         run=accepted.run,
         stopped=stopped,
+        fidelity_flags=fidelity_flags,
     )
     # A retry may have moved the branch tip meanwhile: only extend the branch this reply answers.
     tip = assistant.pk if chat.last_message_id == user.pk else chat.last_message_id
@@ -518,8 +538,19 @@ def attempt_message(
         stopped=stopped,
         hints=found,
         contents=contents or [],
+        fidelity_flags=_fidelity_flags(accepted, reply),
     )
     return MessageResult(accepted.chat, accepted.user_message, assistant, accepted.run)
+
+
+def _fidelity_flags(accepted: _Accepted, reply: str) -> list[dict]:
+    scenario = accepted.chat.scenario
+    return fidelity.check_reply(
+        reply,
+        earlier=[turn["content"] for turn in accepted.transcript] + [accepted.user_message.content],
+        persona=prompts.persona_of(scenario),
+        scenario=prompts.scenario_of(scenario),
+    )
 
 
 # -- stop ---------------------------------------------------------------------------------------
@@ -592,6 +623,7 @@ def attempt_next(*, actor, attempt_id) -> Chat:
         attempt.chat_count = len(chats) + 1
     following.status, following.started_at = ChatStatus.ACTIVE, timezone.now()
     following.save(update_fields=["status", "started_at"])
+    _persona_opening(attempt=attempt, chat=following)
     attempt.current_chat_index = following.position
     attempt.save(update_fields=["current_chat_index", "chat_count", "updated_at"])
     return following

@@ -48,6 +48,10 @@ def _criteria(pages: list[ChatPage]) -> None:
             for entry in page.chat.grade.standard_scores or []
         ]
 
+    @property
+    def flagged(self) -> int:
+        return sum(1 for message in self.messages if message.fidelity_flags)
+
 
 def _transcripts(chats: list[Chat]) -> list[ChatPage]:
     """Each chat's current branch (retries replace earlier replies), from one query for all."""

@@ -1,4 +1,7 @@
-"""Demo: one small completed test (2 models x 2 scenarios x 1 agent) so the benchmark has data."""
+"""Demo: one small completed test (1 model x 2 scenarios x 2 agents) so the benchmark has data.
+
+The two agents differ only in their instructions, so the grid shows what instructions do.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from tests_app.models import Test
 
 TITLE = "Demo benchmark: office hours"
 SCENARIOS = ("Office hours: recursion confusion", "Office hours: midterm regrade dispute")
-MODELS = ("Glow local simulator", "Glow local echo")
+MODELS = ("Glow local simulator",)
+AGENTS = ("Office-hours coach", "Terse TA")
 
 
 def seed(*, stdout) -> None:
@@ -26,8 +30,8 @@ def seed(*, stdout) -> None:
     evaluation = find(m.Eval, demo, "Office-hours eval")
     models = [find(m.Model, demo, title) for title in MODELS]
     scenarios = [find(m.Scenario, demo, title) for title in SCENARIOS]
-    agent = find(m.Agent, demo, "Office-hours coach")
-    if None in (evaluation, agent, *models, *scenarios):
+    agents = [find(m.Agent, demo, title) for title in AGENTS]
+    if None in (evaluation, *agents, *models, *scenarios):
         stdout.write("  tests: a demo eval, model, scenario or agent was deleted; no test started")
         return
     session = session_touch(actor=admin, client_kind="api", auth="demo")
@@ -37,7 +41,7 @@ def seed(*, stdout) -> None:
         eval_id=evaluation.pk,
         model_ids=[row.pk for row in models],
         scenario_ids=[row.pk for row in scenarios],
-        agent_ids=[agent.pk],
+        agent_ids=[agent.pk for agent in agents],
         title=TITLE,
         concurrency=1,
         secrets=[{"label": "Demo course API token", "value": "demo-token-for-decrypt"}],

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Avg, Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
+from glow.ai import fidelity
 from glow.catalog.models import StandardGroup
 from glow.core.registry import registry
 from glow.core.selectors import artifact_access, artifact_queryset
@@ -306,3 +307,57 @@ def export_invocations(*, test: Test, invocation_id: Any = None) -> QuerySet:
     if invocation_id is not None:
         queryset = queryset.filter(pk=invocation_id)
     return queryset
+
+
+def persona_fidelity_by_model(*, actor, test_id: Any) -> list[dict]:
+    """Per model that wrote the persona's turns in a test: turns checked and flagged.
+
+    A turn's stored `fidelity_flags` are used when the runner kept them; otherwise the turn
+    is checked here (the checks are cheap and pure). Two queries for any size of test.
+    """
+    test = test_access(actor=actor, pk=test_id)
+    invocations = list(
+        Invocation.objects.filter(test=test)
+        .select_related("scenario__persona")
+        .only("transcript", "scenario__title", "scenario__context", "scenario__persona__traits")
+    )
+    turns = []
+    for invocation in invocations:
+        scenario = invocation.scenario
+        situation = {"title": scenario.title, "context": scenario.context}
+        persona = {"traits": scenario.persona.traits}
+        earlier: list[str] = []
+        for turn in invocation.transcript or []:
+            content = str(turn.get("content") or "")
+            if turn.get("role") == "persona":
+                flags = turn.get("fidelity_flags")
+                if flags is None:
+                    flags = fidelity.check_reply(
+                        content, earlier=earlier, persona=persona, scenario=situation
+                    )
+                turns.append((turn.get("run_id"), flags))
+            earlier.append(content)
+    runs = {
+        str(row["pk"]): row
+        for row in Run.objects.filter(pk__in={run_id for run_id, _ in turns if run_id}).values(
+            "pk", "model_id", "model__title", "provider_model"
+        )
+    }
+    by_model: dict[str, dict] = {}
+    for run_id, flags in turns:
+        run = runs.get(str(run_id)) or {}
+        key = str(run.get("model_id") or run.get("provider_model") or "default")
+        entry = by_model.setdefault(
+            key,
+            {
+                "model_id": run.get("model_id"),
+                "title": run.get("model__title") or run.get("provider_model") or "Default model",
+                "flagged": 0,
+                "total": 0,
+            },
+        )
+        entry["total"] += 1
+        entry["flagged"] += bool(flags)
+    for entry in by_model.values():
+        entry["rate"] = round(entry["flagged"] / entry["total"], 4)
+    return sorted(by_model.values(), key=lambda entry: entry["title"])

@@ -191,6 +191,7 @@ def benchmark(request, pk):
         {
             "grid": grid,
             "map": heatmap(grid),
+            "fidelity": selectors.persona_fidelity_by_model(actor=request.actor, test_id=pk),
             "total_cost": Decimal(grid["means"]["cost"]),
             "live": grid["status"] == TestStatus.RUNNING,
             "watch_url": _watch_url(grid["test_id"]),

@@ -16,6 +16,39 @@ PERSONAS = [
         "traits": ["confused", "polite", "anxious", "apologetic"],
         "intensity": 3,
         "voice": "soft, hesitant",
+        "goal": "I just want to understand recursion well enough to finish PS3 on my own.",
+        "phrases": [
+            "Sorry, this is probably a really basic question.",
+            "I've rewatched the lecture twice, honestly.",
+        ],
+        "concerns": [
+            {
+                "topic": "how recursion stops",
+                "worry": "I don't get how a recursive function ever stops calling itself. It feels like it should go on forever.",
+                "ask": "So how does it actually know when to stop?",
+                "more": "When I trace factorial by hand I just keep writing calls and never reach an end.",
+                "pushback": "I did read the notes, twice. I still can't see where it stops, and now I feel kind of stupid for asking.",
+                "relief": "Oh, so the base case is the part that stops it. That actually makes sense.",
+                "cues": ["base case", "stop", "smallest", "trace", "n == 0", "ends"],
+            },
+            {
+                "topic": "the PS3 deadline",
+                "worry": "PS3 is due tomorrow night and I haven't got a single recursive function working.",
+                "ask": "Do you think I can still finish it in time?",
+                "more": "I've spent the whole weekend on the first problem and it still crashes with a recursion error.",
+                "pushback": "Okay, but it's due tomorrow. I can't just start over from the lecture notes now.",
+                "relief": "Okay, breaking it into small pieces tonight feels doable.",
+                "cues": [
+                    "deadline",
+                    "tomorrow",
+                    "tonight",
+                    "time",
+                    "due",
+                    "one problem",
+                    "first problem",
+                ],
+            },
+        ],
     },
     {
         "title": "Morgan, angry about a midterm grade",
@@ -23,6 +56,47 @@ PERSONAS = [
         "traits": ["angry", "defensive", "frustrated", "persistent"],
         "intensity": 8,
         "voice": "fast, loud",
+        "goal": "I want the 15 points on question 4 back, or at least a real second look.",
+        "phrases": [
+            "This is my scholarship we're talking about.",
+            "I'm not trying to be difficult here.",
+        ],
+        "concerns": [
+            {
+                "topic": "the 15 points lost on question 4",
+                "worry": "I lost 15 points on question 4 and my answer was basically right. That's not fair.",
+                "ask": "Can you tell me why my answer got almost nothing?",
+                "more": "I wrote the loop correctly, I just didn't spell out the invariant the way the key wanted.",
+                "pushback": "Don't brush me off. Fifteen points on one question is not a small thing.",
+                "relief": "Okay. At least you're actually looking at what I wrote.",
+                "cues": [
+                    "question 4",
+                    "15 points",
+                    "points",
+                    "invariant",
+                    "partial credit",
+                    "your answer",
+                ],
+            },
+            {
+                "topic": "the scholarship",
+                "worry": "If my average drops below a B I lose my scholarship. This one question could do it.",
+                "ask": "Do you even get what's riding on this for me?",
+                "more": "My scholarship needs a 3.0, and this midterm is a third of the grade.",
+                "pushback": "Easy for you to say. It's not your scholarship on the line.",
+                "relief": "Thanks. It helps that you get why I'm this stressed about it.",
+                "cues": ["scholarship", "stress", "average", "riding on", "a lot at stake"],
+            },
+            {
+                "topic": "how the regrade works",
+                "worry": "Nobody has told me how I'm supposed to even get this looked at again.",
+                "ask": "So what do I actually do to get it regraded?",
+                "more": "The syllabus just says regrades happen, it doesn't say who decides.",
+                "pushback": "Telling me the grade is final is not an answer. There has to be a process.",
+                "relief": "Okay, a written request this week. I can do that.",
+                "cues": ["regrade", "written", "request", "one week", "process", "submit"],
+            },
+        ],
     },
     {
         "title": "Jordan, flagged for similar code",
@@ -30,6 +104,50 @@ PERSONAS = [
         "traits": ["evasive", "scared", "defensive", "honest underneath"],
         "intensity": 6,
         "voice": "quiet, guarded",
+        "goal": "I need to know whether I'm in real trouble and what happens next.",
+        "phrases": ["I don't really want to get anyone in trouble.", "Is this going on my record?"],
+        "concerns": [
+            {
+                "topic": "being accused of cheating",
+                "worry": "The email said my project was flagged. Are you saying I cheated?",
+                "ask": "Am I being accused of something?",
+                "more": "I've never been in trouble before. I didn't even know a checker ran on our code.",
+                "pushback": "So you've already decided I cheated. Great.",
+                "relief": "Okay. It helps to hear nobody's accusing me yet.",
+                "cues": [
+                    "not accusing",
+                    "accus",
+                    "no one has decided",
+                    "haven't decided",
+                    "honest",
+                ],
+            },
+            {
+                "topic": "working with a friend",
+                "worry": "I worked through some of it with a friend. We didn't copy, we just talked about the approach.",
+                "ask": "Is talking about the approach with a friend against the rules?",
+                "more": "We sat together in the library and sketched the algorithm on paper, then wrote our own code.",
+                "pushback": "I'm trying to be honest with you and you're making it sound worse.",
+                "relief": "Okay, so I should just explain what we actually did.",
+                "cues": ["collaborat", "friend", "discuss", "approach", "what you did", "own code"],
+            },
+            {
+                "topic": "what happens next",
+                "worry": "I don't know what happens now. Does this go on my record?",
+                "ask": "What happens after you report it?",
+                "more": "I'm on a student visa, so anything on my record really scares me.",
+                "pushback": "You can't just tell me to wait and see. I need to know what's coming.",
+                "relief": "Okay, so the instructor reviews it and I get to explain. That's less scary.",
+                "cues": [
+                    "instructor",
+                    "report",
+                    "process",
+                    "review",
+                    "next step",
+                    "explain your side",
+                ],
+            },
+        ],
     },
 ]
 
@@ -39,18 +157,32 @@ SCENARIOS = [
         0,
         "Casey comes to office hours the night before PS3 is due. They do not understand base cases. "
         "Help them understand without giving away the solution.",
+        {
+            "persona_opens": False,
+            "learner_goal": "Casey can explain what a base case does and has a plan for PS3 tonight.",
+        },
     ),
     (
         "Office hours: midterm regrade dispute",
         1,
         "Morgan storms in about question 4 of the midterm. The rubric allowed partial credit only for a "
         "correct invariant. Regrade requests go through the course's written process within one week.",
+        {
+            "persona_opens": True,
+            "opening_line": "Hey. I need to talk to you about my midterm, right now. Question 4 was graded completely unfairly.",
+            "learner_goal": "Morgan feels heard, understands the rubric for question 4 and knows how to file a written regrade request within the week.",
+        },
     ),
     (
         "Office hours: academic-integrity conversation",
         2,
         "Jordan's project 2 was flagged for high similarity with another student's. You must explain the "
         "process (report to the instructor, no accusation by TAs) while keeping the student engaged.",
+        {
+            "persona_opens": True,
+            "opening_line": "Um, hi. I got an email about my project 2. Is that why you wanted to see me?",
+            "learner_goal": "Jordan understands the integrity process without feeling accused, and shares what happened.",
+        },
     ),
 ]
 
@@ -186,8 +318,9 @@ def seed(*, stdout) -> None:
             context=context,
             description=context.split(". ")[0] + ".",
             created_by=admin,
+            **extra,
         )
-        for title, index, context in SCENARIOS
+        for title, index, context, extra in SCENARIOS
     ]
     rubric = _rubric(demo, cs, "TA office-hours rubric", RUBRIC)
     simulation = _simulation(
@@ -301,6 +434,17 @@ def seed(*, stdout) -> None:
         traits=["stressed", "pleading"],
         intensity=5,
         description="Asks for an extension on a lab report.",
+        goal="I need a few more days for the enzyme lab report.",
+        concerns=[
+            {
+                "topic": "the enzyme lab report",
+                "worry": "I'm nowhere near done with the enzyme lab report and it's due Friday.",
+                "ask": "Could I please have until Monday?",
+                "pushback": "I know it's my third time asking, but I'm really not making excuses.",
+                "relief": "Thank you. Knowing what I can hand in by Friday helps.",
+                "cues": ["extension", "friday", "monday", "partial", "report"],
+            }
+        ],
     )
     lab_scenario = _upsert(
         m.Scenario,
@@ -309,6 +453,8 @@ def seed(*, stdout) -> None:
         department=bio,
         persona=lab,
         context="Sam asks for a third extension this term.",
+        persona_opens=True,
+        opening_line="Hi, sorry to bother you again. Could we talk about the lab report?",
     )
     bio_rubric = _rubric(other, bio, "Lab TA rubric", RUBRIC[:1])
     bio_sim = _simulation(other, bio, "Lab TA basics", bio_rubric, [lab_scenario])

@@ -121,7 +121,13 @@ def write_eval(instance: m.Eval, data: dict):
 def persona_context(persona: m.Persona) -> str:
     traits = ", ".join(persona.traits) or "no particular traits"
     voice = f" Voice: {persona.voice}." if persona.voice else ""
-    return f"{persona.title}: {persona.description}\nTraits: {traits}. Intensity {persona.intensity}/10.{voice}"
+    text = f"{persona.title}: {persona.description}\nTraits: {traits}. Intensity {persona.intensity}/10.{voice}"
+    if persona.goal:
+        text += f"\nWants: {persona.goal}"
+    topics = [str(item.get("topic")) for item in persona.concerns or [] if isinstance(item, dict)]
+    if topics:
+        text += f"\nConcerns: {'; '.join(topics)}."
+    return text
 
 
 def scenario_context(scenario: m.Scenario) -> str:
@@ -223,6 +229,14 @@ def scenario_problems(scenario: m.Scenario) -> list[dict]:
         problems.append(problem("archived_persona", "The persona is archived.", "persona"))
     if scenario.modality == m.Modality.VIDEO and not scenario.questions:
         problems.append(problem("no_questions", "A video scenario has no questions.", "questions"))
+    if scenario.persona_opens and not scenario.opening_line.strip():
+        problems.append(
+            problem(
+                "no_opening_line",
+                "The student opens this conversation but has no opening line.",
+                "opening_line",
+            )
+        )
     return problems
 
 

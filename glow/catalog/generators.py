@@ -8,27 +8,45 @@ request names in `config.params` (e.g. `persona_id`) is used instead of generati
 
 from __future__ import annotations
 
+import re
+
 from django.utils.text import slugify
 
 from glow.catalog.scene_card import MIME_TYPE, scene_card_png
+from glow.core.errors import ApplicationError
 from glow.core.generation import GenerationContext, Generator
 from glow.core.registry import registry
+from glow.core.selectors import artifact_queryset
 
 TEXT = {"type": "string"}
 BASE = {"title": TEXT, "description": TEXT}
 
 
-def _schema(**properties: dict) -> dict:
-    return {"type": "object", "properties": properties, "required": list(properties)}
+def _schema(optional: dict | None = None, **properties: dict) -> dict:
+    return {
+        "type": "object",
+        "properties": {**properties, **(optional or {})},
+        "required": list(properties),
+    }
 
 
+CONCERNS = {
+    "type": "array",
+    "maxItems": 4,
+    "items": _schema(topic=TEXT, worry=TEXT, optional={"ask": TEXT, "pushback": TEXT}),
+}
 PERSONA = _schema(
     **BASE,
     traits={"type": "array", "items": TEXT, "minItems": 1, "maxItems": 8},
     intensity={"type": "integer", "minimum": 1, "maximum": 10},
     voice=TEXT,
+    optional={"goal": TEXT, "concerns": CONCERNS, "phrases": {"type": "array", "items": TEXT}},
 )
-SCENARIO = _schema(**BASE, context=TEXT)
+SCENARIO = _schema(
+    **BASE,
+    context=TEXT,
+    optional={"learner_goal": TEXT, "persona_opens": {"type": "boolean"}, "opening_line": TEXT},
+)
 STANDARD = _schema(
     name=TEXT, description=TEXT, points={"type": "integer", "minimum": 0, "maximum": 100}
 )
@@ -72,13 +90,41 @@ def _single(family: str, schema: dict, prepare=None) -> Generator:
     return Generator(run=run, resources=lambda request: [family])
 
 
-def _persona_id(ctx: GenerationContext):
-    return (
-        _link(ctx.request, "persona")
-        or ctx.create(
+def _persona_id(ctx: GenerationContext, *, modality: str = "text"):
+    """The persona named in the request, else the visible one the instructions fit best.
+
+    A scenario's student comes from the catalog: the instructions of an image or video
+    ("Wide-angle shot, late afternoon light") describe a scene, never a student. Only a text
+    scenario in an organization without any persona drafts its student from the instructions.
+    """
+    named = _link(ctx.request, "persona")
+    if named:
+        return named
+    personas = list(
+        artifact_queryset(actor=ctx.actor, family=registry.get("persona"), include_archived=False)
+        .order_by("-updated_at")
+        .values_list("pk", "title", "description", "traits")[:200]
+    )
+    if not personas and modality in MEDIA_MODALITIES:
+        raise ApplicationError(
+            f"Name a persona for this {modality} scenario (config.params.persona_id): "
+            "there is none yet.",
+            fields={"persona_id": ["Required: no persona exists yet."]},
+        )
+    if not personas:
+        return ctx.create(
             family="persona", resource="persona", instructions=_instructions(ctx), schema=PERSONA
         ).pk
+    wanted = _words(" ".join(_instructions(ctx)) + " " + str(ctx.request.get("title") or ""))
+    best = max(
+        personas,
+        key=lambda row: len(wanted & _words(f"{row[1]} {row[2]} {' '.join(row[3] or [])}")),
     )
+    return best[0]
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]{4,}", text.lower()))
 
 
 def _rubric_id(ctx: GenerationContext):
@@ -91,7 +137,7 @@ def _rubric_id(ctx: GenerationContext):
 
 
 def _scenario(ctx: GenerationContext, *, modality: str = "text"):
-    persona_id = _persona_id(ctx)
+    persona_id = _persona_id(ctx, modality=modality)
     return ctx.create(
         family="scenario",
         resource="scenario",
@@ -106,15 +152,14 @@ def _scenario(ctx: GenerationContext, *, modality: str = "text"):
 
 
 def _scenario_resources(request: dict) -> list[str]:
-    names = [] if _link(request, "persona") else ["persona"]
-    names.append("scenario")
+    names = ["scenario"]
     if request.get("modality") in MEDIA_MODALITIES:
         names.append("image")
     return names
 
 
 def generate_scenario(ctx: GenerationContext):
-    """A scenario (and its persona unless one is named); image/video: a scene card too."""
+    """A scenario with the persona named or the best-fitting one; image/video: a scene card too."""
     modality = ctx.request.get("modality") or "text"
     scenario = _scenario(ctx, modality=modality)
     if modality in MEDIA_MODALITIES:
@@ -134,7 +179,7 @@ def generate_scenario(ctx: GenerationContext):
 def _simulation_resources(request: dict) -> list[str]:
     names = [] if _link(request, "rubric") else ["rubric"]
     if not (request.get("params") or {}).get("scenario_ids"):
-        names += ["persona", "scenario"]
+        names += ["scenario"]
     return [*names, "simulation"]
 
 

@@ -32,6 +32,17 @@ class Persona(DepartmentOwned):
     voice = models.CharField(
         max_length=100, blank=True, help_text="Speaking style or TTS voice name."
     )
+    goal = models.TextField(
+        blank=True, help_text="What the student wants out of the conversation, in their words."
+    )
+    # [{"topic", "worry", "ask"?, "more"?, "pushback"?, "relief"?, "cues"?: [...]}]: what the
+    # simulated student raises, asks about, pushes back on and lets go of (CONCERN_FIELDS).
+    concerns = models.JSONField(
+        default=list, blank=True, help_text="Worries and misconceptions the student brings."
+    )
+    phrases = models.JSONField(
+        default=list, blank=True, help_text="Things this student typically says."
+    )
 
     class Meta(DepartmentOwned.Meta):
         pass
@@ -63,6 +74,16 @@ class Scenario(DepartmentOwned):
     # [{"id", "text", "options": [{"id", "text"}], "correct_option_ids": [...]}] for video scenarios.
     questions = models.JSONField(default=list, blank=True)
     documents = models.ManyToManyField(Document, blank=True, related_name="scenarios")
+    persona_opens = models.BooleanField(
+        default=False, help_text="The student speaks first, with the opening line."
+    )
+    opening_line = models.TextField(blank=True, help_text="The student's first message.")
+    learner_goal = models.TextField(
+        blank=True, help_text="What the learner should achieve in this conversation."
+    )
+    concerns = models.JSONField(
+        default=list, blank=True, help_text="Concerns the student brings to this situation."
+    )
 
     objects = ScenarioQuerySet.as_manager()
 

@@ -31,16 +31,33 @@ def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None):
     return type(f"{model.__name__}Out", (base,), {"Meta": meta, **(attrs or {})})
 
 
+class ConcernOut(serializers.Serializer):
+    """One thing the simulated student brings: raised as `worry`, asked about as `ask`."""
+
+    topic = serializers.CharField()
+    worry = serializers.CharField()
+    ask = serializers.CharField(required=False)
+    more = serializers.CharField(required=False)
+    pushback = serializers.CharField(required=False)
+    relief = serializers.CharField(required=False)
+    cues = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 PersonaOut = out(
     m.Persona,
     "traits",
     "intensity",
     "voice",
+    "goal",
+    "concerns",
+    "phrases",
     attrs={
         "traits": StoredJSONField(
             serializers.ListField(child=serializers.CharField()),
             help_text=m.Persona._meta.get_field("traits").help_text,
-        )
+        ),
+        "concerns": StoredJSONField(ConcernOut(many=True)),
+        "phrases": StoredJSONField(serializers.ListField(child=serializers.CharField())),
     },
 )
 DocumentOut = out(m.Document, "text")
@@ -90,10 +107,15 @@ ScenarioOut = out(
     "context",
     "modality",
     "questions",
+    "persona_opens",
+    "opening_line",
+    "learner_goal",
+    "concerns",
     attrs={
         "persona": ScenarioPersona(read_only=True),
         "persona_id": serializers.UUIDField(read_only=True),
         "questions": StoredJSONField(QuestionOut(many=True)),
+        "concerns": StoredJSONField(ConcernOut(many=True)),
     },
 )
 
@@ -273,12 +295,36 @@ class DepartmentWrite(ArtifactWrite):
     department = department_field()
 
 
+def _line(**kwargs):
+    return serializers.CharField(max_length=600, **kwargs)
+
+
+class ConcernWrite(serializers.Serializer):
+    topic = serializers.CharField(max_length=120, help_text='A noun phrase: "the base case".')
+    worry = _line(help_text="How the student first raises it, in the first person.")
+    ask = _line(required=False, help_text="The student's question about it while it is open.")
+    more = _line(required=False, help_text="What the student adds when asked to say more.")
+    pushback = _line(required=False, help_text="What the student says when it is dismissed.")
+    relief = _line(required=False, help_text="What the student says once it is addressed.")
+    cues = serializers.ListField(
+        child=serializers.CharField(max_length=60),
+        required=False,
+        max_length=20,
+        help_text="Words a learner uses when addressing it (default: the topic's words).",
+    )
+
+
 class PersonaWrite(DepartmentWrite):
     traits = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, max_length=30
     )
     intensity = serializers.IntegerField(min_value=1, max_value=10, required=False)
     voice = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    goal = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    concerns = serializers.ListField(child=ConcernWrite(), required=False, max_length=12)
+    phrases = serializers.ListField(
+        child=serializers.CharField(max_length=300), required=False, max_length=30
+    )
 
 
 class DocumentWrite(DepartmentWrite):
@@ -302,6 +348,10 @@ class ScenarioWrite(DepartmentWrite):
     context = serializers.CharField(required=False, allow_blank=True)
     modality = serializers.ChoiceField(choices=m.Modality.choices, required=False)
     questions = Question(many=True, required=False)
+    persona_opens = serializers.BooleanField(required=False)
+    opening_line = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    learner_goal = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    concerns = serializers.ListField(child=ConcernWrite(), required=False, max_length=12)
 
 
 class StandardWrite(serializers.Serializer):

@@ -92,7 +92,8 @@ def test_persona_generate_answers_handles_and_saves_the_persona(admin_client):
 
 
 @pytest.mark.parametrize("family", GENERATABLE)
-def test_every_catalog_family_generates_a_usable_row(admin_client, family):
+def test_every_catalog_family_generates_a_usable_row(admin_client, org_admin, family):
+    PersonaFactory(organization=org_admin.organization)  # a scenario's student comes from here
     response = admin_client.op(
         f"{family}/generate",
         {"instructions": ["Office hours with a student upset about a grade; ask open questions"]},
@@ -111,7 +112,8 @@ def test_every_catalog_family_generates_a_usable_row(admin_client, family):
         assert problems.json()["problems"] == []
 
 
-def test_scenario_image_draws_a_png_and_announces_it(admin_client):
+def test_scenario_image_draws_a_png_and_announces_it(admin_client, org_admin):
+    student = PersonaFactory(organization=org_admin.organization)
     response = admin_client.op(
         "scenario/generate",
         {
@@ -140,10 +142,13 @@ def test_scenario_image_draws_a_png_and_announces_it(admin_client):
         content = handle.read()
     assert content.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(content) == done["file_size"] == upload.size
-    # The persona was generated first, then the scenario, then the image: three resources.
+    # A scenario's generate makes the scenario and its image, never a persona of its own
+    # (the scene's words "Wide-angle shot" once became a student's name).
     progress = [p for name, p in log if name == events.PROGRESS]
-    assert [p["last_completed_resource"] for p in progress] == ["persona", "scenario", "image"]
-    assert {p["total_resources"] for p in progress} == {3}
+    assert [p["last_completed_resource"] for p in progress] == ["scenario", "image"]
+    assert {p["total_resources"] for p in progress} == {2}
+    assert list(m.Persona.objects.values_list("pk", flat=True)) == [student.pk]
+    assert scenario.persona_id == student.pk
     downloaded = admin_client.op("scenario/image/download", {"upload_id": done["upload_id"]})
     assert downloaded.status_code == 200
     assert b"".join(downloaded.streaming_content).startswith(b"\x89PNG")
@@ -161,6 +166,43 @@ def test_a_named_persona_is_used_instead_of_generating_one(admin_client, org_adm
     assert m.Persona.objects.count() == 1
     progress = [p for name, p in event_log(run.pk) if name == events.PROGRESS]
     assert [p["last_completed_resource"] for p in progress] == ["scenario"]
+
+
+def test_a_scenario_takes_the_best_fitting_persona_and_never_makes_one(admin_client, org_admin):
+    organization = org_admin.organization
+    PersonaFactory(organization=organization, title="Quinn, bored in lab", traits=["bored"])
+    chosen = PersonaFactory(
+        organization=organization, title="Riley, angry about a regrade", traits=["angry"]
+    )
+    response = admin_client.op(
+        "scenario/generate", {"instructions": ["An angry student wants a regrade on the final"]}
+    )
+    run = Run.objects.get(pk=response.json()["run_id"])
+    assert m.Scenario.objects.get(pk=run.artifact_id).persona_id == chosen.pk
+    assert m.Persona.objects.count() == 2
+
+
+def test_an_image_scenario_without_any_persona_fails_saying_what_to_name(admin_client):
+    response = admin_client.op(
+        "scenario/generate",
+        {"modality": "image", "title": "University Office", "instructions": ["Wide-angle shot"]},
+    )
+    run = Run.objects.get(pk=response.json()["run_id"])
+    log = event_log(run.pk)
+    assert types(log)[-1] == events.ERROR
+    assert "persona_id" in log[-1][1]["message"]
+    assert not m.Persona.objects.exists() and not m.Scenario.objects.exists()
+
+
+def test_persona_generate_honours_traits_intensity_and_topic(admin_client):
+    response = admin_client.op(
+        "persona/generate", {"instructions": ["Aggressive student in CS-180, intensity 7"]}
+    )
+    persona = m.Persona.objects.get(pk=Run.objects.get(pk=response.json()["run_id"]).artifact_id)
+    assert "aggressive" in persona.traits
+    assert not {"curious", "polite"} & set(persona.traits)
+    assert persona.intensity == 7
+    assert any("CS-180" in concern["topic"] for concern in persona.concerns)
 
 
 def test_params_override_the_drafted_fields(admin_client):
@@ -199,15 +241,16 @@ def test_a_failure_midway_keeps_what_was_saved(admin_client, monkeypatch):
         return complete(self, request)
 
     monkeypatch.setattr(LocalProvider, "_complete", fail_on_scenarios)
-    response = admin_client.op("scenario/generate", {"instructions": ["A grade dispute"]})
+    PersonaFactory(organization=admin_client.profile.organization)
+    response = admin_client.op("simulation/generate", {"instructions": ["A grade dispute"]})
     run = Run.objects.get(pk=response.json()["run_id"])
     log = event_log(run.pk)
     assert types(log) == [events.PROGRESS, events.ERROR]
     assert_seed_order(log, run=run)
-    assert log[0][1]["last_completed_resource"] == "persona"
+    assert log[0][1]["last_completed_resource"] == "rubric"
     assert log[1][1]["resource_type"] == "scenario"
     assert run.status == RunStatus.FAILED
-    assert m.Persona.objects.count() == 1  # partial failures keep what made it through
+    assert m.Rubric.objects.count() == 1  # partial failures keep what made it through
     assert not m.Scenario.objects.exists()
 
 
@@ -319,6 +362,7 @@ def test_a_redelivered_half_done_run_finishes_without_duplicates(admin_client, m
         raise SystemExit("worker lost")  # not an Exception: nothing is recorded, as in a crash
 
     monkeypatch.setattr(generation, "generation_complete", worker_killed)
+    PersonaFactory(organization=admin_client.profile.organization)
     with pytest.raises(SystemExit):
         admin_client.op("scenario/generate", {"instructions": ["A grade dispute"]})
     run = Run.objects.get()
@@ -329,7 +373,7 @@ def test_a_redelivered_half_done_run_finishes_without_duplicates(admin_client, m
     assert run.status == RunStatus.SUCCEEDED
     assert (m.Persona.objects.count(), m.Scenario.objects.count()) == (1, 1)
     log = event_log(run.pk)
-    assert types(log) == [events.PROGRESS, events.PROGRESS, events.SAVED, events.COMPLETE]
+    assert types(log) == [events.PROGRESS, events.SAVED, events.COMPLETE]
     assert_seed_order(log, run=run)
 
 

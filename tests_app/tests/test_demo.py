@@ -24,3 +24,10 @@ def test_demo_runs_one_completed_test_once():
     assert statuses == {"completed"} and test.invocations.count() == 4
     assert TestGrade.objects.filter(invocation__test=test).count() == 4
     assert Test.objects.count() == 1
+    # The coach's instructions (acknowledge, ask, explain, plan) beat one short sentence.
+    by_agent: dict[str, list[float]] = {}
+    for invocation in Invocation.objects.filter(test=test).select_related("agent", "grade"):
+        by_agent.setdefault(invocation.agent.title, []).append(float(invocation.grade.score))
+        opening = invocation.transcript[0]
+        assert opening["role"] == "agent" and opening["content"].strip()
+    assert min(by_agent["Office-hours coach"]) > max(by_agent["Terse TA"])

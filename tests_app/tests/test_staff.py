@@ -109,3 +109,34 @@ def test_admin_shows_tests_and_read_only_traces(org_admin, finished_test, django
     assert (
         "v-123" not in client.get(f"/admin/tests_app/secretkey/{key.pk}/change/").content.decode()
     )
+
+
+def test_the_benchmark_counts_flagged_persona_turns_per_model(browser, finished_test):
+    invocation = Invocation.objects.get(pk=finished_test["invocation_id"])
+    persona_turns = [turn for turn in invocation.transcript if turn["role"] == "persona"]
+    # A persona turn that recites its first one: the checker flags it as a repeat.
+    invocation.transcript = [*invocation.transcript, {**persona_turns[0], "turn": 99}]
+    invocation.save(update_fields=["transcript"])
+
+    html = browser.get(f"/staff/tests/{finished_test['test_id']}/benchmark/").content.decode()
+
+    table = html.split('id="fidelity-per-model"')[1].split("</table>")[0]
+    rows = re.findall(
+        r'<th scope="row">([^<]*)</th><td class="num">(\d+)</td><td class="num">(\d+)</td>', table
+    )
+    assert rows and sum(int(flagged) for _title, _total, flagged in rows) == 1
+    total = sum(
+        sum(1 for turn in row.transcript if turn["role"] == "persona")
+        for row in Invocation.objects.filter(test_id=finished_test["test_id"])
+    )
+    assert sum(int(count) for _title, count, _flagged in rows) == total
+
+
+def test_fidelity_per_model_answers_404_to_another_organization(finished_test):
+    from glow.core.errors import NotFound
+    from tests_app import selectors
+
+    with pytest.raises(NotFound):
+        selectors.persona_fidelity_by_model(
+            actor=ProfileFactory(role="admin"), test_id=finished_test["test_id"]
+        )

@@ -6,12 +6,32 @@ import random
 import re
 from collections.abc import Callable
 
+from glow.ai.local.dialogue import temperament_of
 from glow.ai.local.grading import CONCEPT_CUES
-from glow.ai.local.text import clip_words, count_phrases, keywords, seeded_random
+from glow.ai.local.lines import fallback_line
+from glow.ai.local.text import STOPWORDS, clip_words, count_phrases, keywords, seeded_random
 
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
-    "persona": ("name", "title", "description", "traits", "intensity", "voice"),
-    "scenario": ("title", "description", "context", "learning_objectives"),
+    "persona": (
+        "name",
+        "title",
+        "description",
+        "traits",
+        "intensity",
+        "voice",
+        "goal",
+        "concerns",
+        "phrases",
+    ),
+    "scenario": (
+        "title",
+        "description",
+        "context",
+        "learning_objectives",
+        "learner_goal",
+        "persona_opens",
+        "opening_line",
+    ),
     "rubric": ("title", "description", "groups"),
     "agent": ("name", "title", "description", "system_prompt"),
 }
@@ -21,8 +41,68 @@ TRAIT_WORDS = (
     "nervous", "worried", "stressed", "overwhelmed", "confused", "lost", "unsure", "entitled",
     "demanding", "argumentative", "skeptical", "stubborn", "shy", "quiet", "withdrawn",
     "disengaged", "eager", "curious", "enthusiastic", "motivated", "friendly", "polite",
-    "perfectionist", "grade-focused",
+    "perfectionist", "grade-focused", "aggressive", "passive", "evasive", "scared", "afraid",
+    "pleading", "apologetic", "rude", "confrontational", "persistent", "calm", "confident",
+    "cheerful", "hesitant", "distracted", "tired", "bored", "proud", "honest",
 )  # fmt: skip
+# How strongly a trait runs when the instructions give no intensity.
+HOT_TRAITS = ("aggressive", "angry", "hostile", "furious", "confrontational", "rude")
+_ADJECTIVE_BEFORE_STUDENT = re.compile(
+    r"\b([a-z][a-z-]{3,})\s+(?:student|learner|freshman|sophomore|undergrad\w*|ta)\b",
+    re.IGNORECASE,
+)
+_NOT_TRAITS = frozenset(
+    [
+        "create",
+        "make",
+        "generate",
+        "write",
+        "design",
+        "build",
+        "draft",
+        "new",
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "graduate",
+        "international",
+        "transfer",
+        "year",
+        "older",
+        "younger",
+        "male",
+        "female",
+        "another",
+        "their",
+    ]
+)
+_TOPIC = re.compile(
+    r"\b(?:in|about|regarding|over|with|for|on)\s+((?:the|their|his|her)\s+)?(?:(?:a|an)\s+)?"
+    r"((?:[A-Z0-9][\w-]*|[a-z][\w-]{3,})(?:\s+(?:[A-Z0-9][\w-]*|[a-z][\w-]{3,})){0,2})"
+)
+_NOT_TOPIC = frozenset(
+    [
+        "every",
+        "each",
+        "reply",
+        "replies",
+        "sentence",
+        "answer",
+        "message",
+        "intensity",
+        "level",
+        "office",
+        "hours",
+    ]
+)
+_STARTS_WITH = re.compile(
+    r"\b(?:starts|begins|opens)\s+(?:every|each)\s+\w+\s+with\s+[\"']?([^\"',;]+?)[\"']?"
+    r"(?:[,;]|$)",
+    re.IGNORECASE,
+)
+_OPENS = ("opens the conversation", "starts the conversation", "speaks first", "storms in",
+          "comes in", "walks in", "barges in", "opens with")  # fmt: skip
 VOICE_WORDS = ("formal", "casual", "slang", "terse", "sarcastic", "polite", "rambling")
 NAMES = ("Maya Chen", "Jordan Reyes", "Priya Natarajan", "Sam Okafor", "Elena Petrova",
          "Marcus Lee", "Aisha Rahman", "Diego Alvarez", "Hannah Kim", "Tomás Silva")  # fmt: skip
@@ -96,9 +176,19 @@ def _name(text: str, family: str, rng: random.Random) -> str:
 
 
 def _traits(text: str, family: str, rng: random.Random) -> list[str]:
+    """The traits the instructions name, in their order; never ones they do not."""
     lowered = text.lower()
-    found = [word for word in TRAIT_WORDS if re.search(rf"\b{re.escape(word)}\b", lowered)]
-    return found or ["curious", "polite"]
+    found = sorted(
+        (match.start(), word)
+        for word in TRAIT_WORDS
+        if (match := re.search(rf"\b{re.escape(word)}\b", lowered))
+    )
+    traits = [word for _, word in found]
+    for match in _ADJECTIVE_BEFORE_STUDENT.finditer(text):
+        word = match.group(1).lower()
+        if word not in traits and word not in _NOT_TRAITS and not word.endswith("ly"):
+            traits.append(word)
+    return traits[:8] or ["reserved"]
 
 
 def _intensity(text: str, family: str, rng: random.Random) -> int:
@@ -107,6 +197,8 @@ def _intensity(text: str, family: str, rng: random.Random) -> int:
         return max(1, min(10, int(match.group(1))))
     if count_phrases(text.lower(), ("extremely", "very", "furious", "highly", "really")):
         return 8
+    if count_phrases(text.lower(), HOT_TRAITS):
+        return 7
     if count_phrases(text.lower(), ("slightly", "mildly", "a bit", "somewhat", "a little")):
         return 3
     return 5
@@ -116,6 +208,69 @@ def _voice(text: str, family: str, rng: random.Random) -> str:
     lowered = text.lower()
     found = [word for word in VOICE_WORDS if re.search(rf"\b{word}\b", lowered)]
     return ", ".join(found) if found else "casual, first-person student voice"
+
+
+def topic_of(text: str) -> str:
+    """What the instructions say the student is about ("in CS-180" gives "CS-180"), or ""."""
+    text = _STARTS_WITH.sub(" ", text)
+    for match in _TOPIC.finditer(text):
+        kept = []
+        for word in match.group(2).split():
+            if word.lower() in _NOT_TOPIC or word.lower() in STOPWORDS:
+                break
+            kept.append(word)
+        if kept:
+            article = "the " if match.group(1) else ""
+            return article + " ".join(kept)
+    return ""
+
+
+def _temperament(text: str) -> str:
+    return temperament_of(" ".join(_traits(text, "persona", random.Random(0))), text.lower())
+
+
+def _concerns(text: str, family: str, rng: random.Random) -> list[dict]:
+    topic = topic_of(text)
+    if not topic:
+        return []
+    temperament = _temperament(text)
+    return [
+        {
+            "topic": topic,
+            "worry": fallback_line("worry", temperament, topic),
+            "ask": fallback_line("ask", temperament, topic),
+            "pushback": fallback_line("pushback", temperament, topic),
+        }
+    ]
+
+
+def _goal(text: str, family: str, rng: random.Random) -> str:
+    topic = topic_of(text)
+    return fallback_line("want", _temperament(text), topic) if topic else ""
+
+
+def _phrases(text: str, family: str, rng: random.Random) -> list[str]:
+    return [match.group(1).strip() for match in _STARTS_WITH.finditer(text)]
+
+
+def _learner_goal(text: str, family: str, rng: random.Random) -> str:
+    topic = topic_of(text)
+    about = f" about {topic}" if topic else ""
+    return f"Acknowledge the student's concern{about}, explain it plainly and agree a next step."
+
+
+def _persona_opens(text: str, family: str, rng: random.Random) -> bool:
+    return bool(count_phrases(text.lower(), _OPENS))
+
+
+def _opening_line(text: str, family: str, rng: random.Random) -> str:
+    quoted = re.search(r"[\"“]([^\"”]{3,300})[\"”]", text)
+    if quoted:
+        return quoted.group(1).strip()
+    if not _persona_opens(text, family, rng):
+        return ""
+    topic = topic_of(text)
+    return fallback_line("worry", _temperament(text), topic) if topic else ""
 
 
 def _context(text: str, family: str, rng: random.Random) -> str:
@@ -198,4 +353,10 @@ _NAMED_FIELDS: dict[str, Callable[[str, str, random.Random], object]] = {
         _public(item) for item in _standards(text, family, rng)
     ],
     "system_prompt": _system_prompt,
+    "concerns": _concerns,
+    "goal": _goal,
+    "phrases": _phrases,
+    "learner_goal": _learner_goal,
+    "persona_opens": _persona_opens,
+    "opening_line": _opening_line,
 }

@@ -1,28 +1,44 @@
-"""Coaching hints for the learner, from their latest message and the persona's reply."""
+"""Coaching hints for the learner: what is still open in the chat and a move that would help."""
 
 from __future__ import annotations
 
-from glow.ai.local.persona import read_persona
-from glow.ai.local.text import Signals, salient, signals, topic_phrase
+from glow.ai.local.dialogue import EMOTIONAL, RESOLVED, State, apply_learner, read_student, replay
 
-_FEELING_TEMPERAMENTS = ("upset", "anxious", "demanding")
 _MAX_HINTS = 3
 
 
 def hints(context: dict) -> list[dict[str, str]]:
-    """1-3 hints: warnings first, then at most one praise, then suggestions."""
-    persona = read_persona(context.get("persona") or {})
+    """1-3 hints: a warning first, then at most one praise, then what to do about the open concern."""
+    student = read_student(context.get("persona") or {}, context.get("scenario") or {})
+    state = replay(student, context.get("transcript") or [])
     message = str(context.get("learner_message") or "")
-    reply = str(context.get("persona_reply") or _last_persona_turn(context))
-    seen = signals(message)
-    name = persona.name.split()[0]
-    found = [
-        *_warnings(seen, name),
-        *_praise(seen)[:1],
-        *_suggestions(seen, persona.temperament, name, reply, context),
-    ]
+    reply = str(context.get("persona_reply") or "")
+    event = apply_learner(state, message) if message.strip() else None
+    name = student.name
+    found: list[dict[str, str]] = []
+    current = state.current
+    topic = current.topic if current else None
+    if event is not None and event.read.dismissive:
+        about = f"{name}'s worry about {topic}" if topic else f"how {name} feels"
+        found.append(
+            _hint(
+                "warning",
+                f"That sounded dismissive, and {name} pushed back. Acknowledge {about} "
+                "before restating the rules.",
+            )
+        )
+    elif event is not None and event.read.off_topic:
+        back = f" back to {topic}" if topic else " back to why they came"
+        found.append(
+            _hint("warning", f"That was off topic for {name}; bring the conversation{back}.")
+        )
+    if event is not None and not event.read.dismissive:
+        praise = _praise(state, event, name)
+        if praise:
+            found.append(_hint("praise", praise))
+    found.extend(_suggestions(state, reply, name))
     return found[:_MAX_HINTS] or [
-        _hint("suggestion", f"Keep {name} talking with an open question.")
+        _hint("suggestion", f"Ask {name} an open question about what they need next.")
     ]
 
 
@@ -30,68 +46,55 @@ def _hint(kind: str, content: str) -> dict[str, str]:
     return {"type": kind, "content": content}
 
 
-def _last_persona_turn(context: dict) -> str:
-    turns = [turn for turn in context.get("transcript") or [] if turn.get("role") == "assistant"]
-    return str(turns[-1].get("content", "")) if turns else ""
+def _praise(state: State, event, name: str) -> str | None:
+    concerns = {concern.index: concern for concern in state.student.concerns}
+    if event.resolved:
+        topic = concerns[event.resolved[0]].topic
+        return f"Good: you dealt with {topic} directly, and {name} is calmer for it."
+    if event.acknowledged:
+        topic = concerns[event.acknowledged[0]].topic
+        return f"Good: you acknowledged how {name} feels about {topic}."
+    if event.read.open_question and event.read.on_topic:
+        return f"Good open question: it lets {name} explain in their own words."
+    return None
 
 
-def _warnings(seen: Signals, name: str) -> list[dict[str, str]]:
-    if not seen.dismissive:
-        return []
-    return [
-        _hint(
-            "warning",
-            f"That phrasing can sound dismissive and tends to escalate; acknowledge what {name} "
-            "is feeling before stating the rules.",
-        )
-    ]
-
-
-def _praise(seen: Signals) -> list[dict[str, str]]:
-    praise = []
-    if seen.empathy and not seen.dismissive:
-        praise.append(_hint("praise", "Good: you acknowledged their feelings before solving."))
-    if seen.open_questions:
-        praise.append(_hint("praise", "Nice open question: it invites them to explain in depth."))
-    if seen.next_steps:
-        praise.append(_hint("praise", "Offering a concrete next step gives them something to do."))
-    return praise
-
-
-def _suggestions(
-    seen: Signals, temperament: str, name: str, reply: str, context: dict
-) -> list[dict[str, str]]:
-    topic = _topic(reply, context)
-    suggestions = []
-    if "?" in reply:
-        suggestions.append(
-            _hint("suggestion", f"{name} asked you something: answer it directly before moving on.")
-        )
-    if temperament in _FEELING_TEMPERAMENTS and not seen.empathy:
-        suggestions.append(
+def _suggestions(state: State, reply: str, name: str) -> list[dict[str, str]]:
+    current = state.current
+    student = state.student
+    if current is None:
+        if state.plan_agreed:
+            return [_hint("suggestion", f"Check that {name} knows when you will follow up.")]
+        return [
             _hint(
                 "suggestion",
-                f'Name the emotion first, e.g. "It sounds like {topic} has been really stressful."',
+                f"You have addressed what {name} raised; agree on a concrete next step and when "
+                "it happens.",
             )
+        ]
+    topic = current.topic
+    status = state.status_of(current)
+    found = []
+    asked = reply.strip().endswith("?")
+    if asked:
+        question = reply.strip().split(". ")[-1]
+        found.append(
+            _hint("suggestion", f'{name} asked "{question}" Answer it directly, about {topic}.')
         )
-    if not seen.questions:
-        suggestions.append(
+    if status != RESOLVED and student.temperament in EMOTIONAL and status == "open":
+        found.append(
             _hint(
-                "suggestion", f'Ask an open question, e.g. "What worries you most about {topic}?"'
+                "suggestion",
+                f"{name} is still worried about {topic}. Name that feeling first, for example: "
+                f'"It sounds like you have been really worried about {topic}."',
             )
         )
-    if temperament == "confused" and not seen.explanation:
-        suggestions.append(
-            _hint("suggestion", f"Explain {topic} in plain terms, with one concrete example.")
+    elif status != RESOLVED:
+        found.append(
+            _hint(
+                "suggestion",
+                f"{name}'s concern about {topic} is still open. Explain it plainly, with one "
+                "small example, or ask what they have tried.",
+            )
         )
-    if len(context.get("transcript") or []) >= 4 and not seen.next_steps:
-        suggestions.append(
-            _hint("suggestion", "Agree on a concrete next step, such as a time for office hours.")
-        )
-    return suggestions
-
-
-def _topic(reply: str, context: dict) -> str:
-    title = str((context.get("scenario") or {}).get("title") or "")
-    words = salient(reply)
-    return topic_phrase(title, f"the {words[0]}" if words else "this")
+    return found

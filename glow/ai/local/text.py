@@ -40,7 +40,8 @@ NEXT_STEPS = ("let's", "lets", "we can", "i will", "i'll", "next step", "plan", 
               "schedule", "follow up", "email", "meet", "tomorrow", "by friday", "regrade",
               "resubmit", "together")  # fmt: skip
 OPEN_QUESTION_STARTS = ("what", "how", "why", "tell me", "can you tell", "could you walk",
-                        "walk me", "help me understand", "which")  # fmt: skip
+                        "can you walk", "walk me", "help me understand", "which",
+                        "can you explain", "could you explain", "could you tell")  # fmt: skip
 
 
 # Nouns a student conversation is usually about; they make the best words to echo back.

@@ -7,6 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0003_model_structured_output'),
+        ('catalog', '0003_persona_concerns_scenario_opening'),
         ('catalog', '0003_simulation_leaderboard'),
     ]
 
