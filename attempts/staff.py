@@ -20,6 +20,10 @@ class ChatPage:
     messages: list[Message]
     criteria: list[dict] = field(default_factory=list)
 
+    @property
+    def flagged(self) -> int:
+        return sum(1 for message in self.messages if message.fidelity_flags)
+
 
 def _criteria(pages: list[ChatPage]) -> None:
     """Each graded chat's per-criterion score and the grader's evidence, names in one query."""
@@ -47,10 +51,6 @@ def _criteria(pages: list[ChatPage]) -> None:
             }
             for entry in page.chat.grade.standard_scores or []
         ]
-
-    @property
-    def flagged(self) -> int:
-        return sum(1 for message in self.messages if message.fidelity_flags)
 
 
 def _transcripts(chats: list[Chat]) -> list[ChatPage]:
