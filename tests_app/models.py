@@ -128,6 +128,10 @@ class Invocation(Artifact):
     scenario = models.ForeignKey("catalog.Scenario", on_delete=models.PROTECT, related_name="+")
     agent = models.ForeignKey("catalog.Agent", on_delete=models.PROTECT, related_name="+")
     position = models.PositiveIntegerField(default=0)
+    # Repeated runs of one cell (test/start `repeats`): which run this is, and the seed the
+    # runner hands the models so repeats differ.
+    repeat = models.PositiveSmallIntegerField(default=0)
+    seed = models.PositiveIntegerField(default=0)
     status = models.CharField(
         max_length=12, choices=InvocationStatus.choices, default=InvocationStatus.QUEUED
     )
@@ -217,14 +221,17 @@ class TestGrade(models.Model):
 
 
 class Feedback(models.Model):
-    """A comment and score for one standard group, on one tool call, under one grade."""
+    """A comment and score for one standard group, on one tool call (or, without one, on the
+    invocation as a whole), under one grade."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="+"
     )
     grade = models.ForeignKey(TestGrade, on_delete=models.CASCADE, related_name="feedback_rows")
-    tool_call = models.ForeignKey(ToolCall, on_delete=models.CASCADE, related_name="feedback")
+    tool_call = models.ForeignKey(
+        ToolCall, on_delete=models.CASCADE, null=True, blank=True, related_name="feedback"
+    )
     standard_group = models.ForeignKey(
         "catalog.StandardGroup", on_delete=models.CASCADE, related_name="+"
     )
@@ -240,7 +247,12 @@ class Feedback(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["grade", "tool_call", "standard_group"], name="feedback_once_per_triple"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["grade", "standard_group"],
+                condition=Q(tool_call__isnull=True),
+                name="feedback_once_per_invocation_group",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -76,6 +76,17 @@ class RubricQuerySet(ArtifactQuerySet):
 
 
 class Rubric(DepartmentOwned):
+    # Judge disagreement: the AI grader is asked this many times per chat; a criterion whose
+    # samples spread by more than this fraction of its points sends the chat to review.
+    judge_samples = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    judge_spread_threshold = models.FloatField(
+        default=0.25,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fraction of a criterion's points.",
+    )
+
     objects = RubricQuerySet.as_manager()
 
     class Meta(DepartmentOwned.Meta):
@@ -161,6 +172,14 @@ class Simulation(DepartmentOwned):
         validators=[MaxValueValidator(100)],
         help_text="Percent of total points to pass.",
     )
+    # Calibration gating: a criterion whose judge-vs-human agreement is below the kappa
+    # threshold, or measured on fewer reviewed chats than the minimum, shows learners
+    # "awaiting review" instead of the AI's score, and its chats enter the review queue.
+    calibration_required = models.BooleanField(default=False)
+    calibration_kappa_threshold = models.FloatField(
+        default=0.6, validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)]
+    )
+    calibration_min_n = models.PositiveIntegerField(default=20)
 
     objects = SimulationQuerySet.as_manager()
 

@@ -118,7 +118,14 @@ class RubricOut(ArtifactOut):
 
     class Meta:
         model = m.Rubric
-        fields = [*BASE_FIELDS, "department_id", "total_points", "groups"]
+        fields = [
+            *BASE_FIELDS,
+            "department_id",
+            "total_points",
+            "judge_samples",
+            "judge_spread_threshold",
+            "groups",
+        ]
 
     @extend_schema_field(StandardGroupOut(many=True))
     def get_groups(self, obj) -> list[dict]:
@@ -165,6 +172,9 @@ class SimulationOut(ArtifactOut):
             "rubric_id",
             "time_limit_minutes",
             "pass_threshold",
+            "calibration_required",
+            "calibration_kappa_threshold",
+            "calibration_min_n",
             "scenarios",
             "rubric_structure",
         ]
@@ -314,6 +324,16 @@ class StandardGroupWrite(serializers.Serializer):
 
 class RubricWrite(DepartmentWrite):
     groups = StandardGroupWrite(many=True, required=False)
+    judge_samples = serializers.IntegerField(
+        min_value=1, max_value=5, required=False, help_text="AI judge samples per chat."
+    )
+    judge_spread_threshold = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="A criterion whose samples spread by more than this fraction of its points "
+        "sends the chat to review.",
+    )
 
 
 class SimulationWrite(DepartmentWrite):
@@ -323,6 +343,14 @@ class SimulationWrite(DepartmentWrite):
     )
     time_limit_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     pass_threshold = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    calibration_required = serializers.BooleanField(
+        required=False,
+        help_text="Learners see 'awaiting review' for criteria the judge is not calibrated on.",
+    )
+    calibration_kappa_threshold = serializers.FloatField(
+        min_value=-1.0, max_value=1.0, required=False
+    )
+    calibration_min_n = serializers.IntegerField(min_value=1, max_value=10000, required=False)
 
 
 class HomeWrite(DepartmentWrite):
