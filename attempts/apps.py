@@ -8,10 +8,11 @@ class AttemptsConfig(AppConfig):
     verbose_name = "Attempts"
 
     def ready(self) -> None:
-        from attempts import families
+        from attempts import families, rubric_ops
         from glow.core.registry import registry
 
         families.register()
+        rubric_ops.register()
         registry.add_hook("staff_urls", _staff_urls)
 
 

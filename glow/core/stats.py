@@ -269,7 +269,7 @@ def wilcoxon_p(differences: Sequence[float]) -> float | None:
         for rank in range(1, n + 1):
             for total in range(len(counts) - 1, rank - 1, -1):
                 counts[total] += counts[total - rank]
-        w = int(round(min(w_plus, n * (n + 1) / 2 - w_plus)))
+        w = round(min(w_plus, n * (n + 1) / 2 - w_plus))
         tail = sum(counts[: w + 1]) / 2**n
         return min(1.0, 2 * tail)
     mean = n * (n + 1) / 4

@@ -61,9 +61,11 @@ pytestmark = pytest.mark.django_db
 NAMED_KEYS = {
     "chat_id",
     "parent_message_id",
+    "message_id",
     "grade_id",
     "tool_call_id",
     "standard_group_id",
+    "standard_id",
     "key_id",
     "key_ids",
     "upload_id",
@@ -478,6 +480,7 @@ def build_world(media_root) -> World:
     target["grade_id"] = grade.pk
     target["tool_call_id"] = first(ToolCall.objects.filter(invocation__organization=demo)).pk
     target["standard_group_id"] = first(StandardGroup.objects.filter(rubric__organization=demo)).pk
+    target["standard_id"] = first(done.simulation.rubric.groups.first().standards.all()).pk
     target["department_ids"] = [first(Department.objects.filter(organization=demo)).pk]
     target["cohort_ids"] = list(demo.cohorts.values_list("pk", flat=True)[:1])
     target["profile_ids"] = [learner1.pk]
@@ -611,6 +614,7 @@ def other_test(admin) -> dict[str, Any]:
         "grade_id": TestGradeFactory(invocation=invocation).pk,
         "tool_call_id": ToolCallFactory(invocation=invocation).pk,
         "standard_group_id": evaluation.rubric.groups.get().pk,
+        "standard_id": evaluation.rubric.groups.get().standards.first().pk,
     }
 
 
