@@ -14,6 +14,7 @@ class AttemptsConfig(AppConfig):
         families.register()
         rubric_ops.register()
         registry.add_hook("staff_urls", _staff_urls)
+        registry.add_hook("staff_nav", lambda: [("Review queue", "staff-review-queue")])
 
 
 def _staff_urls() -> list:

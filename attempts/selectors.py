@@ -79,7 +79,7 @@ def attempt_for_get(*, actor, pk) -> tuple[Attempt | None, bool]:
 def chats_of(attempt: Attempt) -> list[Chat]:
     return list(
         Chat.objects.filter(attempt=attempt)
-        .select_related("scenario__persona", "grade")
+        .select_related("scenario__persona", "grade__based_on")
         .order_by("position")
     )
 
