@@ -80,6 +80,8 @@ class Test(Artifact):
     )
     # Axis order as given at start (and extended by invocation/create): the benchmark's order.
     axes = models.JSONField(default=dict, blank=True)
+    # How many times test/start ran each cell (Invocation.repeat 0..repeats-1).
+    repeats = models.PositiveSmallIntegerField(default=1)
     completed_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
 

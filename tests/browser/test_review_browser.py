@@ -69,8 +69,8 @@ def reviewed_world():
 
 def test_instructor_grades_and_comments_a_turn_and_the_learner_sees_both(
     live_server,
-    browser,
-    reviewed_world,  # noqa: F811
+    browser,  # noqa: F811 (the fixture imported above)
+    reviewed_world,
 ):
     base = live_server.url
     attempt, chat, criterion = (
