@@ -3,12 +3,16 @@ the audit trail, calibration reports, the learner's gate and the review queue.""
 
 from __future__ import annotations
 
+import csv
+import io
+import zipfile
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from attempts import calibration, reviews, selectors, services
-from attempts.models import Grade, GradeSource, Review
+from attempts.models import Attempt, Grade, GradeSource, Review
 from conftest import client_for
 from system.models import TimelineEvent
 
@@ -108,6 +112,20 @@ def test_a_review_keeps_the_judges_grade_and_recomputes_score_feedback_and_compl
     assert bundle["aggregated_results"]["score"] == 100
     assert bundle["chats"][0]["grade"]["source"] == "reviewed"
     assert bundle["chats"][0]["grade"]["based_on_id"] == str(judge_grade.pk)
+
+    # The export's rubric scores carry staff's score with the judge's beside it.
+    export = services.attempt_export(
+        actor=world.instructor,
+        attempts=Attempt.objects.filter(pk=attempt.pk),
+        view="attempt",
+        single=True,
+    )
+    archive = zipfile.ZipFile(io.BytesIO(export.upload.file.read()))
+    rows = list(csv.DictReader(io.StringIO(archive.read("rubric_scores.csv").decode())))
+    row = next(r for r in rows if r["standard_id"] == third["id"])
+    assert (row["score"], row["judge_score"], row["reviewed_by_staff"]) == ("2", "1", "yes")
+    grades = list(csv.DictReader(io.StringIO(archive.read("grades.csv").decode())))
+    assert grades[0]["score_percent"] == "100" and grades[0]["source"] == "reviewed"
 
     events = TimelineEvent.objects.filter(event_type="attempt.reviewed", entity_id=attempt.pk)
     assert sorted(event.extra_1 for event in events) == sorted(
