@@ -254,6 +254,31 @@ def masked_grade(grade: Grade, hidden: set[str]) -> Grade:
     return copy
 
 
+def awaiting_attempt_ids(attempts: list) -> set:
+    """Of these attempts (their simulation loaded), those whose learner must not see the score
+    yet: a graded chat of a gated simulation with an uncalibrated criterion not yet reviewed.
+    A fixed number of queries, none when no simulation on the list is gated."""
+    simulations = {attempt.simulation_id: attempt.simulation for attempt in attempts}
+    uncalibrated = uncalibrated_criteria(list(simulations.values()))
+    held = [a.pk for a in attempts if uncalibrated.get(a.simulation_id)]
+    if not held:
+        return set()
+    reviewed: dict = defaultdict(set)
+    for chat_id, standard_id in Review.objects.filter(attempt_id__in=held).values_list(
+        "chat_id", "standard_id"
+    ):
+        reviewed[chat_id].add(str(standard_id))
+    waiting = set()
+    graded = Chat.objects.filter(attempt_id__in=held, grade__isnull=False).values_list(
+        "pk", "attempt_id", "attempt__simulation_id", "grade__standard_scores"
+    )
+    for chat_id, attempt_id, simulation_id, entries in graded:
+        scored = {str(entry.get("standard_id")) for entry in entries or []}
+        if (uncalibrated[simulation_id] & scored) - reviewed[chat_id]:
+            waiting.add(attempt_id)
+    return waiting
+
+
 # -- turn comments ----------------------------------------------------------------------------
 
 

@@ -317,6 +317,8 @@ def test_a_gated_simulation_hides_an_uncalibrated_criterion_until_twenty_agreein
     assert staff_bundle["aggregated_results"]["score"] == 63
     assert staff_bundle["review"]["awaiting_review"] is True
     assert chat.pk in [row.chat.pk for row in calibration.review_queue(actor=world.instructor)]
+    history = learner.op("attempt/search", {}).json()["attempts"]
+    assert [row["score"] for row in history if row["id"] == str(attempt.pk)] == [None]
 
     # Twenty other chats reviewed in agreement with the judge on every criterion (varied scores,
     # so kappa is defined): 1.0 >= 0.6 and n 20 >= 20.
@@ -338,6 +340,8 @@ def test_a_gated_simulation_hides_an_uncalibrated_criterion_until_twenty_agreein
     assert bundle["aggregated_results"]["awaiting_review"] is False
     assert bundle["aggregated_results"]["score"] == 63
     assert bundle["chats"][0]["grade"]["score"] == 63
+    history = learner.op("attempt/search", {}).json()["attempts"]
+    assert [row["score"] for row in history if row["id"] == str(attempt.pk)] == [63]
     assert chat.pk not in [row.chat.pk for row in calibration.review_queue(actor=world.instructor)]
 
 
