@@ -81,7 +81,9 @@ def _side(grid: dict, axis: str, pk) -> dict:
     if str(pk) not in titles:
         field = "agent_ids" if axis == "agents" else "model_ids"
         raise ApplicationError(
-            f"{pk} is not one of this test's {axis}.", fields={field: [f"Not in this test: {pk}."]}
+            f"{pk} is not one of this test's {axis}.",
+            code="not_in_test",
+            fields={field: [f"Not in this test: {pk}."]},
         )
     return {"id": pk, "title": titles[str(pk)]}
 
@@ -153,11 +155,34 @@ def benchmark_compare(
     """b against a (the second agent or model against the first; the test against its
     baseline): per cell, overall paired statistics, and the cells that differ."""
     grid = benchmark_grid(actor=actor, test_id=test_id)
+    given = [
+        name
+        for name, value in (
+            ("agent_ids", agent_ids),
+            ("model_ids", model_ids),
+            ("baseline_test_id", baseline_test_id),
+        )
+        if value
+    ]
+    if len(given) != 1:
+        raise ApplicationError(
+            "Give exactly one of agent_ids, model_ids or baseline_test_id.",
+            code="compare_what",
+            fields={"agent_ids": ["Two agents, two models, or a baseline test."]},
+        )
+    pair = agent_ids or model_ids
+    if pair and len(pair) != 2:
+        raise ApplicationError(
+            "Name exactly two to compare: A, then B.",
+            code="compare_two",
+            fields={given[0]: ["Exactly two ids."]},
+        )
     if baseline_test_id is not None:
         baseline = benchmark_grid(actor=actor, test_id=baseline_test_id)
         if baseline["eval_id"] != grid["eval_id"]:
             raise ApplicationError(
                 "The baseline test measures another eval.",
+                code="other_eval",
                 fields={"baseline_test_id": ["Not the same eval."]},
             )
         found = _against(grid, baseline)

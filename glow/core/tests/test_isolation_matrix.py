@@ -82,6 +82,7 @@ NAMED_KEYS = {
     "target_profile_id",
     "previous_chat_map",
     "benchmark_id",
+    "baseline_test_id",
 }
 # UUID fields that name no row to reach: they only leave rows out of a bulk selection.
 NOT_ROWS = {"excluded_ids"}
@@ -474,6 +475,7 @@ def build_world(media_root) -> World:
     invocation = first(Invocation.objects.filter(organization=demo).exclude(key_ids=[]))
     target["invocation_id"] = invocation.pk
     target["test_id"] = invocation.test_id
+    target["baseline_test_id"] = invocation.test_id
     target["key_id"] = uuid.UUID(str(invocation.key_ids[0]))
     assert SecretKey.objects.filter(pk=target["key_id"], organization=demo).exists()
     grade = first(TestGrade.objects.filter(organization=demo))
@@ -608,6 +610,7 @@ def other_test(admin) -> dict[str, Any]:
     invocation = test.invocations.get()
     return {
         "test_id": test.pk,
+        "baseline_test_id": test.pk,
         "invocation_id": invocation.pk,
         "key_id": uuid.UUID(str(invocation.key_ids[0])),
         "key_ids": [uuid.UUID(str(invocation.key_ids[0]))],
