@@ -147,19 +147,15 @@ def uncalibrated_criteria(simulations: list[Simulation]) -> dict:
     if not gated:
         return {}
     pairs = calibration_pairs(rubric_ids={sim.rubric_id for sim in gated})
-    points = {
-        str(pk): value
-        for pk, value in Rubric.objects.filter(pk__in={sim.rubric_id for sim in gated})
-        .values_list("groups__standards__id", "groups__standards__points")
-        .exclude(groups__standards__id=None)
-    }
+    points: dict[str, int] = {}
     by_rubric: dict = defaultdict(list)
-    for rubric_id, standard_id in (
+    for rubric_id, standard_id, value in (
         Rubric.objects.filter(pk__in={sim.rubric_id for sim in gated})
         .exclude(groups__standards__id=None)
-        .values_list("pk", "groups__standards__id")
+        .values_list("pk", "groups__standards__id", "groups__standards__points")
     ):
         by_rubric[rubric_id].append(str(standard_id))
+        points[str(standard_id)] = value
     found = {}
     for sim in gated:
         found[sim.pk] = {

@@ -299,9 +299,10 @@ def attempt_bundle(*, actor, attempt: Attempt, chat_id=None, now=None) -> dict:
             if each.grade_id is not None:
                 each.grade = calibration.masked_grade(each.grade, gate.hidden.get(each.pk, set()))
     else:
+        # Staff see every number, and which chats a learner is waiting on.
         for each in chats:
             if each.grade_id is not None:
-                each.grade.awaiting_review = False
+                each.grade.awaiting_review = gate.chat_awaiting(each.pk)
     messages = chat_transcript(chat) if chat is not None else []
     comments = calibration.turn_comments(attempt, staff=actor.is_staff_role)
     for message in messages:
