@@ -15,6 +15,8 @@ from attempts import calibration, reviews, selectors
 from attempts.models import Chat, CommentVisibility, GradeSource, Message, Review
 from attempts.rubric_ops import calibration_for
 from glow.core.errors import ApplicationError, NotFound
+from glow.core.registry import registry
+from glow.core.selectors import artifact_queryset
 from system.staff import staff_page
 
 
@@ -191,7 +193,17 @@ def comment(request, pk):
 @staff_page
 def review_queue(request):
     rows = calibration.review_queue(actor=request.actor)
-    return render(request, "staff/review_queue.html", {"rows": rows, "actor": request.actor})
+    rubrics = (
+        artifact_queryset(actor=request.actor, family=registry.get("rubric"))
+        .filter(archived=False)
+        .order_by("title")
+        .values_list("pk", "title")[:50]
+    )
+    return render(
+        request,
+        "staff/review_queue.html",
+        {"rows": rows, "rubrics": list(rubrics), "actor": request.actor},
+    )
 
 
 @staff_page
