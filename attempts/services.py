@@ -33,7 +33,7 @@ from attempts.models import (
 )
 from glow.accounts.models import Profile
 from glow.ai import ProviderError
-from glow.catalog.models import Simulation
+from glow.catalog.models import Simulation, judge_models_of
 from glow.core import media
 from glow.core import services as core_services
 from glow.core.errors import (
@@ -682,17 +682,19 @@ def _grade_by_ai(
     session: Session | None,
     instructions: list[str],
 ) -> tuple[dict, Run]:
-    """The judge's grade; a rubric asking for k samples asks k times (a Run each) and keeps
-    each criterion's median with the samples' spread."""
+    """The judge's grade; a rubric asking for k samples (or naming k judge models) asks k times
+    (a Run each) and keeps each criterion's median with the samples' spread."""
     group = _ensure_group(attempt=attempt, actor=actor, session=session)
     rubric = s.rubric_for(attempt)
     structure = s.structure_of(rubric)
-    samples = rubric.judge_samples if rubric is not None else 1
+    judges = judge_models_of(rubric) if rubric is not None else []
+    samples = len(judges) or (rubric.judge_samples if rubric is not None else 1)
     graded, run = [], None
     for index in range(samples):
         run = books.run_create(
             group=group,
             kind="grade",
+            model=judges[index] if judges else None,
             family="attempt",
             artifact_id=attempt.pk,
             params={"chat_id": str(chat.pk), "sample": index, "samples": samples},
@@ -704,7 +706,7 @@ def _grade_by_ai(
             pass_threshold=attempt.simulation.pass_threshold,
             instructions=instructions,
         )
-        if samples > 1:
+        if samples > 1 and not judges:
             # Independent samples: a remote judge samples at temperature 1; the sample number
             # is part of the simulator's context.
             request.temperature = 1.0

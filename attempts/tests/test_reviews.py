@@ -462,3 +462,34 @@ def test_judge_samples_store_their_spread_and_a_wide_one_queues_the_chat(world, 
     assert first["samples"] == [0, 1, 2] and first["score"] == 1  # the median
     rows = calibration.review_queue(actor=world.instructor)
     assert [row.chat.pk for row in rows] == [chat.pk]
+
+
+def test_k_judge_models_grade_once_each_and_the_rubric_names_them(world, start, make_client):
+    from glow.catalog.tests.factories import ModelFactory
+    from system.models import Run
+
+    judges = [ModelFactory(organization=world.organization, title=f"Judge {n}") for n in (1, 2)]
+    published = make_client(world.admin).op(
+        "rubric/publish",
+        {
+            "rubric_id": str(world.rubric.pk),
+            "version": world.rubric.version,
+            "data": {"judge_model_ids": [str(judge.pk) for judge in judges]},
+        },
+    )
+    assert published.status_code == 200, published.json()
+    assert published.json()["judge_model_ids"] == [str(judge.pk) for judge in judges]
+    attempt = start(world.learner, world.home)
+    chat = attempt.chats.order_by("position").first()
+    services.attempt_message(
+        actor=world.learner,
+        attempt_id=attempt.pk,
+        chat_id=chat.pk,
+        message="What worries you most? Let's plan the next step.",
+        assistant_content="The deadline.",
+    )
+    services.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
+    chat.refresh_from_db()
+    assert chat.grade.judge_samples == 2
+    runs = Run.objects.filter(group_id=attempt.group_id, kind="grade").order_by("created_at")
+    assert [run.model_id for run in runs] == [judge.pk for judge in judges]

@@ -72,7 +72,7 @@ class Scenario(DepartmentOwned):
 
 class RubricQuerySet(ArtifactQuerySet):
     def for_api(self):
-        return self.prefetch_related("groups__standards")
+        return self.prefetch_related("groups__standards", "judge_models")
 
 
 class Rubric(DepartmentOwned):
@@ -86,6 +86,8 @@ class Rubric(DepartmentOwned):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Fraction of a criterion's points.",
     )
+    # k judge models instead of k samples of one: each grades once (a Run on that model).
+    judge_models = models.ManyToManyField("Model", blank=True, related_name="+")
 
     objects = RubricQuerySet.as_manager()
 
@@ -116,6 +118,11 @@ class Rubric(DepartmentOwned):
             }
             for group in self.groups.all()
         ]
+
+
+def judge_models_of(rubric: Rubric) -> list:
+    """The rubric's judge models in a stable order (title, then id), prefetched or not."""
+    return sorted(rubric.judge_models.all(), key=lambda model: (model.title, str(model.pk)))
 
 
 class StandardGroup(models.Model):

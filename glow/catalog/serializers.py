@@ -124,8 +124,15 @@ class RubricOut(ArtifactOut):
             "total_points",
             "judge_samples",
             "judge_spread_threshold",
+            "judge_model_ids",
             "groups",
         ]
+
+    judge_model_ids = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_judge_model_ids(self, obj) -> list[str]:
+        return [str(model.pk) for model in m.judge_models_of(obj)]
 
     @extend_schema_field(StandardGroupOut(many=True))
     def get_groups(self, obj) -> list[dict]:
@@ -333,6 +340,12 @@ class RubricWrite(DepartmentWrite):
         required=False,
         help_text="A criterion whose samples spread by more than this fraction of its points "
         "sends the chat to review.",
+    )
+    judge_model_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=5,
+        help_text="Grade with each of these models once (instead of judge_samples of one).",
     )
 
 
