@@ -7,7 +7,7 @@ from functools import cache
 from rest_framework import serializers as drf
 from rest_framework.response import Response
 
-from attempts import audio, selectors, services
+from attempts import audio, reviews, selectors, services
 from attempts import serializers as shapes
 from attempts.models import GRADE_ENTRY_KINDS
 from glow.core import selectors as core_selectors
@@ -205,15 +205,26 @@ class AttemptViewSet(ArtifactViewSet):
             session=self.session,
         )
         grade = result.grade
+        hidden = grade is not None and self._awaiting(result.chat.attempt_id, result.chat.pk)
         return Response(
             {
                 "chat_id": result.chat.pk,
                 "is_attempt_finished": result.is_attempt_finished,
                 "grade_id": grade.pk if grade else None,
-                "score": grade.score if grade else None,
-                "passed": grade.passed if grade else None,
+                "score": grade.score if grade and not hidden else None,
+                "passed": grade.passed if grade and not hidden else None,
+                "awaiting_review": hidden,
             }
         )
+
+    def _awaiting(self, attempt_id, chat_id=None) -> bool:
+        """Whether the actor is a learner who may not see this chat's (or attempt's) judge score
+        yet: a criterion of a gated simulation awaits review."""
+        if self.actor.is_staff_role:
+            return False
+        attempt = selectors.attempt_access(actor=self.actor, pk=attempt_id)
+        gate = selectors.learner_gate(attempt)
+        return gate.chat_awaiting(chat_id) if chat_id is not None else gate.awaiting_review
 
     @op("end-all", request=shapes.AttemptEndAllRequest, response=shapes.AttemptEndAllResponse)
     def end_all(self, request):
@@ -242,8 +253,15 @@ class AttemptViewSet(ArtifactViewSet):
             given=_given_grade(data),
             session=self.session,
         )
+        hidden = self._awaiting(data["attempt_id"], chat.pk)
         return Response(
-            {"chat_id": chat.pk, "grade_id": grade.pk, "score": grade.score, "passed": grade.passed}
+            {
+                "chat_id": chat.pk,
+                "grade_id": grade.pk,
+                "score": None if hidden else grade.score,
+                "passed": None if hidden else grade.passed,
+                "awaiting_review": hidden,
+            }
         )
 
     @op("complete", request=shapes.AttemptCompleteRequest, response=shapes.AttemptCompleteResponse)
@@ -256,14 +274,16 @@ class AttemptViewSet(ArtifactViewSet):
             message=data.get("message") or "",
             session=self.session,
         )
+        hidden = self._awaiting(completion.attempt_id)
         return Response(
             {
                 "attempt_id": completion.attempt_id,
                 "completion_id": completion.pk,
-                "score": completion.score,
-                "passed": completion.passed,
-                "groups": completion.groups,
+                "score": None if hidden else completion.score,
+                "passed": None if hidden else completion.passed,
+                "groups": [] if hidden else completion.groups,
                 "message": completion.message,
+                "awaiting_review": hidden,
             }
         )
 
@@ -359,6 +379,72 @@ class AttemptViewSet(ArtifactViewSet):
                 "file_name": result.upload.file_name,
                 "row_count": result.row_count,
                 "message_count": result.message_count,
+            }
+        )
+
+    # -- human review -----------------------------------------------------------------------------
+
+    @op(
+        "review",
+        request=shapes.AttemptReviewRequest,
+        response=shapes.AttemptReviewResponse,
+        roles=("instructor", "admin"),
+    )
+    def review(self, request):
+        """Grade chat criteria by hand (score + comment); the judge's grade is kept beside it and
+        the attempt's rollup, feedback and exports use the human grade from now on. Audited."""
+        data = self.parse()
+        result = reviews.attempt_review(
+            actor=self.actor,
+            attempt_id=data["attempt_id"],
+            chat_id=data["chat_id"],
+            criteria=data["criteria"],
+            session=self.session,
+        )
+        attempt = result.chat.attempt
+        attempt.refresh_from_db(fields=["score", "passed"])
+        grade = result.grade
+        return Response(
+            {
+                "attempt_id": attempt.pk,
+                "chat_id": result.chat.pk,
+                "grade_id": grade.pk if grade else None,
+                "ai_grade_id": grade.based_on_id if grade else None,
+                "chat_score": grade.score if grade else None,
+                "attempt_score": attempt.score,
+                "attempt_passed": attempt.passed,
+                "reviews": shapes.CriterionReviewOut(result.reviews, many=True).data,
+            }
+        )
+
+    @op(
+        "annotate",
+        request=shapes.AttemptAnnotateRequest,
+        response=shapes.AttemptAnnotateResponse,
+        roles=("instructor", "admin"),
+    )
+    def annotate(self, request):
+        """Comment on one turn: visibility learner (shown beside that turn on the learner's
+        results) or staff. Audited."""
+        data = self.parse()
+        comment = reviews.attempt_annotate(
+            actor=self.actor,
+            attempt_id=data["attempt_id"],
+            message_id=data["message_id"],
+            body=data["body"],
+            visibility=data["visibility"],
+            session=self.session,
+        )
+        return Response(
+            {
+                "comment_id": comment.pk,
+                "attempt_id": comment.attempt_id,
+                "chat_id": comment.chat_id,
+                "message_id": comment.message_id,
+                "body": comment.body,
+                "visibility": comment.visibility,
+                "author_name": self.actor.name,
+                "created_at": comment.created_at,
             }
         )
 

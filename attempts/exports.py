@@ -76,6 +76,8 @@ RUBRIC_COLUMNS = [
     "standard_name",
     "score",
     "points",
+    "judge_score",
+    "reviewed_by_staff",
 ]
 
 
@@ -186,6 +188,9 @@ def _rubric_rows(attempts: QuerySet, names: dict) -> Iterator[list]:
                 standard_name,
                 entry.get("score", ""),
                 entry.get("points", ""),
+                # A reviewed criterion keeps the judge's score beside staff's.
+                entry.get("ai_score", "") if entry.get("reviewed") else entry.get("score", ""),
+                "yes" if entry.get("reviewed") else "no",
             ]
 
 

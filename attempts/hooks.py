@@ -14,6 +14,7 @@ def staff_nav() -> list[tuple[str, str]]:
         ("Dashboard", "staff-analytics"),
         ("Leaderboard", "staff-leaderboards"),
         ("Reports", "staff-reports"),
+        ("Review queue", "staff-review-queue"),
     ]
 
 

@@ -42,6 +42,7 @@ class GradeSource(models.TextChoices):
     AI = "ai", "AI grader"
     AGENT = "agent", "Given by an agent client"
     COPIED = "copied", "Copied from a previous attempt"
+    REVIEWED = "reviewed", "Reviewed by staff"
 
 
 class AttemptQuerySet(ArtifactQuerySet):
@@ -259,6 +260,15 @@ class Grade(models.Model):
         "system.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     instructions = models.JSONField(default=list, blank=True)
+    # A reviewed grade is the grade it is `based_on` (the AI's, kept as it was) with staff's
+    # criterion scores laid over it; the chat points at it, so every rollup uses the human's.
+    based_on = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # How many judge samples were taken, and the largest spread (max - min) of one criterion's
+    # samples as a fraction of its points: the review queue's order.
+    judge_samples = models.PositiveSmallIntegerField(default=1)
+    judge_spread = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(
         "accounts.Profile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -270,6 +280,63 @@ class Grade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.score}% ({self.source})"
+
+
+class Review(models.Model):
+    """Staff's grade of one criterion (rubric standard) of one chat: kept beside the AI's."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="reviews")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="reviews")
+    standard = models.ForeignKey("catalog.Standard", on_delete=models.CASCADE, related_name="+")
+    score = models.PositiveSmallIntegerField()
+    comment = models.TextField(blank=True)
+    # The AI judge's score of this criterion in the chat's current AI grade: calibration pairs.
+    ai_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    reviewer = models.ForeignKey(
+        "accounts.Profile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["chat", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "standard"], name="review_once_per_criterion")
+        ]
+        indexes = [models.Index(fields=["standard", "chat"], name="review_standard")]
+
+    def __str__(self) -> str:
+        return f"{self.score} on {self.standard_id}"
+
+
+class CommentVisibility(models.TextChoices):
+    LEARNER = "learner", "Learner and staff"
+    STAFF = "staff", "Staff only"
+
+
+class TurnComment(models.Model):
+    """Staff's comment on one turn of a chat; `learner` ones show beside the turn on results."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="turn_comments")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="turn_comments")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="comments")
+    body = models.TextField()
+    visibility = models.CharField(
+        max_length=10, choices=CommentVisibility.choices, default=CommentVisibility.LEARNER
+    )
+    author = models.ForeignKey(
+        "accounts.Profile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["chat", "created_at"]
+        indexes = [models.Index(fields=["attempt", "created_at"], name="turn_comment_attempt")]
+
+    def __str__(self) -> str:
+        return f"Comment on {self.message_id} ({self.visibility})"
 
 
 class Completion(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
+from attempts import calibration
 from attempts.models import (
     Attempt,
     AttemptCount,
@@ -78,7 +80,7 @@ def attempt_for_get(*, actor, pk) -> tuple[Attempt | None, bool]:
 def chats_of(attempt: Attempt) -> list[Chat]:
     return list(
         Chat.objects.filter(attempt=attempt)
-        .select_related("scenario__persona", "grade")
+        .select_related("scenario__persona", "grade__based_on")
         .order_by("position")
     )
 
@@ -286,6 +288,26 @@ def attempt_bundle(*, actor, attempt: Attempt, chat_id=None, now=None) -> dict:
             chats=chats, structure=structure, pass_threshold=attempt.simulation.pass_threshold
         )
         groups, graded = rollup.groups, rollup.graded_chat_count
+    gate = calibration.gate_of(attempt, chats)
+    score, passed = attempt.score, attempt.passed
+    if gate.awaiting_review and not actor.is_staff_role:
+        # A learner of a gated simulation sees "awaiting review" where the judge is not trusted.
+        score = passed = None
+        groups = _groups_masked(groups, structure, gate)
+        attempt = copy.copy(attempt)
+        attempt.score = attempt.passed = None
+        for each in chats:
+            if each.grade_id is not None:
+                each.grade = calibration.masked_grade(each.grade, gate.hidden.get(each.pk, set()))
+    else:
+        # Staff see every number, and which chats a learner is waiting on.
+        for each in chats:
+            if each.grade_id is not None:
+                each.grade.awaiting_review = gate.chat_awaiting(each.pk)
+    messages = chat_transcript(chat) if chat is not None else []
+    comments = calibration.turn_comments(attempt, staff=actor.is_staff_role)
+    for message in messages:
+        message.visible_comments = comments.get(message.pk, [])
     own = attempt.profile_id == actor.pk
     active = attempt.is_active
     open_chat = current is not None and current.status == ChatStatus.ACTIVE
@@ -306,13 +328,20 @@ def attempt_bundle(*, actor, attempt: Attempt, chat_id=None, now=None) -> dict:
         },
         "timer": asdict(timer),
         "aggregated_results": {
-            "score": attempt.score,
-            "passed": attempt.passed,
+            "score": score,
+            "passed": passed,
             "time_taken": attempt.time_taken,
             "graded_chat_count": graded,
             "chat_count": len(chats),
             "completion_id": completion.pk if completion else None,
             "groups": groups,
+            "awaiting_review": gate.awaiting_review,
+        },
+        "review": {
+            "calibration_required": gate.required,
+            "awaiting_review": gate.awaiting_review,
+            "awaiting_chat_ids": [pk for pk, hidden in gate.hidden.items() if hidden],
+            "uncalibrated_standard_ids": sorted(gate.uncalibrated) if actor.is_staff_role else [],
         },
         "current_chat_index": attempt.current_chat_index,
         "expected_chat_count": attempt.chat_count,
@@ -345,8 +374,41 @@ def attempt_bundle(*, actor, attempt: Attempt, chat_id=None, now=None) -> dict:
         "chat_entry_id": attempt.entry_id,
         "chats": chats,
         "chat": chat,
-        "messages": chat_transcript(chat) if chat is not None else [],
+        "messages": messages,
     }
+
+
+def _groups_masked(groups: list[dict], structure: list[dict], gate) -> list[dict]:
+    """Standard groups with a criterion awaiting review lose their numbers."""
+    hidden = set().union(*gate.hidden.values()) if gate.hidden else set()
+    holding = {
+        group["id"]
+        for group in structure
+        if any(standard["id"] in hidden for standard in group["standards"])
+    }
+    return [
+        {**group, "score": None, "percent": None, "awaiting_review": True}
+        if str(group.get("group_id")) in holding
+        else group
+        for group in groups
+    ]
+
+
+def turn_comments_for_learner(attempt: Attempt) -> dict:
+    """message id -> the comments staff marked for the learner on that turn, oldest first:
+    {comment_id, message_id, chat_id, body, visibility, author_name, created_at}."""
+    return calibration.turn_comments(attempt, staff=False)
+
+
+def turn_comments_for_staff(attempt: Attempt) -> dict:
+    """message id -> every comment on that turn (learner and staff-only), oldest first."""
+    return calibration.turn_comments(attempt, staff=True)
+
+
+def learner_gate(attempt: Attempt, chats: list[Chat] | None = None):
+    """The calibration gate of an attempt: `.awaiting_review`, `.chat_awaiting(chat_id)`,
+    `.criterion_status(chat_id, entry)` -> "ai" | "reviewed" | "awaiting_review"."""
+    return calibration.gate_of(attempt, chats if chats is not None else chats_of(attempt))
 
 
 # -- search -------------------------------------------------------------------------------------
@@ -563,6 +625,12 @@ def attempt_search(*, actor, params: dict) -> core.SearchResult:
             .order_by("-created_at", "-id")[page.offset : page.offset + page.size]
         )
     )
+    if not actor.is_staff_role:
+        # A learner's own rows: a score the calibration gate withholds reads as not yet given.
+        awaiting = calibration.awaiting_attempt_ids(rows)
+        for row in rows:
+            if row.pk in awaiting:
+                row.score = row.passed = None
     counting = counting_for(actor=actor, params=params, apply=apply)
     options, total = {}, None
     searched = family().facets

@@ -319,6 +319,7 @@ class AttemptEndResponse(serializers.Serializer):
     grade_id = serializers.UUIDField(allow_null=True)
     score = serializers.IntegerField(allow_null=True)
     passed = serializers.BooleanField(allow_null=True)
+    awaiting_review = serializers.BooleanField(default=False)
 
 
 class AttemptEndAllResponse(serializers.Serializer):
@@ -333,15 +334,17 @@ class AttemptGradeResponse(serializers.Serializer):
     grade_id = serializers.UUIDField(allow_null=True)
     score = serializers.IntegerField(allow_null=True)
     passed = serializers.BooleanField(allow_null=True)
+    awaiting_review = serializers.BooleanField(default=False)
 
 
 class AttemptCompleteResponse(serializers.Serializer):
     attempt_id = serializers.UUIDField()
     completion_id = serializers.UUIDField()
     score = serializers.IntegerField(allow_null=True)
-    passed = serializers.BooleanField()
+    passed = serializers.BooleanField(allow_null=True)
     groups = serializers.ListField(child=serializers.DictField())
     message = serializers.CharField(allow_blank=True)
+    awaiting_review = serializers.BooleanField(default=False)
 
 
 class AttemptStopResponse(serializers.Serializer):
@@ -573,14 +576,39 @@ class AttemptMessageOut(serializers.Serializer):
     stopped = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     audio_upload_id = serializers.UUIDField(allow_null=True, required=False)
+    comments = serializers.SerializerMethodField(
+        help_text="Staff comments on this turn the reader may see (learners: those marked "
+        "for the learner)."
+    )
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_comments(self, obj) -> list[dict]:
+        return [
+            {
+                **row,
+                "comment_id": str(row["comment_id"]),
+                "message_id": str(row["message_id"]),
+                "chat_id": str(row["chat_id"]),
+                "created_at": _when(row["created_at"]),
+            }
+            for row in getattr(obj, "visible_comments", [])
+        ]
 
 
 class AttemptGradeOut(serializers.Serializer):
     grade_id = serializers.UUIDField(source="id")
-    score = serializers.IntegerField()
-    points = serializers.IntegerField()
+    score = serializers.IntegerField(
+        allow_null=True, help_text="Null while a criterion awaits review (gated simulations)."
+    )
+    points = serializers.IntegerField(allow_null=True)
     total_points = serializers.IntegerField()
-    passed = serializers.BooleanField()
+    passed = serializers.BooleanField(allow_null=True)
+    awaiting_review = serializers.BooleanField(default=False)
+    based_on_id = serializers.UUIDField(
+        allow_null=True, help_text="A reviewed grade: the judge's grade it lies over."
+    )
+    judge_samples = serializers.IntegerField()
+    judge_spread = serializers.FloatField(allow_null=True)
     time_taken = serializers.IntegerField(allow_null=True)
     source = serializers.CharField()
     feedbacks = serializers.ListField(child=serializers.DictField())
@@ -628,6 +656,19 @@ class AttemptAggregatedResults(serializers.Serializer):
     chat_count = serializers.IntegerField()
     completion_id = serializers.UUIDField(allow_null=True)
     groups = serializers.ListField(child=serializers.DictField())
+    awaiting_review = serializers.BooleanField(
+        default=False,
+        help_text="A criterion the judge is not calibrated on waits for staff: score is null.",
+    )
+
+
+class AttemptReviewState(serializers.Serializer):
+    calibration_required = serializers.BooleanField()
+    awaiting_review = serializers.BooleanField()
+    awaiting_chat_ids = serializers.ListField(child=serializers.UUIDField())
+    uncalibrated_standard_ids = serializers.ListField(
+        child=serializers.CharField(), help_text="Staff only; empty for learners."
+    )
 
 
 class AttemptContinuationOptions(serializers.Serializer):
@@ -667,6 +708,7 @@ class AttemptGetResponse(serializers.Serializer):
     has_messages = serializers.BooleanField()
     available_continuation_options = AttemptContinuationOptions(allow_null=True)
     rubric_structure = serializers.DictField(allow_null=True)
+    review = AttemptReviewState(allow_null=True, required=False)
     training_id = serializers.UUIDField(allow_null=True)
     chat_entry_id = serializers.UUIDField(allow_null=True)
     chats = AttemptChatOut(many=True, allow_null=True)
@@ -695,6 +737,132 @@ def attempt_get_result(family) -> PolymorphicProxySerializer:
         serializers=[AttemptGetResponse, AttemptDeniedResponse],
         resource_type_field_name=None,
     )
+
+
+# -- human review ----------------------------------------------------------------------------------
+
+
+class CriterionGradeIn(serializers.Serializer):
+    standard_id = StrictUUIDField()
+    score = serializers.IntegerField(min_value=0, max_value=1000)
+    comment = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, allow_null=True
+    )
+
+
+class AttemptReviewRequest(serializers.Serializer):
+    """One criterion (standard_id, score, comment) or several (criteria)."""
+
+    attempt_id = StrictUUIDField()
+    chat_id = StrictUUIDField()
+    standard_id = StrictUUIDField(required=False, allow_null=True)
+    score = serializers.IntegerField(min_value=0, max_value=1000, required=False, allow_null=True)
+    comment = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, allow_null=True
+    )
+    criteria = CriterionGradeIn(many=True, required=False, max_length=200)
+
+    def validate(self, attrs):
+        criteria = list(attrs.get("criteria") or [])
+        if attrs.get("standard_id") is not None:
+            criteria.append(
+                {
+                    "standard_id": attrs["standard_id"],
+                    "score": attrs.get("score"),
+                    "comment": attrs.get("comment") or "",
+                }
+            )
+        attrs["criteria"] = criteria  # none at all: the service answers 400 once it found the chat
+        return attrs
+
+
+class CriterionReviewOut(serializers.Serializer):
+    review_id = serializers.UUIDField(source="id")
+    standard_id = serializers.UUIDField()
+    score = serializers.IntegerField()
+    ai_score = serializers.IntegerField(allow_null=True)
+    comment = serializers.CharField(allow_blank=True)
+    updated_at = serializers.DateTimeField()
+
+
+class AttemptReviewResponse(serializers.Serializer):
+    attempt_id = serializers.UUIDField()
+    chat_id = serializers.UUIDField()
+    grade_id = serializers.UUIDField(allow_null=True, help_text="The chat's reviewed grade.")
+    ai_grade_id = serializers.UUIDField(allow_null=True, help_text="The judge's grade, kept.")
+    chat_score = serializers.IntegerField(allow_null=True)
+    attempt_score = serializers.IntegerField(allow_null=True)
+    attempt_passed = serializers.BooleanField(allow_null=True)
+    reviews = CriterionReviewOut(many=True)
+
+
+class AttemptAnnotateRequest(serializers.Serializer):
+    attempt_id = StrictUUIDField()
+    message_id = StrictUUIDField()
+    body = serializers.CharField(max_length=4000)
+    visibility = serializers.ChoiceField(choices=["learner", "staff"], default="learner")
+
+
+class AttemptAnnotateResponse(serializers.Serializer):
+    comment_id = serializers.UUIDField()
+    attempt_id = serializers.UUIDField()
+    chat_id = serializers.UUIDField()
+    message_id = serializers.UUIDField()
+    body = serializers.CharField()
+    visibility = serializers.CharField()
+    author_name = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
+class RubricCalibrationRequest(serializers.Serializer):
+    rubric_id = StrictUUIDField(required=False)
+    id = StrictUUIDField(required=False, help_text="Same as rubric_id.")
+    simulation_id = StrictUUIDField(
+        required=False,
+        allow_null=True,
+        help_text="Only chats of this simulation; its gate's thresholds are the defaults.",
+    )
+    kappa_threshold = serializers.FloatField(
+        required=False, allow_null=True, min_value=-1.0, max_value=1.0
+    )
+    min_n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=100000)
+
+    def validate(self, attrs):
+        attrs["rubric_id"] = attrs.get("rubric_id") or attrs.get("id")
+        if attrs["rubric_id"] is None:
+            raise serializers.ValidationError({"rubric_id": ["This field is required."]})
+        return attrs
+
+
+class CriterionCalibrationOut(serializers.Serializer):
+    standard_id = serializers.CharField()
+    name = serializers.CharField()
+    group_id = serializers.CharField()
+    group_name = serializers.CharField()
+    points = serializers.IntegerField()
+    n = serializers.IntegerField()
+    exact_agreement = serializers.FloatField(allow_null=True)
+    adjacent_agreement = serializers.FloatField(allow_null=True)
+    kappa = serializers.FloatField(allow_null=True, help_text="Quadratic-weighted Cohen's kappa.")
+    kappa_ci = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), allow_null=True, help_text="Bootstrap 95%."
+    )
+    labels = serializers.ListField(child=serializers.IntegerField())
+    confusion_matrix = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="Rows: the judge's score; columns: staff's.",
+    )
+    calibrated = serializers.BooleanField()
+
+
+class RubricCalibrationResponse(serializers.Serializer):
+    rubric_id = serializers.UUIDField()
+    title = serializers.CharField()
+    simulation_id = serializers.UUIDField(allow_null=True)
+    kappa_threshold = serializers.FloatField()
+    min_n = serializers.IntegerField()
+    criteria = CriterionCalibrationOut(many=True)
+    overall = serializers.DictField()
 
 
 # -- audio sessions ------------------------------------------------------------------------------

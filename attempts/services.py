@@ -28,11 +28,12 @@ from attempts.models import (
     GradeSource,
     Message,
     QuestionResponse,
+    Review,
     Role,
 )
 from glow.accounts.models import Profile
 from glow.ai import ProviderError, fidelity
-from glow.catalog.models import Simulation
+from glow.catalog.models import Simulation, judge_models_of
 from glow.core import media
 from glow.core import services as core_services
 from glow.core.errors import (
@@ -716,36 +717,90 @@ def _grade_by_ai(
     session: Session | None,
     instructions: list[str],
 ) -> tuple[dict, Run]:
+    """The judge's grade; a rubric asking for k samples (or naming k judge models) asks k times
+    (a Run each) and keeps each criterion's median with the samples' spread."""
     group = _ensure_group(attempt=attempt, actor=actor, session=session)
-    run = books.run_create(
-        group=group,
-        kind="grade",
-        family="attempt",
-        artifact_id=attempt.pk,
-        params={"chat_id": str(chat.pk)},
-    )
-    structure = s.structure_of(s.rubric_for(attempt))
-    request = prompts.grade_request(
-        scenario=chat.scenario,
-        transcript=prompts.turns_of(s.chat_transcript(chat)),
-        structure=structure,
-        pass_threshold=attempt.simulation.pass_threshold,
-        instructions=instructions,
-    )
-    try:
-        result = books.model_call(run=run, request=request)
-    except ProviderError as exc:
-        raise ModelUnavailable(
-            f"The grader could not answer: {exc}. The chat is ended; grade it again to retry.",
-            extra={"run_id": str(run.pk)},
+    rubric = s.rubric_for(attempt)
+    structure = s.structure_of(rubric)
+    judges = judge_models_of(rubric) if rubric is not None else []
+    samples = len(judges) or (rubric.judge_samples if rubric is not None else 1)
+    graded, run = [], None
+    for index in range(samples):
+        run = books.run_create(
+            group=group,
+            kind="grade",
+            model=judges[index] if judges else None,
+            family="attempt",
+            artifact_id=attempt.pk,
+            params={"chat_id": str(chat.pk), "sample": index, "samples": samples},
         )
-    values = _ai_values(
-        data=result.data or {},
-        structure=structure,
-        chat=chat,
-        threshold=attempt.simulation.pass_threshold,
-    )
-    return values, run
+        request = prompts.grade_request(
+            scenario=chat.scenario,
+            transcript=prompts.turns_of(s.chat_transcript(chat)),
+            structure=structure,
+            pass_threshold=attempt.simulation.pass_threshold,
+            instructions=instructions,
+        )
+        if samples > 1 and not judges:
+            # Independent samples: a remote judge samples at temperature 1; the sample number
+            # is part of the simulator's context.
+            request.temperature = 1.0
+            request.context = {**request.context, "sample": index}
+        try:
+            result = books.model_call(run=run, request=request)
+        except ProviderError as exc:
+            raise ModelUnavailable(
+                f"The grader could not answer: {exc}. The chat is ended; grade it again to retry.",
+                extra={"run_id": str(run.pk)},
+            )
+        graded.append(
+            _ai_values(
+                data=result.data or {},
+                structure=structure,
+                chat=chat,
+                threshold=attempt.simulation.pass_threshold,
+            )
+        )
+    return _combine_samples(graded, threshold=attempt.simulation.pass_threshold), run
+
+
+def _combine_samples(graded: list[dict], *, threshold: int) -> dict:
+    """One grade from k judge samples: each criterion's median score (its feedback from a sample
+    that gave it), its spread (max - min) as a fraction of its points, the largest spread on the
+    grade. One sample is itself, spread 0."""
+    first = graded[0]
+    entries = []
+    for position, entry in enumerate(first["standard_scores"]):
+        scores = [
+            sample["standard_scores"][position]["score"]
+            for sample in graded
+            if len(sample["standard_scores"]) > position
+        ]
+        median = sorted(scores)[(len(scores) - 1) // 2]
+        chosen = next(
+            sample["standard_scores"][position]
+            for sample in graded
+            if len(sample["standard_scores"]) > position
+            and sample["standard_scores"][position]["score"] == median
+        )
+        points = entry["points"]
+        spread = (max(scores) - min(scores)) / points if points else 0.0
+        entries.append(
+            {**chosen, "samples": scores, "spread": round(spread, 4)} if len(graded) > 1 else chosen
+        )
+    values = dict(first)
+    if len(graded) > 1:
+        earned = sum(entry["score"] for entry in entries)
+        score = s.percent(earned, first["total_points"]) or 0
+        values.update(
+            standard_scores=entries,
+            points=earned,
+            score=score,
+            passed=score >= threshold,
+        )
+    values["judge_samples"] = len(graded)
+    values["judge_spread"] = max((entry.get("spread", 0.0) for entry in entries), default=0.0)
+    return values
 
 
 def _grade_create(
@@ -756,6 +811,11 @@ def _grade_create(
     )
     chat.grade = grade
     Chat.objects.filter(pk=chat.pk).update(grade=grade)
+    if Review.objects.filter(chat=chat).exists():
+        # Staff reviewed this chat: their criterion grades lie over the new grade too.
+        from attempts.reviews import reviews_apply
+
+        reviews_apply(attempt=attempt, chat=chat, actor=actor)
     if run is not None:
         events.event_emit(
             run=run,

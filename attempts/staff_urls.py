@@ -17,4 +17,10 @@ urlpatterns = [
     path("reports/learners/<uuid:pk>/", staff_pages.learner_report, name="staff-report-learner"),
     path("reports/cohorts/<uuid:pk>/", staff_pages.cohort_report, name="staff-report-cohort"),
     path("catalog/persona/<uuid:pk>/try/", staff_pages.persona_try, name="staff-persona-try"),
+    path("attempts/<uuid:pk>/review/", staff.review, name="staff-attempt-review"),
+    path("attempts/<uuid:pk>/comment/", staff.comment, name="staff-attempt-comment"),
+    path("reviews/", staff.review_queue, name="staff-review-queue"),
+    path(
+        "rubrics/<uuid:pk>/calibration/", staff.rubric_calibration, name="staff-rubric-calibration"
+    ),
 ]

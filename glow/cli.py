@@ -296,7 +296,10 @@ def wrap(text: str, *, indent: int, width: int = 96) -> str:
     import textwrap
 
     pad = " " * indent
-    return textwrap.fill(text, width=width, initial_indent=pad, subsequent_indent=pad)
+    # Op names keep their hyphens whole (end-all, use-previous): a break there names no op.
+    return textwrap.fill(
+        text, width=width, initial_indent=pad, subsequent_indent=pad, break_on_hyphens=False
+    )
 
 
 def read_body(raw: str | None, stdin: IO[str]) -> dict:

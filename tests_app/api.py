@@ -8,7 +8,7 @@ from glow.core import serializers as shapes
 from glow.core.ops import op
 from glow.core.viewsets import ArtifactViewSet
 from system.services import session_for_request
-from tests_app import selectors, services
+from tests_app import compare, selectors, services
 from tests_app import serializers as s
 
 STAFF = s.STAFF
@@ -191,3 +191,23 @@ class BenchmarkViewSet(ArtifactViewSet):
         data = self.parse()
         grid = selectors.benchmark_grid(actor=self.actor, test_id=data["pk"])
         return Response(s.BenchmarkResponse(grid).data)
+
+    @op(
+        "compare",
+        request=s.BenchmarkCompareRequest,
+        response=s.BenchmarkCompareResponse,
+        roles=STAFF,
+    )
+    def compare(self, request):
+        """Two agents or two models over the same cells (mean paired difference, paired
+        bootstrap 95% interval, sign and Wilcoxon p), or a test against its baseline test
+        (regressions and improvements per cell and standard group beyond noise)."""
+        data = self.parse()
+        result = compare.benchmark_compare(
+            actor=self.actor,
+            test_id=data["test_id"],
+            agent_ids=data.get("agent_ids"),
+            model_ids=data.get("model_ids"),
+            baseline_test_id=data.get("baseline_test_id"),
+        )
+        return Response(s.BenchmarkCompareResponse(result).data)

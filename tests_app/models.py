@@ -80,6 +80,8 @@ class Test(Artifact):
     )
     # Axis order as given at start (and extended by invocation/create): the benchmark's order.
     axes = models.JSONField(default=dict, blank=True)
+    # How many times test/start ran each cell (Invocation.repeat 0..repeats-1).
+    repeats = models.PositiveSmallIntegerField(default=1)
     completed_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
 
@@ -128,6 +130,10 @@ class Invocation(Artifact):
     scenario = models.ForeignKey("catalog.Scenario", on_delete=models.PROTECT, related_name="+")
     agent = models.ForeignKey("catalog.Agent", on_delete=models.PROTECT, related_name="+")
     position = models.PositiveIntegerField(default=0)
+    # Repeated runs of one cell (test/start `repeats`): which run this is, and the seed the
+    # runner hands the models so repeats differ.
+    repeat = models.PositiveSmallIntegerField(default=0)
+    seed = models.PositiveIntegerField(default=0)
     status = models.CharField(
         max_length=12, choices=InvocationStatus.choices, default=InvocationStatus.QUEUED
     )
@@ -217,14 +223,17 @@ class TestGrade(models.Model):
 
 
 class Feedback(models.Model):
-    """A comment and score for one standard group, on one tool call, under one grade."""
+    """A comment and score for one standard group, on one tool call (or, without one, on the
+    invocation as a whole), under one grade."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="+"
     )
     grade = models.ForeignKey(TestGrade, on_delete=models.CASCADE, related_name="feedback_rows")
-    tool_call = models.ForeignKey(ToolCall, on_delete=models.CASCADE, related_name="feedback")
+    tool_call = models.ForeignKey(
+        ToolCall, on_delete=models.CASCADE, null=True, blank=True, related_name="feedback"
+    )
     standard_group = models.ForeignKey(
         "catalog.StandardGroup", on_delete=models.CASCADE, related_name="+"
     )
@@ -240,7 +249,12 @@ class Feedback(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["grade", "tool_call", "standard_group"], name="feedback_once_per_triple"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["grade", "standard_group"],
+                condition=Q(tool_call__isnull=True),
+                name="feedback_once_per_invocation_group",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,11 +6,12 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from glow.ai import fidelity
 from glow.catalog.models import StandardGroup
+from glow.core import stats
 from glow.core.registry import registry
 from glow.core.selectors import artifact_access, artifact_queryset
 from system.models import Event, Run
@@ -81,7 +82,8 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _group_scores(invocation: Invocation, groups: list, feedback: dict) -> list[dict]:
-    """Staff feedback for a standard group (mean over tool calls) wins over the grader's score."""
+    """Staff feedback for a standard group (mean over its rows: tool calls and the invocation as
+    a whole) wins over the grader's score."""
     grade = getattr(invocation, "grade", None)
     graded = {}
     if grade is not None:
@@ -104,7 +106,7 @@ def _group_scores(invocation: Invocation, groups: list, feedback: dict) -> list[
     return scores
 
 
-def _cell(invocation: Invocation, groups: list, feedback: dict) -> dict:
+def _cell(invocation: Invocation, groups: list, feedback: dict, notes: dict) -> dict:
     grade = getattr(invocation, "grade", None)
     score = _number(grade.score) if grade is not None else None
     total = grade.total_points if grade is not None else sum(group.points for group in groups)
@@ -113,6 +115,9 @@ def _cell(invocation: Invocation, groups: list, feedback: dict) -> dict:
         "scenario_id": invocation.scenario_id,
         "agent_id": invocation.agent_id,
         "invocation_id": invocation.pk,
+        "repeat": invocation.repeat,
+        "seed": invocation.seed,
+        "feedback": notes.get(grade.pk, []) if grade is not None else [],
         "grade_id": grade.pk if grade is not None else None,
         "status": invocation.status,
         "score": score,
@@ -167,14 +172,8 @@ def benchmark_grid(*, actor, test_id: Any) -> dict:
         .select_related("model", "scenario", "agent", "grade")
         .order_by("position", "created_at")
     )
-    feedback = {
-        (row["grade_id"], row["standard_group_id"]): row["mean"]
-        for row in Feedback.objects.filter(grade__invocation__test=test)
-        .order_by()
-        .values("grade_id", "standard_group_id")
-        .annotate(mean=Avg("score"))
-    }
-    cells = [_cell(invocation, groups, feedback) for invocation in invocations]
+    feedback, notes = _feedback_of(test, groups)
+    cells = [_cell(invocation, groups, feedback, notes) for invocation in invocations]
     labels: dict[str, dict[str, str]] = defaultdict(dict)
     for invocation in invocations:
         labels["model"][str(invocation.model_id)] = invocation.model.title
@@ -217,7 +216,100 @@ def benchmark_grid(*, actor, test_id: Any) -> dict:
         },
         "counts": dict(statuses),
         "cell_count": len(cells),
+        "repeats": test.repeats,
+        "cell_stats": cell_stats(cells, groups),
+        "group_stats": [
+            {
+                "standard_group_id": group.pk,
+                "name": group.name,
+                **stats.mean_interval(
+                    [
+                        entry["percent"]
+                        for cell in cells
+                        for entry in cell["groups"]
+                        if entry["standard_group_id"] == group.pk and entry["percent"] is not None
+                    ]
+                ).as_dict(),
+            }
+            for group in groups
+        ],
     }
+
+
+def _feedback_of(test: Test, groups: list) -> tuple[dict, dict]:
+    """Staff feedback of a test in one query: the mean score per (grade, standard group), and
+    per grade the notes themselves (on a tool call, or on the invocation as a whole)."""
+    names = {group.pk: group.name for group in groups}
+    scores: dict = defaultdict(list)
+    notes: dict = defaultdict(list)
+    rows = (
+        Feedback.objects.filter(grade__invocation__test=test)
+        .order_by("created_at")
+        .values("grade_id", "standard_group_id", "tool_call_id", "score", "feedback")
+    )
+    for row in rows:
+        scores[row["grade_id"], row["standard_group_id"]].append(row["score"])
+        notes[row["grade_id"]].append(
+            {
+                "standard_group_id": row["standard_group_id"],
+                "name": names.get(row["standard_group_id"], ""),
+                "scope": "tool_call" if row["tool_call_id"] else "invocation",
+                "tool_call_id": row["tool_call_id"],
+                "score": float(row["score"]),
+                "feedback": row["feedback"],
+            }
+        )
+    means = {key: sum(values) / len(values) for key, values in scores.items()}
+    return means, notes
+
+
+def cell_key(cell: dict) -> tuple[str, str, str]:
+    return str(cell["model_id"]), str(cell["scenario_id"]), str(cell["agent_id"])
+
+
+def cell_stats(cells: list[dict], groups: list) -> list[dict]:
+    """Per model x scenario x agent cell, over its repeated runs: n, the mean percent with a
+    95% interval, the same per standard group, and how much staff feedback it has."""
+    by_key: dict = defaultdict(list)
+    for cell in cells:
+        by_key[cell_key(cell)].append(cell)
+    found = []
+    for (model_id, scenario_id, agent_id), runs in by_key.items():
+        percents = [run["percent"] for run in runs if run["percent"] is not None]
+        found.append(
+            {
+                "model_id": model_id,
+                "scenario_id": scenario_id,
+                "agent_id": agent_id,
+                "runs": len(runs),
+                "invocation_ids": [run["invocation_id"] for run in runs],
+                **stats.mean_interval(percents).as_dict(),
+                "groups": [
+                    {
+                        "standard_group_id": group.pk,
+                        "name": group.name,
+                        **stats.mean_interval(
+                            [
+                                entry["percent"]
+                                for run in runs
+                                for entry in run["groups"]
+                                if entry["standard_group_id"] == group.pk
+                                and entry["percent"] is not None
+                            ]
+                        ).as_dict(),
+                        "feedback_count": sum(
+                            1
+                            for run in runs
+                            for note in run["feedback"]
+                            if note["standard_group_id"] == group.pk
+                        ),
+                    }
+                    for group in groups
+                ],
+                "feedback_count": sum(len(run["feedback"]) for run in runs),
+            }
+        )
+    return found
 
 
 # -- trace ----------------------------------------------------------------------------------------

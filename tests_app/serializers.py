@@ -231,6 +231,9 @@ class SecretIn(serializers.Serializer):
     value = serializers.CharField(max_length=10_000, trim_whitespace=False)
 
 
+MAX_REPEATS = 20
+
+
 class TestStartRequest(serializers.Serializer):
     __test__ = False
 
@@ -242,6 +245,14 @@ class TestStartRequest(serializers.Serializer):
     concurrency = serializers.IntegerField(min_value=1, max_value=MAX_CONCURRENCY, required=False)
     key_ids = id_list(required=False, max_length=50)
     secrets = SecretIn(many=True, required=False, max_length=50)
+    repeats = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_REPEATS,
+        required=False,
+        default=1,
+        help_text="Run each cell this many times (seeds 0..repeats-1): the benchmark shows "
+        "each cell's mean with a 95% interval.",
+    )
 
 
 class TestStartResponse(serializers.Serializer):
@@ -304,7 +315,11 @@ class TestFeedbackRequest(serializers.Serializer):
     __test__ = False
 
     grade_id = UUID()
-    tool_call_id = UUID()
+    tool_call_id = UUID(
+        required=False,
+        allow_null=True,
+        help_text="Omit to comment on the invocation as a whole (an agent without tools).",
+    )
     standard_group_id = UUID()
     score = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
     feedback = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
@@ -313,7 +328,7 @@ class TestFeedbackRequest(serializers.Serializer):
 class FeedbackOut(serializers.Serializer):
     feedback_id = serializers.UUIDField(source="id")
     grade_id = serializers.UUIDField()
-    tool_call_id = serializers.UUIDField()
+    tool_call_id = serializers.UUIDField(allow_null=True)
     standard_group_id = serializers.UUIDField()
     score = serializers.FloatField()
     feedback = serializers.CharField(allow_blank=True)
@@ -426,11 +441,49 @@ class CellGroup(serializers.Serializer):
     percent = serializers.FloatField(allow_null=True)
 
 
+class CellFeedback(serializers.Serializer):
+    standard_group_id = serializers.UUIDField()
+    name = serializers.CharField(allow_blank=True)
+    scope = serializers.ChoiceField(choices=["tool_call", "invocation"])
+    tool_call_id = serializers.UUIDField(allow_null=True)
+    score = serializers.FloatField()
+    feedback = serializers.CharField(allow_blank=True)
+
+
+class Interval(serializers.Serializer):
+    n = serializers.IntegerField()
+    mean = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(allow_null=True, help_text="95% (Student t over repeats).")
+    ci_high = serializers.FloatField(allow_null=True)
+    sd = serializers.FloatField(allow_null=True)
+
+
+class GroupInterval(Interval):
+    standard_group_id = serializers.UUIDField()
+    name = serializers.CharField()
+    feedback_count = serializers.IntegerField(required=False)
+
+
+class CellStats(Interval):
+    """One model x scenario x agent cell over its repeated runs (percent of the rubric)."""
+
+    model_id = serializers.UUIDField()
+    scenario_id = serializers.UUIDField()
+    agent_id = serializers.UUIDField()
+    runs = serializers.IntegerField()
+    invocation_ids = serializers.ListField(child=serializers.UUIDField())
+    groups = GroupInterval(many=True)
+    feedback_count = serializers.IntegerField()
+
+
 class BenchmarkCell(serializers.Serializer):
     model_id = serializers.UUIDField()
     scenario_id = serializers.UUIDField()
     agent_id = serializers.UUIDField()
     invocation_id = serializers.UUIDField()
+    repeat = serializers.IntegerField()
+    seed = serializers.IntegerField()
+    feedback = CellFeedback(many=True)
     grade_id = serializers.UUIDField(allow_null=True)
     status = serializers.CharField()
     score = serializers.FloatField(allow_null=True)
@@ -488,3 +541,70 @@ class BenchmarkResponse(serializers.Serializer):
     means = BenchmarkMeans()
     counts = serializers.DictField(child=serializers.IntegerField())
     cell_count = serializers.IntegerField()
+    repeats = serializers.IntegerField()
+    cell_stats = CellStats(many=True)
+    group_stats = GroupInterval(many=True)
+
+
+# -- benchmark/compare ------------------------------------------------------------------------------
+
+
+class BenchmarkCompareRequest(serializers.Serializer):
+    """Two agents or two models of one test, over the cells they share; or a test against its
+    baseline test, cell by cell and standard group by standard group."""
+
+    test_id = UUID(required=False)
+    benchmark_id = UUID(required=False, help_text="Same as test_id.")
+    agent_ids = serializers.ListField(
+        child=UUID(), required=False, max_length=2, help_text="Exactly two: A then B."
+    )
+    model_ids = serializers.ListField(
+        child=UUID(), required=False, max_length=2, help_text="Exactly two: A then B."
+    )
+    baseline_test_id = UUID(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        # Which comparison is asked is checked once the test is found (benchmark_compare).
+        attrs["test_id"] = attrs.get("test_id") or attrs.get("benchmark_id")
+        if attrs["test_id"] is None:
+            raise serializers.ValidationError({"test_id": ["This field is required."]})
+        return attrs
+
+
+class CompareSide(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+
+
+class ComparePair(serializers.Serializer):
+    key = serializers.DictField(child=serializers.CharField())
+    label = serializers.CharField()
+    standard_group_id = serializers.UUIDField(allow_null=True)
+    a = Interval()
+    b = Interval()
+    difference = serializers.FloatField(allow_null=True, help_text="b - a, percent points.")
+    difference_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, help_text="Welch 95% over repeats."
+    )
+    verdict = serializers.ChoiceField(
+        choices=["better", "worse", "no clear difference", "not enough runs"]
+    )
+
+
+class BenchmarkCompareResponse(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["agents", "models", "tests"])
+    test_id = serializers.UUIDField()
+    a = CompareSide()
+    b = CompareSide()
+    n_pairs = serializers.IntegerField()
+    mean_difference = serializers.FloatField(allow_null=True)
+    difference_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, help_text="Paired bootstrap 95%."
+    )
+    sign_test_p = serializers.FloatField(allow_null=True)
+    wilcoxon_p = serializers.FloatField(allow_null=True)
+    pairs = ComparePair(many=True)
+    differing = ComparePair(many=True, help_text="Cells whose interval excludes 0.")
+    regressions = ComparePair(many=True)
+    improvements = ComparePair(many=True)
+    group_pairs = ComparePair(many=True, help_text="Per standard group (tests only).")

@@ -151,8 +151,10 @@ def test_start(
     secrets: list[dict] | None = None,
     idempotency_key: str = "",
     dispatch: bool = True,
+    repeats: int = 1,
 ) -> tuple[Test, bool]:
-    """Create the test and one queued invocation per cell in one INSERT, then start its workers.
+    """Create the test and one queued invocation per cell and repeat in one INSERT, then start
+    its workers. Repeat r of a cell carries seed r, so two agents' r-th runs pair up.
 
     Answers (test, created); a repeated Idempotency-Key answers the first test, created False.
     """
@@ -165,11 +167,12 @@ def test_start(
         ).first()
         if existing is not None:
             return existing, False
-    cells = len(set(model_ids)) * len(set(scenario_ids)) * len(set(agent_ids))
+    repeats = max(1, int(repeats or 1))
+    cells = len(set(model_ids)) * len(set(scenario_ids)) * len(set(agent_ids)) * repeats
     limit = getattr(settings, "GLOW_TEST_MAX_CELLS", DEFAULT_MAX_CELLS)
     if cells > limit:
         raise ApplicationError(
-            f"{cells} cells is more than the {limit} a test may have.",
+            f"{cells} cells (with repeats) is more than the {limit} a test may have.",
             code="too_many_cells",
             fields={"model_ids": [f"At most {limit} model x scenario x agent cells."]},
         )
@@ -197,6 +200,7 @@ def test_start(
             "scenario_ids": [str(row.pk) for row in scenarios],
             "agent_ids": [str(row.pk) for row in agents],
         },
+        repeats=repeats,
         idempotency_key=idempotency_key,
     )
     # The group names the test's id before the row exists: one INSERT each, no UPDATE after.
@@ -224,19 +228,25 @@ def test_start(
             "id": uuid7(),  # time-ordered, as Artifact ids are: 1,000 appends, not random pages
             "organization_id": actor.organization_id,
             "created_by_id": actor.pk,
-            "title": f"{model.title} · {scenario.title} · {agent.title}"[:300],
+            "title": (
+                f"{model.title} · {scenario.title} · {agent.title}"
+                + (f" · run {repeat + 1}/{repeats}" if repeats > 1 else "")
+            )[:300],
             "test_id": test.pk,
             "model_id": model.pk,
             "scenario_id": scenario.pk,
             "agent_id": agent.pk,
             "position": position,
+            "repeat": repeat,
+            "seed": repeat,
             "key_ids": keys,
         }
-        for position, (model, scenario, agent) in enumerate(
-            (model, scenario, agent)
+        for position, (model, scenario, agent, repeat) in enumerate(
+            (model, scenario, agent, repeat)
             for model in models
             for scenario in scenarios
             for agent in agents
+            for repeat in range(repeats)
         )
     ]
     bulk_insert(Invocation, invocations)
@@ -531,12 +541,13 @@ def test_feedback(
     *,
     actor,
     grade_id: Any,
-    tool_call_id: Any,
     standard_group_id: Any,
     score: Decimal,
     feedback: str = "",
+    tool_call_id: Any = None,
 ) -> tuple[Feedback, bool]:
-    """Upsert the one feedback row of (grade, tool call, standard group); answers (row, created)."""
+    """Upsert the one feedback row of (grade, tool call, standard group); without a tool call
+    the row is about the invocation as a whole. Answers (row, created)."""
     require_staff(actor)
     grade = (
         TestGrade.objects.filter(pk=grade_id, organization_id=actor.organization_id)
@@ -551,16 +562,18 @@ def test_feedback(
         raise NotFound("No grade with that id.")
     test = Test.objects.select_related("eval").get(pk=invocation.test_id)
     require_open(test)
-    tool_call = ToolCall.objects.filter(
-        pk=tool_call_id, invocation__organization_id=actor.organization_id
-    ).first()
-    if tool_call is None:
-        raise NotFound("No tool call with that id.")
-    if tool_call.invocation_id != invocation.pk:
-        raise ApplicationError(
-            "That tool call belongs to another invocation than the grade.",
-            fields={"tool_call_id": ["Not a tool call of this grade's invocation."]},
-        )
+    tool_call = None
+    if tool_call_id is not None:
+        tool_call = ToolCall.objects.filter(
+            pk=tool_call_id, invocation__organization_id=actor.organization_id
+        ).first()
+        if tool_call is None:
+            raise NotFound("No tool call with that id.")
+        if tool_call.invocation_id != invocation.pk:
+            raise ApplicationError(
+                "That tool call belongs to another invocation than the grade.",
+                fields={"tool_call_id": ["Not a tool call of this grade's invocation."]},
+            )
     group = (
         StandardGroup.objects.filter(
             pk=standard_group_id, rubric__organization_id=actor.organization_id
@@ -582,19 +595,28 @@ def test_feedback(
             f"score must be between 0 and the group's {points} points.",
             fields={"score": [f"Between 0 and {points}."]},
         )
-    triple = {"grade_id": grade_id, "tool_call_id": tool_call.pk, "standard_group_id": group.pk}
+    triple = {
+        "grade_id": grade_id,
+        "tool_call_id": tool_call.pk if tool_call else None,
+        "standard_group_id": group.pk,
+    }
+    values = {"score": score, "feedback": feedback, "author": actor}
+    if tool_call is None:
+        # The partial unique index (tool_call IS NULL) has no ON CONFLICT target in the ORM:
+        # the grade's row lock makes the look-up and the insert one step.
+        TestGrade.objects.select_for_update().filter(pk=grade_id).values("pk").first()
+        row = Feedback.objects.filter(**triple).first()
+        if row is not None:
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.save(update_fields=[*values, "updated_at"])
+            return row, False
+        row = Feedback.objects.create(organization_id=actor.organization_id, **triple, **values)
+        return row, True
     existed = Feedback.objects.filter(**triple).exists()
     # ON CONFLICT DO UPDATE: two racing writers of one triple still leave one row.
     Feedback.objects.bulk_create(
-        [
-            Feedback(
-                organization_id=actor.organization_id,
-                score=score,
-                feedback=feedback,
-                author=actor,
-                **triple,
-            )
-        ],
+        [Feedback(organization_id=actor.organization_id, **values, **triple)],
         update_conflicts=True,
         unique_fields=["grade", "tool_call", "standard_group"],
         update_fields=["score", "feedback", "author", "updated_at"],

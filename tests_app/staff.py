@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections import Counter
 from decimal import Decimal
 
 from django import forms
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from glow.core.errors import ApplicationError
+from glow.core.errors import ApplicationError, NotFound
 from glow.core.registry import registry
 from glow.core.selectors import artifact_queryset, artifact_search
 from system.services import session_touch
 from system.staff import staff_page
-from tests_app import selectors, services
+from tests_app import compare, selectors, services
 from tests_app.models import DONE, TestStatus
 
 PAGE_SIZE = 50
@@ -32,54 +34,110 @@ def _score(value, total) -> str:
     return "—" if value is None else f"{value:g}/{total}"
 
 
-def cell_title(cell: dict, labels: dict) -> str:
-    """The hover text: what the cell is and every figure it has."""
+def interval_bar(low, mean, high, *, lowest: float = 0.0, highest: float = 100.0) -> dict | None:
+    """Where a mean and its interval sit on a lowest..highest track, in percent of its width."""
+    if mean is None:
+        return None
+    span = highest - lowest
+
+    def at(value):
+        return round(max(0.0, min(100.0, (value - lowest) * 100 / span)), 1)
+
+    left = at(low) if low is not None else at(mean)
+    right = at(high) if high is not None else at(mean)
+    return {"left": left, "width": max(0.5, round(right - left, 1)), "mean": at(mean)}
+
+
+def _figure(value) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+def cell_title(stat: dict, runs: list[dict], labels: dict) -> str:
+    """The hover text: what the cell is, its mean and interval over repeats, per standard
+    group, and every staff note on it."""
     lines = [
-        f"{labels[str(cell['model_id'])]} · {labels[str(cell['scenario_id'])]} · "
-        f"{labels[str(cell['agent_id'])]}",
-        f"Status: {cell['status']}",
-        f"Score: {_score(cell['score'], cell['total_points'])}"
-        + (f" ({cell['percent']:g}%)" if cell["percent"] is not None else ""),
+        f"{labels[str(stat['model_id'])]} · {labels[str(stat['scenario_id'])]} · "
+        f"{labels[str(stat['agent_id'])]}",
+        f"Runs: {stat['runs']} ({stat['n']} graded)",
+        "Status: "
+        + ", ".join(
+            f"{count} {status}" if len(runs) > 1 else status
+            for status, count in Counter(run["status"] for run in runs).items()
+        ),
+        f"Mean: {_figure(stat['mean'])}%"
+        + (
+            f", 95% interval {_figure(stat['ci_low'])} to {_figure(stat['ci_high'])}"
+            if stat["ci_low"] is not None
+            else ""
+        ),
     ]
     lines.extend(
-        f"{group['name']}: {_score(group['score'], group['total_points'])}"
-        for group in cell["groups"]
+        f"{group['name']}: {_figure(group['mean'])}%"
+        + (
+            f" ({_figure(group['ci_low'])} to {_figure(group['ci_high'])})"
+            if group["ci_low"] is not None
+            else ""
+        )
+        for group in stat["groups"]
     )
-    lines.append(f"Tokens: {cell['tokens']} · Cost: ${cell['cost']}")
-    if cell["error"]:
-        lines.append(f"Error: {cell['error']}")
+    for run in runs:
+        for note in run["feedback"]:
+            where = "whole invocation" if note["scope"] == "invocation" else "tool call"
+            lines.append(
+                f"Staff on {note['name']} ({where}, run {run['repeat'] + 1}): "
+                f"{note['score']:g} — {note['feedback']}"
+            )
+        if run["error"]:
+            lines.append(f"Error (run {run['repeat'] + 1}): {run['error']}")
+    tokens = sum(run["tokens"] for run in runs)
+    cost = sum(Decimal(run["cost"]) for run in runs)
+    lines.append(f"Tokens: {tokens} · Cost: ${cost}")
     return "\n".join(lines)
 
 
 def heatmap(grid: dict) -> dict:
-    """Rows are model x agent pairs, columns scenarios; the last column and row are means."""
+    """Rows are model x agent pairs, columns scenarios; the last column and row are means. Each
+    cell is the mean over its repeated runs, with its 95% interval drawn."""
     axes = grid["axes"]
     labels = {
         str(entry["id"]): entry["title"]
         for name in ("models", "scenarios", "agents")
         for entry in axes[name]
     }
+    runs_of: dict = {}
+    for cell in grid["cells"]:
+        runs_of.setdefault(
+            (str(cell["model_id"]), str(cell["scenario_id"]), str(cell["agent_id"])), []
+        ).append(cell)
     by_key = {
-        (str(cell["model_id"]), str(cell["scenario_id"]), str(cell["agent_id"])): cell
-        for cell in grid["cells"]
+        (stat["model_id"], stat["scenario_id"], stat["agent_id"]): stat
+        for stat in grid["cell_stats"]
     }
     rows = []
     for model in axes["models"]:
         for agent in axes["agents"]:
             cells = []
             for scenario in axes["scenarios"]:
-                cell = by_key.get((str(model["id"]), str(scenario["id"]), str(agent["id"])))
+                key = (str(model["id"]), str(scenario["id"]), str(agent["id"]))
+                stat, runs = by_key.get(key), runs_of.get(key, [])
                 cells.append(
                     None
-                    if cell is None
+                    if stat is None
                     else {
-                        **cell,
-                        "style": heat(cell["percent"]),
-                        "hover": cell_title(cell, labels),
+                        **stat,
+                        "invocation_id": runs[0]["invocation_id"],
+                        "status": runs[0]["status"] if len(runs) == 1 else f"{len(runs)} runs",
+                        "tokens": sum(run["tokens"] for run in runs),
+                        "style": heat(stat["mean"]),
+                        "hover": cell_title(stat, runs, labels),
+                        "bar": interval_bar(stat["ci_low"], stat["mean"], stat["ci_high"]),
+                        "half": None
+                        if stat["ci_high"] is None
+                        else round((stat["ci_high"] - stat["ci_low"]) / 2, 1),
                     }
                 )
-            percents = [cell["percent"] for cell in cells if cell and cell["percent"] is not None]
-            mean = round(sum(percents) / len(percents), 1) if percents else None
+            means = [cell["mean"] for cell in cells if cell and cell["mean"] is not None]
+            mean = round(sum(means) / len(means), 1) if means else None
             rows.append(
                 {
                     "model": model,
@@ -100,6 +158,10 @@ def heatmap(grid: dict) -> dict:
         "models": [{**entry, "style": heat(entry["mean_percent"])} for entry in axes["models"]],
         "agents": [{**entry, "style": heat(entry["mean_percent"])} for entry in axes["agents"]],
         "legend": [{"percent": percent, "style": heat(percent)} for percent in range(0, 101, 20)],
+        "groups": [
+            {**group, "bar": interval_bar(group["ci_low"], group["mean"], group["ci_high"])}
+            for group in grid["group_stats"]
+        ],
     }
 
 
@@ -185,6 +247,13 @@ def _watch_url(test_id) -> str:
 @staff_page
 def benchmark(request, pk):
     grid = selectors.benchmark_grid(actor=request.actor, test_id=pk)
+    baselines = (
+        artifact_queryset(actor=request.actor, family=registry.get("test"))
+        .filter(eval_id=grid["eval_id"])
+        .exclude(pk=pk)
+        .order_by("-created_at")
+        .values_list("pk", "title")[:50]
+    )
     return render(
         request,
         "tests_app/benchmark.html",
@@ -195,9 +264,66 @@ def benchmark(request, pk):
             "total_cost": Decimal(grid["means"]["cost"]),
             "live": grid["status"] == TestStatus.RUNNING,
             "watch_url": _watch_url(grid["test_id"]),
+            "baselines": list(baselines),
             "actor": request.actor,
         },
     )
+
+
+@staff_page
+def benchmark_compare(request, pk):
+    """Two agents, two models, or this test against a baseline: benchmark/compare, drawn."""
+    params = request.GET
+    kind = params.get("kind", "agents")
+    try:
+        if kind == "baseline":
+            result = compare.benchmark_compare(
+                actor=request.actor, test_id=pk, baseline_test_id=_uuid(params.get("baseline"))
+            )
+        else:
+            pair = [_uuid(params.get("a")), _uuid(params.get("b"))]
+            result = compare.benchmark_compare(
+                actor=request.actor,
+                test_id=pk,
+                **{"model_ids" if kind == "models" else "agent_ids": pair},
+            )
+        error = ""
+    except ApplicationError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        result, error = None, exc.detail
+    if result is not None:
+        span = max(
+            [abs(v) for p in result["pairs"] + result["group_pairs"] for v in _ends(p)] + [10]
+        )
+        for pair in result["pairs"] + result["group_pairs"]:
+            low, high = pair["difference_ci"] or (None, None)
+            pair["bar"] = interval_bar(low, pair["difference"], high, lowest=-span, highest=span)
+        ci = result["difference_ci"] or [None, None]
+        result["bar"] = interval_bar(
+            ci[0], result["mean_difference"], ci[1], lowest=-span, highest=span
+        )
+        result["zero"] = 50.0
+        result["span"] = round(span, 1)
+    grid = selectors.benchmark_grid(actor=request.actor, test_id=pk)
+    return render(
+        request,
+        "tests_app/benchmark_compare.html",
+        {"grid": grid, "result": result, "error": error, "actor": request.actor},
+        status=400 if error else 200,
+    )
+
+
+def _ends(pair: dict) -> list[float]:
+    values = [pair["difference"], *(pair["difference_ci"] or [])]
+    return [value for value in values if value is not None]
+
+
+def _uuid(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ApplicationError("Choose what to compare.", fields={"a": ["Choose one."]})
 
 
 @staff_page

@@ -9,5 +9,6 @@ urlpatterns = [
     path("tests/new/", staff.test_new, name="staff-test-new"),
     # Named staff-<family> so system's group pages link a test's group here (system.staff.artifact_url).
     path("tests/<uuid:pk>/benchmark/", staff.benchmark, name="staff-test"),
+    path("tests/<uuid:pk>/compare/", staff.benchmark_compare, name="staff-benchmark-compare"),
     path("invocations/<uuid:pk>/", staff.invocation_trace, name="staff-invocation"),
 ]

@@ -56,7 +56,17 @@ def write_plain(instance, data: dict):
 @transaction.atomic
 def write_rubric(instance: m.Rubric, data: dict):
     groups = data.pop("groups", None)
+    judge_model_ids = data.pop("judge_model_ids", None)
     _save_plain(instance, data)
+    if judge_model_ids is not None:
+        instance.judge_models.set(
+            _ordered_rows(
+                model=m.Model,
+                ids=judge_model_ids,
+                organization_id=instance.organization_id,
+                label="judge_model",
+            )
+        )
     if groups is not None:
         instance.groups.all().delete()
         for group_position, group in enumerate(groups):

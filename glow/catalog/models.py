@@ -93,10 +93,23 @@ class Scenario(DepartmentOwned):
 
 class RubricQuerySet(ArtifactQuerySet):
     def for_api(self):
-        return self.prefetch_related("groups__standards")
+        return self.prefetch_related("groups__standards", "judge_models")
 
 
 class Rubric(DepartmentOwned):
+    # Judge disagreement: the AI grader is asked this many times per chat; a criterion whose
+    # samples spread by more than this fraction of its points sends the chat to review.
+    judge_samples = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    judge_spread_threshold = models.FloatField(
+        default=0.25,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fraction of a criterion's points.",
+    )
+    # k judge models instead of k samples of one: each grades once (a Run on that model).
+    judge_models = models.ManyToManyField("Model", blank=True, related_name="+")
+
     objects = RubricQuerySet.as_manager()
 
     class Meta(DepartmentOwned.Meta):
@@ -126,6 +139,11 @@ class Rubric(DepartmentOwned):
             }
             for group in self.groups.all()
         ]
+
+
+def judge_models_of(rubric: Rubric) -> list:
+    """The rubric's judge models in a stable order (title, then id), prefetched or not."""
+    return sorted(rubric.judge_models.all(), key=lambda model: (model.title, str(model.pk)))
 
 
 class StandardGroup(models.Model):
@@ -201,6 +219,14 @@ class Simulation(DepartmentOwned):
         default=False,
         help_text="Learners see each other's names on the leaderboard (otherwise ranks only).",
     )
+    # Calibration gating: a criterion whose judge-vs-human agreement is below the kappa
+    # threshold, or measured on fewer reviewed chats than the minimum, shows learners
+    # "awaiting review" instead of the AI's score, and its chats enter the review queue.
+    calibration_required = models.BooleanField(default=False)
+    calibration_kappa_threshold = models.FloatField(
+        default=0.6, validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)]
+    )
+    calibration_min_n = models.PositiveIntegerField(default=20)
 
     objects = SimulationQuerySet.as_manager()
 

@@ -141,7 +141,21 @@ class RubricOut(ArtifactOut):
 
     class Meta:
         model = m.Rubric
-        fields = [*BASE_FIELDS, "department_id", "total_points", "groups"]
+        fields = [
+            *BASE_FIELDS,
+            "department_id",
+            "total_points",
+            "judge_samples",
+            "judge_spread_threshold",
+            "judge_model_ids",
+            "groups",
+        ]
+
+    judge_model_ids = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_judge_model_ids(self, obj) -> list[str]:
+        return [str(model.pk) for model in m.judge_models_of(obj)]
 
     @extend_schema_field(StandardGroupOut(many=True))
     def get_groups(self, obj) -> list[dict]:
@@ -190,6 +204,9 @@ class SimulationOut(ArtifactOut):
             "pass_threshold",
             "leaderboard_method",
             "leaderboard_shows_names",
+            "calibration_required",
+            "calibration_kappa_threshold",
+            "calibration_min_n",
             "scenarios",
             "rubric_structure",
         ]
@@ -367,6 +384,22 @@ class StandardGroupWrite(serializers.Serializer):
 
 class RubricWrite(DepartmentWrite):
     groups = StandardGroupWrite(many=True, required=False)
+    judge_samples = serializers.IntegerField(
+        min_value=1, max_value=5, required=False, help_text="AI judge samples per chat."
+    )
+    judge_spread_threshold = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="A criterion whose samples spread by more than this fraction of its points "
+        "sends the chat to review.",
+    )
+    judge_model_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=5,
+        help_text="Grade with each of these models once (instead of judge_samples of one).",
+    )
 
 
 class SimulationWrite(DepartmentWrite):
@@ -380,6 +413,14 @@ class SimulationWrite(DepartmentWrite):
         choices=m.LeaderboardMethod.choices, required=False
     )
     leaderboard_shows_names = serializers.BooleanField(required=False)
+    calibration_required = serializers.BooleanField(
+        required=False,
+        help_text="Learners see 'awaiting review' for criteria the judge is not calibrated on.",
+    )
+    calibration_kappa_threshold = serializers.FloatField(
+        min_value=-1.0, max_value=1.0, required=False
+    )
+    calibration_min_n = serializers.IntegerField(min_value=1, max_value=10000, required=False)
 
 
 class HomeWrite(DepartmentWrite):

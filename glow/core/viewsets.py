@@ -293,5 +293,8 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
 
 
 def viewset_for(family: Family) -> type[ArtifactViewSet]:
+    """The family's viewset, plus the op mixins higher apps contribute to it (family.extra
+    "op_mixins": e.g. attempts adds rubric/calibration without catalog importing attempts)."""
     base = family.viewset or ArtifactViewSet
-    return type(f"{shapes.camel(family.name)}ViewSet", (base,), {"family": family})
+    mixins = tuple(family.extra.get("op_mixins", ()))
+    return type(f"{shapes.camel(family.name)}ViewSet", (*mixins, base), {"family": family})

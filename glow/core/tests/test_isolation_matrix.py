@@ -61,9 +61,11 @@ pytestmark = pytest.mark.django_db
 NAMED_KEYS = {
     "chat_id",
     "parent_message_id",
+    "message_id",
     "grade_id",
     "tool_call_id",
     "standard_group_id",
+    "standard_id",
     "key_id",
     "key_ids",
     "upload_id",
@@ -80,6 +82,7 @@ NAMED_KEYS = {
     "target_profile_id",
     "previous_chat_map",
     "benchmark_id",
+    "baseline_test_id",
 }
 # UUID fields that name no row to reach: they only leave rows out of a bulk selection.
 NOT_ROWS = {"excluded_ids"}
@@ -472,12 +475,14 @@ def build_world(media_root) -> World:
     invocation = first(Invocation.objects.filter(organization=demo).exclude(key_ids=[]))
     target["invocation_id"] = invocation.pk
     target["test_id"] = invocation.test_id
+    target["baseline_test_id"] = invocation.test_id
     target["key_id"] = uuid.UUID(str(invocation.key_ids[0]))
     assert SecretKey.objects.filter(pk=target["key_id"], organization=demo).exists()
     grade = first(TestGrade.objects.filter(organization=demo))
     target["grade_id"] = grade.pk
     target["tool_call_id"] = first(ToolCall.objects.filter(invocation__organization=demo)).pk
     target["standard_group_id"] = first(StandardGroup.objects.filter(rubric__organization=demo)).pk
+    target["standard_id"] = first(done.simulation.rubric.groups.first().standards.all()).pk
     target["department_ids"] = [first(Department.objects.filter(organization=demo)).pk]
     target["cohort_ids"] = list(demo.cohorts.values_list("pk", flat=True)[:1])
     target["profile_ids"] = [learner1.pk]
@@ -605,12 +610,14 @@ def other_test(admin) -> dict[str, Any]:
     invocation = test.invocations.get()
     return {
         "test_id": test.pk,
+        "baseline_test_id": test.pk,
         "invocation_id": invocation.pk,
         "key_id": uuid.UUID(str(invocation.key_ids[0])),
         "key_ids": [uuid.UUID(str(invocation.key_ids[0]))],
         "grade_id": TestGradeFactory(invocation=invocation).pk,
         "tool_call_id": ToolCallFactory(invocation=invocation).pk,
         "standard_group_id": evaluation.rubric.groups.get().pk,
+        "standard_id": evaluation.rubric.groups.get().standards.first().pk,
     }
 
 
