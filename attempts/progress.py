@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.db.models import OuterRef, Q, Subquery
 
+from attempts import calibration
 from attempts.models import Attempt, AttemptStatus, Grade, Message
 from glow.core.models import Upload
 from glow.core.registry import registry
@@ -61,7 +62,12 @@ def learner_entries(*, actor, kind: str) -> list[EntryStatus]:
         )
     )
     wanted = {e.latest_id for e in entries} | {e.completed_id for e in entries}
-    attempts = {a.pk: a for a in Attempt.objects.filter(pk__in=wanted - {None})}
+    attempts = {
+        a.pk: a
+        for a in _withheld(
+            list(Attempt.objects.filter(pk__in=wanted - {None}).select_related("simulation"))
+        )
+    }
     return [
         EntryStatus(
             entry=entry,
@@ -71,6 +77,19 @@ def learner_entries(*, actor, kind: str) -> list[EntryStatus]:
         )
         for entry in entries
     ]
+
+
+def _withheld(attempts: list[Attempt]) -> list[Attempt]:
+    """A learner never sees a score the calibration gate holds back: such attempts read
+    "awaiting review" (score None) on every learner page, as in the API."""
+    for attempt in attempts:
+        attempt.awaiting_review = False
+    waiting = calibration.awaiting_attempt_ids(attempts) if attempts else set()
+    for attempt in attempts:
+        if attempt.pk in waiting:
+            attempt.score = attempt.passed = None
+            attempt.awaiting_review = True
+    return attempts
 
 
 # -- history -----------------------------------------------------------------------------------
@@ -113,10 +132,12 @@ class History:
 def learner_history(*, actor) -> History:
     """Every attempt of the actor, newest first, and per simulation the graded scores over time
     with each criterion's percent (from the frozen completions): two queries."""
-    attempts = list(
-        Attempt.objects.filter(profile=actor, archived=False)
-        .select_related("simulation", "completion")
-        .order_by("-started_at")
+    attempts = _withheld(
+        list(
+            Attempt.objects.filter(profile=actor, archived=False)
+            .select_related("simulation", "completion")
+            .order_by("-started_at")
+        )
     )
     by_simulation: dict = {}
     series: dict = defaultdict(dict)
@@ -124,6 +145,8 @@ def learner_history(*, actor) -> History:
         completion = getattr(attempt, "completion", None)
         if attempt.practice or completion is None or completion.score is None:
             continue
+        if attempt.awaiting_review:
+            continue  # its figures are not the learner's to see yet
         progress = by_simulation.setdefault(
             attempt.simulation_id,
             SimulationProgress(simulation_id=attempt.simulation_id, title=attempt.simulation.title),
@@ -184,6 +207,11 @@ class ChatResult:
     messages: list
     highlights: list[dict]  # each with "message_id" when the quote was found in a turn
 
+    @property
+    def commented(self) -> bool:
+        """Staff commented a turn the reader may see: the transcript opens on its own."""
+        return any(getattr(message, "visible_comments", None) for message in self.messages)
+
 
 def transcripts_of(chats: list) -> dict:
     """Each chat's current branch (a retry replaces the reply it retried), from one query."""
@@ -238,10 +266,29 @@ def attempt_results(*, actor, attempt: Attempt) -> dict:
         )
         score, passed = rollup.score, rollup.passed if rollup.score is not None else None
         groups, standards, time_taken = rollup.groups, rollup.standards, rollup.time_taken
+    gate = s.learner_gate(attempt, chats)
+    withheld = gate.awaiting_review and not actor.is_staff_role
+    if withheld:
+        hidden = set().union(*gate.hidden.values())
+        score = passed = None
+        groups = s._groups_masked(groups, structure, gate)
+        standards = [
+            {**entry, "score": None, "percent": None, "awaiting_review": True}
+            if str(entry.get("standard_id")) in hidden
+            else entry
+            for entry in standards
+        ]
+        for chat in chats:
+            if chat.grade_id is not None:
+                chat.grade = calibration.masked_grade(chat.grade, gate.hidden.get(chat.pk, set()))
     by_group: dict = defaultdict(list)
     for standard in standards:
         by_group[str(standard.get("group_id"))].append(standard)
     transcripts = transcripts_of(chats)
+    comments = calibration.turn_comments(attempt, staff=actor.is_staff_role)
+    for branch in transcripts.values():
+        for message in branch:
+            message.visible_comments = comments.get(message.pk, [])
     chat_results = [
         ChatResult(
             chat=chat,
@@ -273,4 +320,5 @@ def attempt_results(*, actor, attempt: Attempt) -> dict:
         "chats": chat_results,
         "next_steps": list(dict.fromkeys(improvements))[:5],
         "is_own_attempt": attempt.profile_id == actor.pk,
+        "awaiting_review": withheld,
     }

@@ -307,3 +307,47 @@ def test_chat_results_and_history_query_counts_do_not_grow_with_messages(
     for url in urls:
         with django_assert_max_num_queries(counts[url]):
             assert client.get(url).status_code == 200
+
+
+def test_results_withhold_what_the_calibration_gate_holds_and_show_learner_comments(world, start):
+    """A gated simulation: the learner's Results, Home and History say "awaiting review" instead
+    of the judge's numbers until staff review; a comment marked for the learner shows beside its
+    turn, a staff-only one never does."""
+    from attempts import reviews
+    from attempts.tests.test_reviews import criteria, judged
+
+    world.simulation.calibration_required = True
+    world.simulation.save()
+    attempt, chat = judged(world, start, [2, 1, 1, 1])
+    services.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
+    turn = Message.objects.filter(chat=chat, role="user").first()
+    reviews.attempt_annotate(
+        actor=world.instructor, attempt_id=attempt.pk, message_id=turn.pk, body="Nice opener."
+    )
+    reviews.attempt_annotate(
+        actor=world.instructor,
+        attempt_id=attempt.pk,
+        message_id=turn.pk,
+        body="Staff eyes only.",
+        visibility="staff",
+    )
+    learner = signed_in(world.learner)
+    page = learner.get(f"/learn/attempts/{attempt.pk}/results/").content.decode()
+    assert 'id="awaiting-review"' in page and "Awaiting review" in page
+    attempt.refresh_from_db()
+    assert f"<dd>{attempt.score}%</dd>" not in page
+    assert "Nice opener." in page and "Staff eyes only." not in page
+    assert "awaiting review" in learner.get("/learn/").content.decode()
+    assert "Awaiting review" in learner.get("/learn/history/").content.decode()
+    staff_page = signed_in(world.instructor).get(f"/learn/attempts/{attempt.pk}/results/")
+    assert f"{attempt.score}%" in staff_page.content.decode()
+
+    reviews.attempt_review(
+        actor=world.instructor,
+        attempt_id=attempt.pk,
+        chat_id=chat.pk,
+        criteria=[{"standard_id": item["id"], "score": 2} for item in criteria(world)],
+    )
+    attempt.refresh_from_db()
+    page = learner.get(f"/learn/attempts/{attempt.pk}/results/").content.decode()
+    assert 'id="awaiting-review"' not in page and f"<dd>{attempt.score}%</dd>" in page
