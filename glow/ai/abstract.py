@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from glow.ai.base import (
     CompletionRequest,
     CompletionResult,
     CompletionStream,
     DeltaGenerator,
+    StructuredOutputError,
     Usage,
 )
-from glow.ai.structured import complete_structured
+from glow.ai.structured import _parse, _repair_request, complete_structured
 
 
 def _never() -> bool:
@@ -45,6 +48,27 @@ class BaseProvider(ABC):
             return CompletionStream(self._stream_structured(request, should_cancel))
         return CompletionStream(self._timed(self._stream(request, should_cancel)))
 
+    async def acomplete(self, request: CompletionRequest) -> CompletionResult:
+        """`complete` on the process's model-call loop (glow.ai.calls): many in flight, no thread
+        each. Its latency_ms runs from the request sent (a slot of the provider's limit taken)
+        to the answer's last byte, retries and a structured repair included."""
+        async with self.limit():
+            started = time.perf_counter()
+            if request.json_schema is None:
+                result = await self._acomplete(request)
+            else:
+                result = await _acomplete_structured(self._acomplete, request)
+            return replace(result, latency_ms=_elapsed_ms(started))
+
+    def limit(self) -> Any:
+        """What caps this provider's calls in flight (nothing for one that answers at once)."""
+        return contextlib.nullcontext()
+
+    async def _acomplete(self, request: CompletionRequest) -> CompletionResult:
+        # A provider without an async client answers on the loop itself: the local simulator
+        # is CPU work of a millisecond, so it is a fast provider, not a different engine.
+        return self._complete(request)
+
     @abstractmethod
     def _complete(self, request: CompletionRequest) -> CompletionResult: ...
 
@@ -68,3 +92,20 @@ class BaseProvider(ABC):
         result = self.complete(request)
         yield result.text
         return result
+
+
+async def _acomplete_structured(complete, request: CompletionRequest) -> CompletionResult:
+    """complete_structured for an async `complete`: the same parse, validation and one repair."""
+    schema = request.json_schema or {}
+    first = await complete(request)
+    data, problem = _parse(first.text, schema)
+    if problem is None:
+        return replace(first, data=data)
+    repaired = await complete(_repair_request(request, first.text, problem))
+    data, second_problem = _parse(repaired.text, schema)
+    if second_problem is None:
+        return replace(repaired, data=data, usage=first.usage + repaired.usage)
+    raise StructuredOutputError(
+        f"The model's answer did not match the requested JSON schema, even after one repair "
+        f"attempt: {second_problem}"
+    )
