@@ -110,10 +110,15 @@ class LatencyServer:
 
         async def close() -> None:
             self._server.close()
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
     def __enter__(self) -> LatencyServer:
         return self.start()
@@ -149,6 +154,9 @@ class LatencyServer:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            writer.close()
+            raise
         finally:
             writer.close()
 
@@ -199,9 +207,7 @@ def _completion(request: dict) -> dict:
             }
         )
     else:
-        last = next(
-            (m.get("content") for m in reversed(messages) if m.get("role") == "user"), ""
-        )
+        last = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
         text = str(last or "Hello.")
     return {
         "id": "chatcmpl-latency",

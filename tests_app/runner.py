@@ -65,8 +65,10 @@ WORKERS_PER_TEST = 4
 FLUSH_SECONDS = 0.25
 # A cell that ended is written (and its slot handed back) at most this late.
 END_FLUSH_SECONDS = 0.02
-# A worker with room and a queue left asks for more cells at least this often.
-CLAIM_SECONDS = 0.25
+# A worker that got its full share asks for another this soon.
+RAMP_SECONDS = 0.03
+# A worker with room that got less asks again when a cell of its own ends, or this late.
+CLAIM_SECONDS = 0.5
 SUPERSEDED = "Superseded by a new run."
 
 GRADE_SCHEMA = {
@@ -304,13 +306,15 @@ class Engine:
         while True:
             now = time.monotonic()
             if queue_left and now >= next_claim and len(self.cells) < self.test.concurrency:
+                wanted = share(self.test.concurrency)
                 claimed, queue_left = invocations_claim(
-                    test_id=self.test_id,
-                    worker_token=self.token,
-                    limit=min(share(self.test.concurrency), self.test.concurrency),
+                    test_id=self.test_id, worker_token=self.token, limit=wanted
                 )
                 self._start(claimed)
-                next_claim = now + CLAIM_SECONDS
+                # A full share: take another soon (a worker alone fills the concurrency in a
+                # few steps; workers starting together take turns). Else the slots are
+                # others': ask again when one of ours frees, or a while later.
+                next_claim = now + (RAMP_SECONDS if len(claimed) == wanted else CLAIM_SECONDS)
             if not self.cells:
                 break
             with self.lock:

@@ -69,9 +69,8 @@ class OpenAIProvider(BaseProvider):
         self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def limit(self) -> Any:
-        return provider_limit(
-            (self._options["base_url"], self._options["api_key"]), self.max_in_flight
-        )
+        key = (self._options["base_url"], self._options["api_key"], self.max_in_flight)
+        return provider_limit(key, self.max_in_flight)
 
     def _async_client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
