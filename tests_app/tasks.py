@@ -20,5 +20,8 @@ def test_recover_task(test_id: str) -> dict:
 
 @worker_ready.connect
 def _recover_on_start(**_kwargs) -> None:
-    """A worker process starting (after a crash, a deploy) looks for cells left behind."""
+    """A worker process starting (after a crash, a deploy) looks for cells left behind, and
+    loads the OpenAI SDK now rather than inside its first test's first call."""
+    import openai.resources  # noqa: F401
+
     services.tests_recover()

@@ -65,6 +65,9 @@ class OpenAIProvider(BaseProvider):
             "max_retries": 0,
         }
         self._client = openai.OpenAI(**self._options)
+        # The SDK imports its resource modules on first use (a second or two of CPU): now, in
+        # the provider's construction (once per process), never inside a timed call.
+        self._client.chat.completions  # noqa: B018
         # One pooled async client per event loop (its connections belong to the loop).
         self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -77,6 +80,7 @@ class OpenAIProvider(BaseProvider):
         client = self._async_clients.get(loop)
         if client is None:
             client = self._async_clients[loop] = openai.AsyncOpenAI(**self._options)
+            client.chat.completions  # noqa: B018 (built before a call's clock starts)
         return client
 
     async def acomplete(self, request: CompletionRequest) -> CompletionResult:
