@@ -166,23 +166,6 @@ def test_a_grid_runs_at_the_latency_floor_with_one_worker(org_admin, env, latenc
     assert set(Invocation.objects.filter(test=test).values_list("status", flat=True)) == {
         "succeeded"
     }
-    rows = list(
-        Invocation.objects.filter(test=test)
-        .order_by("started_at")
-        .values_list("started_at", "finished_at")
-    )
-    t0 = rows[0][0]
-    print(
-        "DEBUG",
-        [(round((a - t0).total_seconds(), 2), round((b - t0).total_seconds(), 2)) for a, b in rows],
-    )
-    runs = list(
-        Run.objects.filter(group_id=test.group_id)
-        .exclude(kind="invocation")
-        .order_by("started_at")
-        .values_list("started_at", "latency_ms", "kind")
-    )
-    print("RUNS", [(round((a - t0).total_seconds(), 2), l, k[0]) for a, l, k in runs])
     # Generous on a shared two-core machine: the bench holds the tight figure.
     assert wall < 2.5 * floor + 3, (wall, floor)
     print(f"\n60 cells: wall {wall:.2f} s, floor {floor:.2f} s, ratio {wall / floor:.2f}")
