@@ -63,8 +63,8 @@ TEST_PROGRESS_EVENT = "TestProgressEvent"
 WORKERS_PER_TEST = 4
 # While cells talk, what they did reaches the database at most this late.
 FLUSH_SECONDS = 0.25
-# A cell that ended is written (and its slot handed back) at most this late.
-END_FLUSH_SECONDS = 0.02
+# A cell that ended is written at most this late (its slot is reused at once: see claims).
+END_FLUSH_SECONDS = 0.1
 # A worker that got its full share asks for another this soon.
 RAMP_SECONDS = 0.03
 # A worker with room that got less asks again when a cell of its own ends, or this late.
@@ -121,7 +121,7 @@ def invocation_execute(*, invocation_id: Any) -> str:
 
 @transaction.atomic
 def invocations_claim(
-    *, test_id: Any, worker_token: str, limit: int | None = None
+    *, test_id: Any, worker_token: str, limit: int | None = None, freed: int = 0
 ) -> tuple[list[Invocation], bool]:
     """The next queued invocations (at most `limit`, else the test's share), marked running
     under a fresh lease, within the test's free slots, in position order; and whether any is
@@ -146,7 +146,7 @@ def invocations_claim(
     held = rows.aggregate(
         running=Count("pk", filter=Q(status=InvocationStatus.RUNNING) & ~lapsed),
     )["running"]
-    wanted = min(test[1] - held, limit or share(test[1]))
+    wanted = min(test[1] - held + freed, limit or share(test[1]))
     claimable = rows.filter(Q(status=InvocationStatus.QUEUED) | lapsed)
     if wanted <= 0:
         return [], claimable.exists()
@@ -303,37 +303,44 @@ class Engine:
         next_claim = 0.0
         last_flush = last_renew = time.monotonic()
         renew_every = lease_seconds() / 3
+        concurrency = self.test.concurrency
+        claimed_after = 0  # cells ended when this engine last claimed
         while True:
             now = time.monotonic()
-            if queue_left and now >= next_claim and len(self.cells) < self.test.concurrency:
-                wanted = share(self.test.concurrency)
+            with self.lock:
+                ended, dirty, talking = len(self.pending.ended), bool(self.pending), self.talking
+            # A cell that ended holds no call: its slot is free before its end is written.
+            freed = len(self.cells) - talking
+            if freed > claimed_after:
+                next_claim = min(next_claim, now)
+            if queue_left and now >= next_claim and talking < concurrency:
+                wanted = min(max(share(concurrency), freed), concurrency - talking)
                 claimed, queue_left = invocations_claim(
-                    test_id=self.test_id, worker_token=self.token, limit=wanted
+                    test_id=self.test_id, worker_token=self.token, limit=wanted, freed=freed
                 )
                 self._start(claimed)
+                claimed_after = freed
                 # A full share: take another soon (a worker alone fills the concurrency in a
                 # few steps; workers starting together take turns). Else the slots are
-                # others': ask again when one of ours frees, or a while later.
+                # others': ask again when a cell of ours ends, or a while later.
                 next_claim = now + (RAMP_SECONDS if len(claimed) == wanted else CLAIM_SECONDS)
+                continue
             if not self.cells:
                 break
-            with self.lock:
-                ended, dirty, talking = bool(self.pending.ended), bool(self.pending), self.talking
             since = now - last_flush
             if (
                 (ended and (talking == 0 or since >= END_FLUSH_SECONDS))
                 or (dirty and since >= FLUSH_SECONDS)
                 or now - last_renew >= renew_every
             ):
-                freed = self.flush()
+                self.flush()
+                claimed_after = 0
                 last_flush = last_renew = time.monotonic()
-                if freed:
-                    next_claim = 0.0
                 continue
             wait = FLUSH_SECONDS - since if dirty else renew_every - (now - last_renew)
             if ended:
                 wait = END_FLUSH_SECONDS - since
-            if queue_left and len(self.cells) < self.test.concurrency:
+            if queue_left and talking < concurrency:
                 wait = min(wait, next_claim - now)
             self.wake.wait(timeout=max(0.001, wait))
             self.wake.clear()
