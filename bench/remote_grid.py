@@ -205,11 +205,21 @@ def promptfoo_install() -> Path | None:
     pinned = ROOT / "bench" / "promptfoo" / "package.json"
     binary = PROMPTFOO_DIR / "node_modules" / ".bin" / "promptfoo"
     installed = PROMPTFOO_DIR / "package.json"
-    if binary.exists() and installed.exists() and installed.read_text() == pinned.read_text():
-        return binary
+    current = binary.exists() and installed.exists() and installed.read_text() == pinned.read_text()
+    if not current and not _npm_install(pinned, installed, binary):
+        return None
+    # promptfoo 0.120.0 installed as a dependency looks for its migrations in <package>/drizzle
+    # (they ship in dist/drizzle) and exits at start-up: point the one at the other.
+    package = PROMPTFOO_DIR / "node_modules" / "promptfoo"
+    if not (package / "drizzle").exists() and (package / "dist" / "drizzle").exists():
+        (package / "drizzle").symlink_to(package / "dist" / "drizzle")
+    return binary
+
+
+def _npm_install(pinned: Path, installed: Path, binary: Path) -> bool:
     if shutil.which("npm") is None:
         print("  promptfoo: npm not found, skipped")
-        return None
+        return False
     PROMPTFOO_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copy(pinned, installed)
     print("  installing promptfoo (npm install into var/promptfoo) ...", flush=True)
@@ -222,8 +232,8 @@ def promptfoo_install() -> Path | None:
     )
     if result.returncode != 0 or not binary.exists():
         print(f"  promptfoo install failed: {result.stderr[-2000:]}")
-        return None
-    return binary
+        return False
+    return True
 
 
 def promptfoo_config(base_url: str, agents, scenarios) -> dict:
@@ -362,7 +372,7 @@ def report_glow(concurrency: int, result: dict) -> None:
 
 def report_promptfoo(concurrency: int, result: dict) -> None:
     stats = result["stats"]
-    floor = floor_of(result, concurrency)
+    floor = floor_of(result, concurrency) or float("nan")
     print(
         f"  promptfoo -j {concurrency}: wall {result['wall']:.2f} s (start-up included), floor "
         f"{floor:.2f} s over {stats['calls']} calls, ratio {result['wall'] / floor:.2f}, in flight "
@@ -409,7 +419,7 @@ def verdicts(glow: dict, foo: dict, cells: int) -> int:
         pf = foo.get(concurrency)
         if pf is not None:
             pf_stats = pf["stats"]
-            pf_floor = floor_of(pf, concurrency)
+            pf_floor = floor_of(pf, concurrency) or float("nan")
             pf_per_call = pf["wall"] / max(1, pf_stats["calls"]) * 1000
             figure(
                 f"promptfoo -j {concurrency}: start -> exit ({pf_stats['calls']} calls, "

@@ -42,6 +42,8 @@ def cell_title(cell: dict, labels: dict) -> str:
         for group in cell["groups"]
     )
     lines.append(f"Tokens: {cell['tokens']} · Cost: ${cell['cost']}")
+    if cell.get("latency_ms") is not None:
+        lines.append(f"Model latency: {cell['latency_ms']} ms")
     if cell["error"]:
         lines.append(f"Error: {cell['error']}")
     return "\n".join(lines)
