@@ -127,9 +127,20 @@ def benchmark(request, pk):
             "grid": grid,
             "map": heatmap(grid),
             "total_cost": Decimal(grid["means"]["cost"]),
+            "progress": progress(grid["counts"]),
             "actor": request.actor,
         },
     )
+
+
+def progress(counts: dict) -> dict:
+    """Queued, running, done and failed cells (halted ones count as failed)."""
+    return {
+        "queued": counts.get("queued", 0),
+        "running": counts.get("running", 0),
+        "done": counts.get("succeeded", 0) + counts.get("completed", 0),
+        "failed": counts.get("failed", 0) + counts.get("terminated", 0),
+    }
 
 
 @staff_page
