@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -160,7 +161,24 @@ class ServerProcess:
         self.log.close()
 
 
-def run_glow(client, payload: dict, cells: int, server: ServerProcess) -> dict:
+def cpu_seconds(marker: str) -> float:
+    """CPU time (user + system) so far of every process whose command line holds `marker`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def run_glow(client, payload: dict, cells: int, server: ServerProcess, queue: str) -> dict:
     """One grid through Glow: wall, the server's figures, Glow's per-run latencies."""
     from django.db.models import Max
 
@@ -169,6 +187,7 @@ def run_glow(client, payload: dict, cells: int, server: ServerProcess) -> dict:
 
     server.reset()
     busy_before = _cpu_busy()
+    workers_before = cpu_seconds(queue)
     sent = time.time()
     response = client.post("/test/start", json=payload)
     if response.status_code != 200:
@@ -182,6 +201,7 @@ def run_glow(client, payload: dict, cells: int, server: ServerProcess) -> dict:
         time.sleep(0.1)
     last = rows.aggregate(last=Max("finished_at"))["last"]
     busy, idle = (now - then for now, then in zip(_cpu_busy(), busy_before, strict=True))
+    workers_cpu = cpu_seconds(queue) - workers_before
     stats = server.stats()
     latencies = list(
         Run.objects.filter(group_id=response.json()["group_id"])
@@ -197,6 +217,7 @@ def run_glow(client, payload: dict, cells: int, server: ServerProcess) -> dict:
         "run_p50": statistics.median(latencies),
         "run_p95": percentile(latencies, 95),
         "runs": len(latencies),
+        "cpu": workers_cpu,
     }
 
 
@@ -274,13 +295,16 @@ def run_promptfoo(binary: Path, config: dict, concurrency: int, server: ServerPr
         command += ["--no-progress-bar", "--no-table", "-o", str(Path(work) / "out.json")]
         server.reset()
         busy_before = _cpu_busy()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.time()
         result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
         wall = time.time() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - children.ru_utime + after.ru_stime - children.ru_stime
         busy, idle = (now - then for now, then in zip(_cpu_busy(), busy_before, strict=True))
         if result.returncode not in (0, 100):  # 100: some test "failed" (no assertions here)
             print(f"  promptfoo exited {result.returncode}: {result.stderr[-2000:]}")
-        return {"wall": wall, "stats": server.stats(), "busy": busy / (busy + idle)}
+        return {"wall": wall, "stats": server.stats(), "busy": busy / (busy + idle), "cpu": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,10 +359,15 @@ def main(argv: list[str] | None = None) -> int:
                 ) as client,
             ):
                 # A small grid first: every worker process imports, connects and warms up.
-                run_glow(client, body(64, "Remote grid warm-up", models[:1]), 100, server)
+                queue = env["CELERY_TASK_DEFAULT_QUEUE"]
+                run_glow(client, body(64, "Remote grid warm-up", models[:1]), 100, server, queue)
                 for concurrency in args.concurrency:
                     result = run_glow(
-                        client, body(concurrency, f"Remote grid c{concurrency}"), cells, server
+                        client,
+                        body(concurrency, f"Remote grid c{concurrency}"),
+                        cells,
+                        server,
+                        queue,
                     )
                     glow[concurrency] = result
                     report_glow(concurrency, result)
@@ -365,7 +394,8 @@ def report_glow(concurrency: int, result: dict) -> None:
         f"{result['wall'] / floor:.2f}, in flight at most {stats['max_in_flight']}, "
         f"run latency_ms p50 {result['run_p50']:.0f} / p95 {result['run_p95']:.0f} (server p50 "
         f"{statistics.median(stats['latencies_ms']):.0f}), {result['succeeded']} succeeded, "
-        f"machine busy {result['busy']:.0%}",
+        f"machine busy {result['busy']:.0%}, Celery workers' CPU {result['cpu']:.1f} s "
+        f"({result['cpu'] / stats['calls'] * 1000:.2f} ms per call)",
         flush=True,
     )
 
@@ -376,7 +406,8 @@ def report_promptfoo(concurrency: int, result: dict) -> None:
     print(
         f"  promptfoo -j {concurrency}: wall {result['wall']:.2f} s (start-up included), floor "
         f"{floor:.2f} s over {stats['calls']} calls, ratio {result['wall'] / floor:.2f}, in flight "
-        f"at most {stats['max_in_flight']}, machine busy {result['busy']:.0%}",
+        f"at most {stats['max_in_flight']}, machine busy {result['busy']:.0%}, promptfoo's CPU "
+        f"{result['cpu']:.1f} s ({result['cpu'] / max(1, stats['calls']) * 1000:.2f} ms per call)",
         flush=True,
     )
 
@@ -415,6 +446,13 @@ def verdicts(glow: dict, foo: dict, cells: int) -> int:
             close,
             p95=f"{result['run_p95']:.0f} ms",
         )
+        figure(
+            f"remote grid c{concurrency}: Celery workers' CPU per model call",
+            "-",
+            f"{result['cpu'] / stats['calls'] * 1000:.2f} ms",
+            None,
+            ratio=f"{result['cpu']:.1f} CPU-s in all",
+        )
         per_call = result["wall"] / stats["calls"] * 1000
         pf = foo.get(concurrency)
         if pf is not None:
@@ -429,6 +467,13 @@ def verdicts(glow: dict, foo: dict, cells: int) -> int:
                 None,
                 p95=f"floor {pf_floor:.2f} s",
                 ratio=f"{pf['wall'] / pf_floor:.2f}x floor",
+            )
+            figure(
+                f"promptfoo -j {concurrency}: its CPU per model call",
+                "-",
+                f"{pf['cpu'] / max(1, pf_stats['calls']) * 1000:.2f} ms",
+                None,
+                ratio=f"{pf['cpu']:.1f} CPU-s in all",
             )
             better = per_call <= pf_per_call
             if concurrency == 64:
