@@ -68,7 +68,7 @@ END_FLUSH_SECONDS = 0.1
 # A worker that got its full share asks for another this soon.
 RAMP_SECONDS = 0.03
 # A worker with room that got less asks again when a cell of its own ends, or this late.
-CLAIM_SECONDS = 0.5
+CLAIM_SECONDS = 0.1
 SUPERSEDED = "Superseded by a new run."
 
 GRADE_SCHEMA = {
@@ -143,13 +143,24 @@ def invocations_claim(
     now = timezone.now()
     rows = Invocation.objects.filter(test_id=test_id)
     lapsed = Q(status=InvocationStatus.RUNNING, lease_expires_at__lt=now)
-    held = rows.aggregate(
-        running=Count("pk", filter=Q(status=InvocationStatus.RUNNING) & ~lapsed),
-    )["running"]
-    wanted = min(test[1] - held + freed, limit or share(test[1]))
+    live = Q(status=InvocationStatus.RUNNING) & ~lapsed
+    counts = rows.aggregate(
+        held=Count("pk", filter=live),
+        mine=Count("pk", filter=live & Q(worker_token=worker_token)),
+        others=Count("worker_token", distinct=True, filter=live & ~Q(worker_token=worker_token)),
+    )
+    # Workers share the concurrency evenly (a worker alone may take all of it): those holding
+    # cells and those that recently asked in vain. Else the one that claimed first refills its
+    # own slots for the whole run. Fairness only: the cap itself is the count above.
+    waiting = _waiting(test_id, worker_token, now)
+    fair = math.ceil(test[1] / (counts["others"] + len(waiting) + 1)) - (counts["mine"] - freed)
+    wanted = min(test[1] - counts["held"] + freed, limit or share(test[1]), fair)
     claimable = rows.filter(Q(status=InvocationStatus.QUEUED) | lapsed)
     if wanted <= 0:
-        return [], claimable.exists()
+        left = claimable.exists()
+        if left and counts["mine"] == freed:
+            _waiting(test_id, worker_token, now, add=True)
+        return [], left
     fields = {
         "status": InvocationStatus.RUNNING,
         "worker_token": worker_token,
@@ -185,6 +196,21 @@ def invocations_claim(
             setattr(row, name, value)
     _restart(claimed, group_id=test[2], now=now)
     return claimed, left
+
+
+def _waiting(test_id: Any, worker_token: str, now, *, add: bool = False) -> list[str]:
+    """Other workers of the test that asked for cells in the last second and got none (kept in
+    the cache: a hint for sharing, so a lost write only makes sharing less even)."""
+    from glow.core.caching import cache_call
+
+    key = f"tests_app:waiting:{test_id}"
+    stamp = now.timestamp()
+    found = cache_call("get", key) or {}
+    recent = {token: at for token, at in found.items() if stamp - at < 1.0}
+    if add:
+        recent[worker_token] = stamp
+        cache_call("set", key, recent, 60)
+    return [token for token in recent if token != worker_token]
 
 
 def _restart(rows: list[Invocation], *, group_id: Any, now) -> None:
@@ -313,6 +339,19 @@ class Engine:
             freed = len(self.cells) - talking
             if freed > claimed_after:
                 next_claim = min(next_claim, now)
+            if ended and talking == 0:
+                # Nothing in flight (the local simulator answers at once): write first, then
+                # claim a whole share again, as one batch.
+                self.flush()
+                claimed_after = 0
+                last_flush = last_renew = time.monotonic()
+                next_claim = 0.0
+                continue
+            if ended and now - last_flush >= END_FLUSH_SECONDS:
+                self.flush()
+                claimed_after = 0
+                last_flush = last_renew = time.monotonic()
+                continue
             if queue_left and now >= next_claim and talking < concurrency:
                 wanted = min(max(share(concurrency), freed), concurrency - talking)
                 claimed, queue_left = invocations_claim(
@@ -326,7 +365,12 @@ class Engine:
                 next_claim = now + (RAMP_SECONDS if len(claimed) == wanted else CLAIM_SECONDS)
                 continue
             if not self.cells:
-                break
+                if not queue_left:
+                    break
+                # Cells are queued but the slots are others': wait for one to free.
+                self.wake.wait(timeout=max(0.001, next_claim - now))
+                self.wake.clear()
+                continue
             since = now - last_flush
             if (
                 (ended and (talking == 0 or since >= END_FLUSH_SECONDS))
