@@ -359,3 +359,24 @@ def test_dispatch_starts_enough_tasks_for_the_concurrency(staff, catalog, monkey
         assert len(enqueued) == tasks
     test = catalog.start_queued(staff, concurrency=64)
     assert services.workers_dispatch(test=test, queued=1000) == 4  # four shares of 16
+
+
+def test_workers_share_the_concurrency_evenly(staff, catalog):
+    from glow.catalog.tests.factories import ScenarioFactory
+
+    extra = [
+        ScenarioFactory(organization=catalog.organization, department=catalog.department).pk
+        for _ in range(2)
+    ]
+    test = catalog.start_queued(
+        staff, concurrency=4, scenario_ids=[row.pk for row in catalog.scenarios] + extra
+    )
+    alone, _ = runner.invocations_claim(test_id=test.pk, worker_token="a", limit=4)
+    assert len(alone) == 4  # a worker alone may take the whole concurrency
+    assert runner.invocations_claim(test_id=test.pk, worker_token="b", limit=4) == ([], True)
+    # Two of a's cells end; "b" asked in vain a moment ago, so a refills no further than half.
+    Invocation.objects.filter(pk__in=[row.pk for row in alone[:2]]).update(status="succeeded")
+    assert runner.invocations_claim(test_id=test.pk, worker_token="a", limit=4)[0] == []
+    taken, _ = runner.invocations_claim(test_id=test.pk, worker_token="b", limit=4)
+    assert len(taken) == 2
+    assert test.invocations.filter(status="running").count() == 4
