@@ -268,6 +268,10 @@ GLOW_OPENAI_BASE_URL = env.str("GLOW_OPENAI_BASE_URL", default="https://api.open
 GLOW_OPENAI_API_KEY_ENV = env.str("GLOW_OPENAI_API_KEY_ENV", default="OPENAI_API_KEY")
 GLOW_OPENAI_TIMEOUT = env.float("GLOW_OPENAI_TIMEOUT", default=60.0)
 GLOW_OPENAI_MAX_RETRIES = env.int("GLOW_OPENAI_MAX_RETRIES", default=2)
+# Model calls one worker process keeps in flight to one provider configuration at most.
+GLOW_PROVIDER_MAX_IN_FLIGHT = env.int("GLOW_PROVIDER_MAX_IN_FLIGHT", default=64)
+# A test's cell claimed by a worker that stops renewing this lease goes back to the queue.
+GLOW_TEST_LEASE_SECONDS = env.float("GLOW_TEST_LEASE_SECONDS", default=60.0)
 # Speech (system.services.speech_call): `openai` runs are charged per minute of audio, heard or
 # spoken; local ones cost nothing. Models are the OpenAI-compatible server's names.
 GLOW_SPEECH_PRICE_PER_MINUTE = Decimal(env.str("GLOW_SPEECH_PRICE_PER_MINUTE", default="0.006"))

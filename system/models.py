@@ -124,7 +124,10 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A model call's: request sent to last byte (retries included). Other runs: start to finish.
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # A streamed call's: request sent to its first delta.
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     client_run_id = models.CharField(max_length=100, blank=True)

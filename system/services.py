@@ -10,7 +10,6 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -35,7 +34,6 @@ from django.utils import timezone
 from glow.ai import CompletionRequest, CompletionResult, ProviderError, cost_for, get_provider
 from glow.ai.speech import Speech, Transcription, get_speech_provider, speech_cost
 from glow.catalog.models import Model
-from glow.core.bulk import bulk_copy, bulk_set
 from glow.core.media import upload_save_file
 from glow.core.models import UploadKind
 from glow.core.registry import registry
@@ -45,8 +43,6 @@ from system.models import FINISHED, ClientKind, Group, Run, RunStatus, Session, 
 SEEN_RESOLUTION = timedelta(seconds=60)
 # Cancellation is read from the database between chunks, but not more often than this.
 CANCEL_POLL_SECONDS = 0.15
-# model_call_many: remote calls made at once by one process.
-MAX_PARALLEL_CALLS = 32
 
 
 def client_kind_of(*, auth: str, mcp: bool, user_agent: str) -> str:
@@ -191,6 +187,7 @@ def provider_for(run: Run):
             timeout=settings.GLOW_OPENAI_TIMEOUT,
             max_retries=settings.GLOW_OPENAI_MAX_RETRIES,
             structured_output=model.structured_output if model else None,
+            max_in_flight=settings.GLOW_PROVIDER_MAX_IN_FLIGHT,
         )
     return get_provider(run.provider or "local", stream_delay=settings.GLOW_LOCAL_STREAM_DELAY)
 
@@ -244,16 +241,26 @@ def run_finish(
     error: str = "",
     output: str | None = None,
     artifact_id=None,
+    latency_ms: int | None = None,
+    first_token_ms: int | None = None,
 ) -> Run:
-    """Close the run once: a second finish (a retried task) changes nothing."""
+    """Close the run once: a second finish (a retried task) changes nothing.
+
+    `latency_ms` is the model call's own (request sent to last byte), when the caller timed
+    one; else the run's time from start to now.
+    """
     now = timezone.now()
     started = run.started_at or now
     fields: dict[str, Any] = {
         "status": status,
         "finished_at": now,
-        "latency_ms": int((now - started).total_seconds() * 1000),
+        "latency_ms": (
+            int((now - started).total_seconds() * 1000) if latency_ms is None else latency_ms
+        ),
         "error": error[:4000],
     }
+    if first_token_ms is not None:
+        fields["first_token_ms"] = first_token_ms
     if output is not None:
         fields["output"] = output
     if artifact_id is not None:
@@ -307,30 +314,42 @@ def model_call(
 ) -> CompletionResult:
     """The one way to call a model: the run gets the tokens, cost, latency, status and any error.
 
-    With finish=False the run stays open for more calls (a generation that makes several).
-    Any error marks the run failed (keeping its message) and is raised again.
+    latency_ms is the call's own, request sent to last byte; a streamed call also records
+    first_token_ms, request sent to its first delta. With finish=False the run stays open for
+    more calls (a generation that makes several). Any error marks the run failed (keeping its
+    message) and is raised again.
     """
     run_mark_running(run=run)
     provider = provider_for(run)
     if not request.model or request.model == "glow-local":
         request.model = run.provider_model or request.model
     Run.objects.filter(pk=run.pk).update(messages=request.messages[-50:])
+    sent = time.perf_counter()
+    first_token_ms = None
     try:
         if stream:
             chunks = provider.stream(request, should_cancel=_cancel_checker(run))
             for delta in chunks:
+                if first_token_ms is None:
+                    first_token_ms = round((time.perf_counter() - sent) * 1000)
                 if on_delta is not None:
                     on_delta(delta)
             result = chunks.result
         else:
             result = provider.complete(request)
     except ProviderError as exc:
-        run_finish(run=run, status=RunStatus.FAILED, error=str(exc))
+        run_finish(run=run, status=RunStatus.FAILED, error=str(exc), latency_ms=_since(sent))
         raise
     except Exception as exc:
         # Whatever broke (a delta consumer, a provider bug), the run must not stay "running".
-        run_finish(run=run, status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        run_finish(
+            run=run,
+            status=RunStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            latency_ms=_since(sent),
+        )
         raise
+    latency_ms = _since(sent)
     input_price, output_price = _price(run)
     cost = cost_for(
         result.usage, input_price_per_million=input_price, output_price_per_million=output_price
@@ -343,109 +362,20 @@ def model_call(
     )
     if finish:
         status = RunStatus.CANCELLED if result.finish_reason == "cancelled" else RunStatus.SUCCEEDED
-        run_finish(run=run, status=status, output=result.text)
+        run_finish(
+            run=run,
+            status=status,
+            output=result.text,
+            latency_ms=latency_ms,
+            first_token_ms=first_token_ms,
+        )
     else:
-        Run.objects.filter(pk=run.pk).update(output=result.text)
+        Run.objects.filter(pk=run.pk).update(output=result.text, first_token_ms=first_token_ms)
     return result
 
 
-def model_call_many(
-    *,
-    group: Group,
-    kind: str,
-    calls: list[tuple[Any, CompletionRequest, Any]],
-    family: str = "",
-    write: bool = True,
-) -> list[tuple[Run, CompletionResult | Exception]]:
-    """model_call for many independent (model, request, artifact_id) calls of one group: the same
-    runs, tokens, cost, latency, status and errors, booked in three or four statements instead
-    of about ten per call. Answers (run, result or the exception it raised) per call, in order.
-
-    Calls to a remote provider run concurrently (a thread each: the threads only wait on the
-    network, never on the database), the local simulator's one after another. Not streamed, so
-    there is nothing to cancel.
-
-    With write=False the runs come back finished but unsaved, for a caller that writes and books
-    many steps' runs at once (only for calls the local simulator answers: nothing is visible
-    while they run).
-    """
-    if not calls:
-        return []
-    started = timezone.now()
-    runs = []
-    for model, request, artifact_id in calls:
-        provider, provider_model = provider_of(model)
-        if not request.model or request.model == "glow-local":
-            request.model = provider_model or request.model
-        runs.append(
-            Run(
-                organization_id=group.organization_id,
-                group=group,
-                session_id=group.session_id,
-                profile_id=group.profile_id,
-                kind=kind,
-                family=family or group.family,
-                model=model,
-                provider=provider,
-                provider_model=provider_model,
-                artifact_id=artifact_id,
-                status=RunStatus.RUNNING,
-                started_at=started,
-                messages=request.messages[-50:],
-            )
-        )
-    # The local simulator answers at once: its runs are written once, finished. A remote call
-    # may take seconds, so its run is visible as running meanwhile.
-    instant = all(run.provider == "local" for run in runs)
-    if not write and not instant:
-        raise ValueError("Only the local simulator's runs can be written by the caller.")
-    if not instant:
-        Run.objects.bulk_create(runs)
-    outcomes = _complete_all(runs, [request for _, request, _ in calls])
-    finished = timezone.now()
-    tokens, cost = 0, Decimal("0")
-    for run, outcome in zip(runs, outcomes, strict=True):
-        run.finished_at = finished
-        run.latency_ms = int((finished - started).total_seconds() * 1000)
-        if isinstance(outcome, Exception):
-            run.status = RunStatus.FAILED
-            message = str(outcome) if isinstance(outcome, ProviderError) else None
-            run.error = (message or f"{type(outcome).__name__}: {outcome}")[:4000]
-            continue
-        input_price, output_price = _price(run)
-        run.cost = cost_for(
-            outcome.usage,
-            input_price_per_million=input_price,
-            output_price_per_million=output_price,
-        )
-        run.input_tokens = outcome.usage.input_tokens
-        run.output_tokens = outcome.usage.output_tokens
-        run.total_tokens = run.input_tokens + run.output_tokens
-        run.output = outcome.text
-        run.status = (
-            RunStatus.CANCELLED if outcome.finish_reason == "cancelled" else RunStatus.SUCCEEDED
-        )
-        tokens += run.total_tokens
-        cost += run.cost
-    if not write:
-        return list(zip(runs, outcomes, strict=True))
-    fields = ["status", "finished_at", "latency_ms", "error", "output", "cost"]
-    fields += ["input_tokens", "output_tokens", "total_tokens"]
-    with transaction.atomic():
-        if instant:
-            bulk_copy(runs)
-        else:
-            bulk_set(Run.objects.all(), runs, fields)
-        runs_booked(
-            group_id=group.pk,
-            session_id=group.session_id,
-            runs=len(runs),
-            tokens=tokens,
-            cost=cost,
-            started=started,
-            finished=finished,
-        )
-    return list(zip(runs, outcomes, strict=True))
+def _since(sent: float) -> int:
+    return round((time.perf_counter() - sent) * 1000)
 
 
 def runs_booked(
@@ -487,19 +417,6 @@ def runs_booked(
             "total_tokens = total_tokens + %s, total_cost = total_cost + %s WHERE id = %s",
             [runs, tokens, cost, session_pk.get_db_prep_value(session_id, connection)],
         )
-
-
-def _complete_all(runs: list[Run], requests: list[CompletionRequest]) -> list:
-    def complete(run: Run, request: CompletionRequest):
-        try:
-            return provider_for(run).complete(request)
-        except Exception as exc:  # booked on its run; the caller decides what it means
-            return exc
-
-    if len(runs) == 1 or all(run.provider == "local" for run in runs):
-        return [complete(run, request) for run, request in zip(runs, requests, strict=True)]
-    with ThreadPoolExecutor(max_workers=min(len(runs), MAX_PARALLEL_CALLS)) as pool:
-        return list(pool.map(complete, runs, requests))
 
 
 def speech_provider_for(run: Run):

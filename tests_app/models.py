@@ -12,12 +12,15 @@ from glow.core.ids import uuid7
 from glow.core.models import Artifact, ArtifactQuerySet
 
 COST = {"max_digits": 14, "decimal_places": 6, "default": Decimal("0")}
-DEFAULT_CONCURRENCY = 4
+# Model calls are I/O: a remote provider serves many at once (a cell has one call in flight).
+DEFAULT_CONCURRENCY = 16
 MAX_CONCURRENCY = 64
 
 
 class TestStatus(models.TextChoices):
     RUNNING = "running", "Running"
+    # Every cell has ended on its own; still open (grades, re-runs), unlike completed.
+    FINISHED = "finished", "Finished"
     STOPPED = "stopped", "Stopped"
     COMPLETED = "completed", "Completed"
 
@@ -152,6 +155,9 @@ class Invocation(Artifact):
     run_id = models.UUIDField(null=True, blank=True)
     # Which worker task claimed it: a redelivered task resumes its own invocation.
     worker_token = models.CharField(max_length=40, blank=True)
+    # A running cell's claim holds until then; its worker renews it while alive, and a cell
+    # whose lease ran out (its worker died) goes back to the queue.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

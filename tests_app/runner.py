@@ -1,40 +1,49 @@
-"""Runs a test's invocations: claim one within the concurrency limit, converse, record tools, grade.
+"""Runs a test's invocations: one engine for every provider, calls in flight, writes in sets.
 
-Every model call is a system.Run in the test's group (through system.services.model_call). Each
-invocation also has an envelope Run (kind "invocation") whose events are its lifecycle on the
-group's SSE channel. Whoever halts an invocation (stop, terminate, complete) finishes that
-envelope; the runner only notices the status change and stops writing.
+A worker task (tests_app.tasks.invocations_drain) runs an Engine: it claims queued cells within
+the test's concurrency, and each cell runs as a coroutine on the process's model-call loop
+(glow.ai.calls): the agent on the cell's model, the scenario's persona, then the rubric grader,
+each call awaited on its own, so a cell moves on the moment its own call answers and a slow
+call holds nobody else. Every call has its own Run (request sent to last byte, tokens, cost).
+The local simulator is a provider that answers at once on the same path.
 
-A test with a high concurrency is run in batches: one worker claims several cells and advances
-them together, turn by turn (system.services.model_call_many, system.events.event_emit_many),
-so a thousand one-turn cells cost tens of statements per batch instead of a hundred per cell; a
-batch whose every call the local simulator answers is computed in memory and written at its end,
-in the one transaction that holds its rows (about a dozen statements for the batch).
+The database is written by the engine's own thread, never by the loop: what the cells did
+since the last write (runs, tool calls, transcripts, events, grades, ends) goes in one
+transaction of a dozen statements whatever the number of cells, every few tens of
+milliseconds while cells end, at most FLUSH_SECONDS apart while they talk.
+
+Durable: a claim is a lease that the engine renews while it lives; a cell whose worker died is
+queued again once its lease has run out (test_recover, scheduled when a worker leaves cells of
+others behind and when a worker process starts), and restarts from its beginning. Every write
+locks the engine's still-running rows first, in primary-key order (as tests_app.services._halt
+does, so the two never deadlock), and keeps only those it still holds: a cell halted, or taken
+over after its lease ran out, gets no further write, so a cell is graded once. The write that
+ends a test's last cell marks the test finished.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from glow.ai import CompletionRequest, ProviderError
+from glow.ai import CompletionRequest, ProviderError, cost_for
+from glow.ai import calls as model_calls
 from glow.catalog.models import Rubric, Tool
 from glow.core.bulk import bulk_copy, bulk_set
 from system import events
-from system.models import FINISHED, Run, RunStatus
-from system.services import (
-    model_call,
-    model_call_many,
-    provider_of,
-    run_create,
-    run_finish,
-    run_mark_running,
-    runs_booked,
-)
+from system.models import FINISHED, Group, Run, RunStatus
+from system.services import provider_for, provider_of, runs_booked
 from tests_app.models import (
     GradeSource,
     Invocation,
@@ -50,10 +59,17 @@ logger = logging.getLogger(__name__)
 
 TOOL_CALL_EVENT = "InvocationToolCallEvent"
 TEST_PROGRESS_EVENT = "TestProgressEvent"
-# A test's concurrency is shared by at most this many worker tasks; each claims its share of the
-# slots as one batch (concurrency 4: four tasks of one cell, as if unbatched; 64: four of 16).
+# A test's concurrency is shared by this many worker tasks; each claims a share at a time.
 WORKERS_PER_TEST = 4
-MAX_BATCH = 25
+# While cells talk, what they did reaches the database at most this late.
+FLUSH_SECONDS = 0.25
+# A cell that ended is written at most this late (its slot is reused at once: see claims).
+END_FLUSH_SECONDS = 0.1
+# A worker that got its full share asks for another this soon.
+RAMP_SECONDS = 0.03
+# A worker with room that got less asks again when a cell of its own ends, or this late.
+CLAIM_SECONDS = 0.1
+SUPERSEDED = "Superseded by a new run."
 
 GRADE_SCHEMA = {
     "type": "object",
@@ -73,119 +89,155 @@ GRADE_SCHEMA = {
 }
 
 
-def batch_size(concurrency: int) -> int:
-    """Cells one worker task claims at once for a test of this concurrency."""
-    return max(1, min(MAX_BATCH, concurrency // WORKERS_PER_TEST))
+def share(concurrency: int) -> int:
+    """Cells one worker task claims at a time (it may hold up to the whole concurrency)."""
+    return max(1, math.ceil(concurrency / WORKERS_PER_TEST))
+
+
+def lease_seconds() -> float:
+    return float(getattr(settings, "GLOW_TEST_LEASE_SECONDS", 60.0))
 
 
 def worker_run(*, test_id: Any, worker_token: str) -> int:
-    """One worker slot: resume what this token had claimed (a redelivered task), then drain the queue."""
-    executed = 0
-    resumed = list(
-        Invocation.objects.filter(
-            test_id=test_id, status=InvocationStatus.RUNNING, worker_token=worker_token
-        ).values_list("pk", flat=True)
-    )
-    for invocation_id in resumed:
-        invocation_execute(invocation_id=invocation_id)
-        executed += 1
-    catalog = SlotCatalog()
-    while claimed := invocations_claim(test_id=test_id, worker_token=worker_token):
-        if len(claimed) == 1:
-            invocation_execute(invocation_id=claimed[0].pk)
-        else:
-            invocations_execute(invocations=claimed, catalog=catalog)
-        executed += len(claimed)
-    return executed
+    """One worker task: resume what this token had claimed (a redelivered task), then drain the
+    queue; answers how many cells it ran."""
+    return Engine(test_id=test_id, worker_token=worker_token).run()
 
 
 def invocation_claim(*, test_id: Any, worker_token: str):
     """The next queued invocation, marked running, if the test has a free slot; else None."""
-    claimed = invocations_claim(test_id=test_id, worker_token=worker_token, limit=1)
+    claimed, _ = invocations_claim(test_id=test_id, worker_token=worker_token, limit=1)
     return claimed[0].pk if claimed else None
+
+
+def invocation_execute(*, invocation_id: Any) -> str:
+    """Run one claimed (running) invocation to its end; answers its final status."""
+    row = Invocation.objects.filter(pk=invocation_id).values_list("test_id", "worker_token").first()
+    if row is None:
+        return ""
+    Engine(test_id=row[0], worker_token=row[1], only=[invocation_id]).run()
+    return Invocation.objects.filter(pk=invocation_id).values_list("status", flat=True).first()
 
 
 @transaction.atomic
 def invocations_claim(
-    *, test_id: Any, worker_token: str, limit: int | None = None
-) -> list[Invocation]:
-    """The next queued invocations (at most `limit`, else the test's batch size), marked running,
-    within the test's free slots, in position order; an empty list when none is free or none is
-    queued.
+    *, test_id: Any, worker_token: str, limit: int | None = None, freed: int = 0
+) -> tuple[list[Invocation], bool]:
+    """The next queued invocations (at most `limit`, else the test's share), marked running
+    under a fresh lease, within the test's free slots, in position order; and whether any is
+    left queued. A cell whose lease ran out is claimable again, and counts as no slot.
 
-    The test row lock serialises claims, so the running count never exceeds the limit; the
-    conditional UPDATE is what makes a claim exclusive on SQLite too (no row locks there).
+    The test row lock serialises claims, so the running count never exceeds the concurrency;
+    the conditional UPDATE is what makes a claim exclusive on SQLite too (no row locks there).
+    A claimed cell that ran before (a re-run, a dead worker's) starts over: its earlier
+    envelope is closed and its tool calls and grade go, in this transaction.
     """
     test = (
         Test.objects.select_for_update()
         .filter(pk=test_id)
-        .values_list("status", "concurrency")
+        .values_list("status", "concurrency", "group_id")
         .first()
     )
     if test is None or test[0] != TestStatus.RUNNING:
-        return []
-    concurrency = test[1]
-    running = Invocation.objects.filter(test_id=test_id, status=InvocationStatus.RUNNING).count()
-    wanted = min(concurrency - running, limit or batch_size(concurrency))
+        return [], False
+    now = timezone.now()
+    rows = Invocation.objects.filter(test_id=test_id)
+    lapsed = Q(status=InvocationStatus.RUNNING, lease_expires_at__lt=now)
+    live = Q(status=InvocationStatus.RUNNING) & ~lapsed
+    counts = rows.aggregate(
+        held=Count("pk", filter=live),
+        mine=Count("pk", filter=live & Q(worker_token=worker_token)),
+        others=Count("worker_token", distinct=True, filter=live & ~Q(worker_token=worker_token)),
+    )
+    # Workers share the concurrency evenly (a worker alone may take all of it): those holding
+    # cells and those that recently asked in vain. Else the one that claimed first refills its
+    # own slots for the whole run. Fairness only: the cap itself is the count above.
+    waiting = _waiting(test_id, worker_token, now)
+    fair = math.ceil(test[1] / (counts["others"] + len(waiting) + 1)) - (counts["mine"] - freed)
+    wanted = min(test[1] - counts["held"] + freed, limit or share(test[1]), fair)
+    claimable = rows.filter(Q(status=InvocationStatus.QUEUED) | lapsed)
     if wanted <= 0:
-        return []
-    queued = Invocation.objects.filter(test_id=test_id, status=InvocationStatus.QUEUED)
+        left = claimable.exists()
+        if left and counts["mine"] == freed:
+            _waiting(test_id, worker_token, now, add=True)
+        return [], left
     fields = {
         "status": InvocationStatus.RUNNING,
         "worker_token": worker_token,
-        "started_at": timezone.now(),
+        "started_at": now,
         "finished_at": None,
         "error": "",
+        "lease_expires_at": now + timedelta(seconds=lease_seconds()),
     }
     if connection.features.has_select_for_update_skip_locked:
         # The rows are locked by this transaction: one UPDATE claims them all, and the rows read
-        # here are the ones the runner goes on with (no second read).
-        claimed = list(queued.select_for_update(skip_locked=True).order_by("position")[:wanted])
-        Invocation.objects.filter(pk__in=[row.pk for row in claimed]).update(**fields)
-        for row in claimed:
-            for name, value in fields.items():
-                setattr(row, name, value)
-        return claimed
-    won = []
-    for candidate in queued.order_by("position").values_list("pk", flat=True)[: wanted + 2]:
-        if len(won) == wanted:
-            break
-        if Invocation.objects.filter(pk=candidate, status=InvocationStatus.QUEUED).update(**fields):
-            won.append(candidate)
-    return list(Invocation.objects.filter(pk__in=won).order_by("position")) if won else []
-
-
-def invocation_execute(*, invocation_id: Any) -> str:
-    """Run one claimed invocation to its end; answers its final status. Safe to run twice."""
-    invocation = (
-        Invocation.objects.select_related(
-            "test__eval", "test__group", "model", "scenario__persona", "agent"
+        # here are the ones the engine goes on with (no second read).
+        claimed = list(
+            claimable.select_for_update(skip_locked=True).order_by("position")[: wanted + 1]
         )
-        .filter(pk=invocation_id)
-        .first()
+        left = len(claimed) > wanted
+        claimed = claimed[:wanted]
+        Invocation.objects.filter(pk__in=[row.pk for row in claimed]).update(**fields)
+    else:
+        candidates = list(claimable.order_by("position").values_list("pk", flat=True)[: wanted + 3])
+        won = []
+        for candidate in candidates:
+            if len(won) == wanted:
+                break
+            taken = Invocation.objects.filter(
+                Q(status=InvocationStatus.QUEUED) | lapsed, pk=candidate
+            ).update(**fields)
+            if taken:
+                won.append(candidate)
+        claimed = list(Invocation.objects.filter(pk__in=won).order_by("position"))
+        left = claimable.exclude(pk__in=won).exists()
+    for row in claimed:
+        for name, value in fields.items():
+            setattr(row, name, value)
+    _restart(claimed, group_id=test[2], now=now)
+    return claimed, left
+
+
+def _waiting(test_id: Any, worker_token: str, now, *, add: bool = False) -> list[str]:
+    """Other workers of the test that asked for cells in the last second and got none (kept in
+    the cache: a hint for sharing, so a lost write only makes sharing less even)."""
+    from glow.core.caching import cache_call
+
+    key = f"tests_app:waiting:{test_id}"
+    stamp = now.timestamp()
+    found = cache_call("get", key) or {}
+    recent = {token: at for token, at in found.items() if stamp - at < 1.0}
+    if add:
+        recent[worker_token] = stamp
+        cache_call("set", key, recent, 60)
+    return [token for token in recent if token != worker_token]
+
+
+def _restart(rows: list[Invocation], *, group_id: Any, now) -> None:
+    """Cells that ran before start over: the earlier envelope ends as superseded (booked like
+    run_finish books it), and the earlier tool calls and grade go."""
+    previous = [row for row in rows if row.run_id is not None]
+    if not previous:
+        return
+    ids = [row.pk for row in previous]
+    ended = Run.objects.filter(pk__in=[row.run_id for row in previous]).exclude(
+        status__in=[status.value for status in FINISHED]
     )
-    if invocation is None or invocation.status != InvocationStatus.RUNNING:
-        return invocation.status if invocation else ""
-    if invocation.test.group is None:
-        return _fail(invocation, None, "The test's group no longer exists.")
-    envelope = _begin(invocation)
-    conversation = Conversation(invocation, envelope)
-    try:
-        if not conversation.run() or not conversation.grade():
-            return InvocationStatus.TERMINATED
-    except ProviderError as exc:
-        return _fail(invocation, envelope, str(exc))
-    except Exception as exc:  # a worker must survive one bad cell and go on with the next
-        logger.exception("Invocation %s failed", invocation.pk)
-        return _fail(invocation, envelope, f"{type(exc).__name__}: {exc}")
-    return _succeed(invocation, envelope, conversation)
+    first = min((row.started_at or now for row in previous), default=now)
+    closed = ended.update(status=RunStatus.FAILED, finished_at=now, error=SUPERSEDED)
+    if closed and group_id is not None:
+        session_id = Group.objects.filter(pk=group_id).values_list("session_id", flat=True).first()
+        runs_booked(
+            group_id=group_id, session_id=session_id, runs=closed, started=first, finished=now
+        )
+    ToolCall.objects.filter(invocation_id__in=ids).delete()
+    TestGrade.objects.filter(invocation_id__in=ids).delete()
 
 
 class SlotCatalog:
-    """The rows a worker slot's batches share (the test with its eval and group; models,
-    scenarios with their personas, agents with their tools, the eval's rubric), each read once for the whole slot: joined to
-    every invocation of every batch, reading them was a sixth of the grid's CPU. A slot drains
-    one test, so it runs against the catalog as it was when the slot first read it."""
+    """The rows an engine's cells share (the test with its eval and group; models, scenarios
+    with their personas, agents with their tools, the eval's rubric), each read once for the
+    engine's life: a worker drains one test, so it runs against the catalog as it first read it."""
 
     def __init__(self) -> None:
         self.tests: dict = {}
@@ -199,12 +251,12 @@ class SlotCatalog:
         """Set each invocation's model, scenario (with persona) and agent, reading the missing."""
         from glow.catalog.models import Agent, Model, Scenario
 
-        for cache, field, queryset in (
+        for cache, name, queryset in (
             (self.models, "model_id", Model.objects.all()),
             (self.scenarios, "scenario_id", Scenario.objects.select_related("persona")),
             (self.agents, "agent_id", Agent.objects.all()),
         ):
-            missing = {getattr(row, field) for row in invocations} - cache.keys()
+            missing = {getattr(row, name) for row in invocations} - cache.keys()
             if missing:
                 cache.update(queryset.in_bulk(missing))
         missing = {row.agent_id for row in invocations} - self.tools.keys()
@@ -216,11 +268,11 @@ class SlotCatalog:
             row.scenario = self.scenarios[row.scenario_id]
             row.agent = self.agents[row.agent_id]
 
-    def test(self, test_id) -> Test:
-        """The test with its eval and group (what a batch reads of it does not change while it
-        runs: its status is read by every claim)."""
+    def test(self, test_id) -> Test | None:
         if test_id not in self.tests:
-            self.tests[test_id] = Test.objects.select_related("eval", "group").get(pk=test_id)
+            self.tests[test_id] = (
+                Test.objects.select_related("eval", "group").filter(pk=test_id).first()
+            )
         return self.tests[test_id]
 
     def rubric(self, rubric_id) -> tuple[Rubric, list[dict]]:
@@ -230,112 +282,158 @@ class SlotCatalog:
         return self.rubrics[rubric_id]
 
 
-def invocations_execute(
-    *,
-    invocations: list[Invocation] | None = None,
-    invocation_ids: list | None = None,
-    catalog: SlotCatalog | None = None,
-) -> None:
-    """Run claimed invocations of one test together, turn by turn: the rows invocations_claim
-    answered, or those of `invocation_ids` still running.
-
-    Each gets what invocation_execute gives it (an envelope run and its events, a run per model
-    call, transcript, tool calls, grade), written for the whole batch at every step. A re-run
-    (an earlier envelope to supersede) or a test whose group is gone goes alone.
-    """
-    if invocations is None:
-        invocations = list(
-            Invocation.objects.filter(
-                pk__in=invocation_ids, status=InvocationStatus.RUNNING
-            ).order_by("position")
-        )
-    if not invocations:
-        return
-    catalog = catalog or SlotCatalog()
-    test = catalog.test(invocations[0].test_id)
-    for invocation in invocations:
-        invocation.test = test
-    fresh = [row for row in invocations if row.run_id is None and test.group is not None]
-    for invocation in invocations:
-        if invocation.run_id is not None or test.group is None:
-            invocation_execute(invocation_id=invocation.pk)
-    if fresh:
-        catalog.attach(fresh)
-        Batch(fresh, catalog=catalog).run()
+class CellHalted(Exception):
+    """The cell was halted or taken over: it makes no further call."""
 
 
-class Batch:
-    """Invocations of one test advanced in lock-step; `cells` are those still running.
+@dataclass
+class Writes:
+    """What cells did since the last write, in the order they did it (the loop thread appends
+    under Engine.lock; the engine's thread takes the whole lot at once)."""
 
-    When every call of the batch is the local simulator's (answered at once, nothing to wait
-    for), the batch is computed in memory and written at its end in one transaction that locks
-    its rows first: about a dozen statements for the whole batch instead of five or six per step,
-    and a halt that arrives meanwhile waits for it (tens of milliseconds) and finds its cells
-    finished.
+    runs: list[Run] = field(default_factory=list)
+    tool_rows: list[ToolCall] = field(default_factory=list)
+    items: list[tuple[Run, str, dict]] = field(default_factory=list)
+    touched: dict = field(default_factory=dict)  # cell -> its progress fields then
+    ended: list = field(default_factory=list)
 
-    Otherwise each step is written as it ends, so a slow model's progress is visible. Every such
-    write first locks the batch's rows that are still running, in primary-key order (as
-    tests_app.services._halt does, so the two never deadlock): a cell halted meanwhile is dropped
-    there and nothing more is written for it, as Conversation._save does for one.
-    """
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.items or self.touched or self.ended)
 
-    def __init__(self, invocations: list[Invocation], catalog: SlotCatalog) -> None:
-        self.invocations = invocations
-        self.catalog = catalog
-        self.test = invocations[0].test
-        self.group = self.test.group
-        self.cells: list[Conversation] = []
-        # The persona and the grader run on the default provider (model None).
-        models = [None, *(invocation.model for invocation in invocations)]
-        self.at_once = all(provider_of(model)[0] == "local" for model in models)
-        # What an at-once batch writes at its end, in the order its steps made it.
-        self.runs: list[Run] = []
-        self.tool_rows: list[ToolCall] = []
-        self.items: list[tuple[Run, str, dict]] = []
-        self.failed: list[tuple[Conversation, str]] = []
-        self.grades: dict[Conversation, dict] = {}
 
-    def run(self) -> None:
-        try:
-            if self.at_once:
-                with transaction.atomic():
-                    if self._lock_invocations():
-                        self._steps()
-                        self._write()
-            else:
-                self._steps()
-        except Exception as exc:  # the worker goes on with the next batch; these cells failed
-            logger.exception("A batch of test %s failed", self.test.pk)
-            message = f"{type(exc).__name__}: {exc}"
-            if self.cells and not self.at_once:
-                for cell in self.cells:
-                    _fail(cell.invocation, cell.envelope, message)
-            else:
-                # Nothing of an at-once batch was kept: there is no envelope to fail.
-                for invocation in self.invocations:
-                    _fail(invocation, None, message)
+class Engine:
+    """One worker task's cells of one test (see the module docstring)."""
 
-    def _steps(self) -> None:
-        self._begin()
-        for turn in range(1, self.test.eval.turns + 1):
-            self._agent_turn(turn)
-            self._persona_turn(turn)
-        self._grade()
+    def __init__(self, *, test_id: Any, worker_token: str, only: list | None = None) -> None:
+        self.test_id = test_id
+        self.token = worker_token
+        self.only = only
+        self.catalog = SlotCatalog()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.cells: dict[Any, Conversation] = {}  # held: claimed, their end not yet written
+        self.talking = 0  # held cells that have not ended
+        self.pending = Writes()
+        self.executed = 0
+        self.test: Test | None = None
+        self.rubric: tuple[Rubric, list[dict]] | None = None
 
-    # -- steps ------------------------------------------------------------------------------------
+    # -- the worker's loop --------------------------------------------------------------------
 
-    def _begin(self) -> None:
-        """_begin for every invocation: envelopes, reset progress, the first progress event."""
-        tools = self.catalog.tools
+    def run(self) -> int:
+        self.test = self.catalog.test(self.test_id)
+        if self.test is None:
+            return 0
+        self._start(self._adopted())
+        queue_left = self.only is None
+        next_claim = 0.0
+        last_flush = last_renew = time.monotonic()
+        renew_every = lease_seconds() / 3
+        concurrency = self.test.concurrency
+        claimed_after = 0  # cells ended when this engine last claimed
+        while True:
+            now = time.monotonic()
+            with self.lock:
+                ended, dirty, talking = len(self.pending.ended), bool(self.pending), self.talking
+            # A cell that ended holds no call: its slot is free before its end is written.
+            freed = len(self.cells) - talking
+            if freed > claimed_after:
+                next_claim = min(next_claim, now)
+            if ended and talking == 0:
+                # Nothing in flight (the local simulator answers at once): write first, then
+                # claim a whole share again, as one batch.
+                self.flush()
+                claimed_after = 0
+                last_flush = last_renew = time.monotonic()
+                next_claim = 0.0
+                continue
+            if ended and now - last_flush >= END_FLUSH_SECONDS:
+                self.flush()
+                claimed_after = 0
+                last_flush = last_renew = time.monotonic()
+                continue
+            if queue_left and now >= next_claim and talking < concurrency:
+                wanted = min(max(share(concurrency), freed), concurrency - talking)
+                claimed, queue_left = invocations_claim(
+                    test_id=self.test_id, worker_token=self.token, limit=wanted, freed=freed
+                )
+                self._start(claimed)
+                claimed_after = freed
+                # A full share: take another soon (a worker alone fills the concurrency in a
+                # few steps; workers starting together take turns). Else the slots are
+                # others': ask again when a cell of ours ends, or a while later.
+                next_claim = now + (RAMP_SECONDS if len(claimed) == wanted else CLAIM_SECONDS)
+                continue
+            if not self.cells:
+                if not queue_left:
+                    break
+                # Cells are queued but the slots are others': wait for one to free.
+                self.wake.wait(timeout=max(0.001, next_claim - now))
+                self.wake.clear()
+                continue
+            since = now - last_flush
+            if (
+                (ended and (talking == 0 or since >= END_FLUSH_SECONDS))
+                or (dirty and since >= FLUSH_SECONDS)
+                or now - last_renew >= renew_every
+            ):
+                self.flush()
+                claimed_after = 0
+                last_flush = last_renew = time.monotonic()
+                continue
+            wait = FLUSH_SECONDS - since if dirty else renew_every - (now - last_renew)
+            if ended:
+                wait = END_FLUSH_SECONDS - since
+            if queue_left and talking < concurrency:
+                wait = min(wait, next_claim - now)
+            self.wake.wait(timeout=max(0.001, wait))
+            self.wake.clear()
+        if self.only is None:
+            from tests_app.services import test_recover_schedule
+
+            test_recover_schedule(test_id=self.test_id)
+        return self.executed
+
+    def _adopted(self) -> list[Invocation]:
+        """What this token holds already (a redelivered task), or the invocations asked for."""
+        rows = Invocation.objects.filter(test_id=self.test_id, status=InvocationStatus.RUNNING)
+        rows = rows.filter(pk__in=self.only) if self.only is not None else rows
+        rows = list(rows.filter(worker_token=self.token).order_by("position"))
+        if rows:
+            with transaction.atomic():
+                now = timezone.now()
+                Invocation.objects.filter(pk__in=[row.pk for row in rows]).update(
+                    lease_expires_at=now + timedelta(seconds=lease_seconds())
+                )
+                _restart(rows, group_id=self.test.group_id, now=now)
+        return rows
+
+    def _start(self, invocations: list[Invocation]) -> None:
+        """Each claimed invocation becomes a cell talking on the loop: a new envelope (written
+        with the cell's first write) and its first progress event."""
+        if not invocations:
+            return
+        self.executed += len(invocations)
+        test = self.test
+        if test.group is None:
+            Invocation.objects.filter(pk__in=[row.pk for row in invocations]).update(
+                status=InvocationStatus.FAILED,
+                error="The test's group no longer exists.",
+                finished_at=timezone.now(),
+            )
+            return
+        if self.rubric is None:
+            self.rubric = self.catalog.rubric(test.eval.rubric_id)
+        self.catalog.attach(invocations)
+        group = test.group
         now = timezone.now()
-        cells = []
-        envelopes = []
-        for invocation in self.invocations:
+        for invocation in invocations:
+            invocation.test = test
             envelope = Run(
-                organization_id=self.group.organization_id,
-                group=self.group,
-                session_id=self.group.session_id,
-                profile_id=self.group.profile_id,
+                organization_id=group.organization_id,
+                group=group,
+                session_id=group.session_id,
+                profile_id=group.profile_id,
                 kind="invocation",
                 family="test",
                 model=invocation.model,
@@ -346,355 +444,319 @@ class Batch:
                 status=RunStatus.RUNNING,
                 started_at=now,
             )
-            envelopes.append(envelope)
             invocation.run_id = envelope.pk
-            cell = Conversation(invocation, envelope, tools=tools.get(invocation.agent_id, []))
-            self._copy_progress(cell)
-            cells.append(cell)
-        items = [
-            (
-                cell.envelope,
-                events.PROGRESS,
-                {
-                    **_ids(cell.invocation),
-                    "completed_resources": 0,
-                    "total_resources": cell.turns + 1,
-                    "percentage": 0,
-                    "last_completed_resource": None,
-                },
+            cell = Conversation(
+                invocation, envelope, tools=self.catalog.tools.get(invocation.agent_id, [])
             )
-            for cell in cells
-        ]
-        if self.at_once:
-            self.items += items
-            self.cells = cells
-            return
-        # Never begun (no envelope yet): no tool calls or grade of an earlier run to remove.
-        with transaction.atomic():
-            bulk_copy(envelopes)
-            bulk_set(
-                Invocation.objects.filter(status=InvocationStatus.RUNNING),
-                self.invocations,
-                ["run_id", "error", *PROGRESS_FIELDS],
-            )
-            events.event_emit_many(items=items)
-        # Only now do the envelopes exist for a failure to be recorded on.
-        self.cells = cells
-
-    def _agent_turn(self, turn: int) -> None:
-        answered = self._calls(
-            "agent_turn",
-            [(cell, cell.invocation.model, cell.agent_request()) for cell in self.cells],
-        )
-        tool_rows, tool_events = [], []
-        for cell, run, result in answered:
-            rows = cell.tool_rows(turn, result, run)
-            cell.agent_answered(turn, run, result, rows)
-            tool_rows += rows
-            tool_events += cell.tool_events(turn, rows)
-        if self.at_once:
-            self.tool_rows += tool_rows
-            self.items += tool_events
-        else:
-            self._save(tool_rows=tool_rows, items=tool_events)
-
-    def _persona_turn(self, turn: int) -> None:
-        answered = self._calls(
-            "persona_reply", [(cell, None, cell.persona_request()) for cell in self.cells]
-        )
-        for cell, run, result in answered:
-            cell.persona_answered(turn, run, result)
-        items = [(cell.envelope, events.PROGRESS, cell.turn_progress(turn)) for cell in self.cells]
-        if self.at_once:
-            self.items += items
-        else:
-            self._save(items=items)
-
-    def _grade(self) -> None:
-        """Conversation.grade and _succeed for every cell, the writes in one transaction."""
-        if not self.cells:
-            return
-        rubric, structure = self.catalog.rubric(self.test.eval.rubric_id)
-        answered = self._calls(
-            "grade", [(cell, None, cell.grade_request(rubric, structure)) for cell in self.cells]
-        )
-        grades = {}
-        for cell, _run, result in answered:
-            try:
-                grades[cell] = cell.graded(result, structure)
-            except Exception as exc:
-                logger.exception("Invocation %s failed", cell.invocation.pk)
-                self._drop(cell, exc)
-        self.cells = [cell for cell in self.cells if cell in grades]
-        if self.at_once:
-            self.grades = grades
-            return
-        now = timezone.now()
-        with transaction.atomic():
-            if not self._lock_running():
-                return
-            bulk_copy(
-                [TestGrade(invocation=cell.invocation, **grades[cell]) for cell in self.cells]
-            )
-            Invocation.objects.filter(pk__in=[cell.invocation.pk for cell in self.cells]).update(
-                status=InvocationStatus.SUCCEEDED, finished_at=now
-            )
-            envelopes = self._finish_envelopes(now)
-            finished = bulk_set(
-                Run.objects.exclude(status__in=[s.value for s in FINISHED]),
-                envelopes,
-                ["status", "finished_at", "latency_ms", "error", "output"],
-            )
-            if finished:
-                runs_booked(
-                    group_id=self.group.pk,
-                    session_id=self.group.session_id,
-                    runs=finished,
-                    started=min(envelope.started_at for envelope in envelopes),
-                    finished=now,
+            with self.lock:
+                self.cells[invocation.pk] = cell
+                self.talking += 1
+                self.pending.touched[cell] = cell.progress_fields()
+                self.pending.items.append(
+                    (
+                        envelope,
+                        events.PROGRESS,
+                        {
+                            **_ids(invocation),
+                            "completed_resources": 0,
+                            "total_resources": cell.turns + 1,
+                            "percentage": 0,
+                            "last_completed_resource": None,
+                        },
+                    )
                 )
-            events.event_emit_many(items=self._final_items())
-        self.cells = []
+            cell.future = model_calls.submit(self._talk(cell))
 
-    def _write(self) -> None:
-        """An at-once batch's writes, in the transaction that locked its rows: every run, tool
-        call, grade and event its steps made; the cells that failed on the way end as _fail ends
-        them, after what they had done before."""
-        now = timezone.now()
-        failed = [cell for cell, _ in self.failed]
-        envelopes = self._finish_envelopes(now)
-        bulk_copy([*self.runs, *envelopes, *(cell.envelope for cell in failed)])
-        bulk_copy(self.tool_rows)
-        for cell in self.cells:
-            cell.invocation.status = InvocationStatus.SUCCEEDED
-            cell.invocation.finished_at = now
-        for cell in [*self.cells, *failed]:
-            self._copy_progress(cell)
-        bulk_set(
-            Invocation.objects.all(),
-            [cell.invocation for cell in [*self.cells, *failed]],
-            ["run_id", "error", "status", "finished_at", *PROGRESS_FIELDS],
-        )
-        bulk_copy(
-            [TestGrade(invocation=cell.invocation, **self.grades[cell]) for cell in self.cells]
-        )
-        if failed:
-            ended = {cell.envelope.pk for cell in failed}
-            events.event_emit_many(items=[item for item in self.items if item[0].pk in ended])
-            for cell, message in self.failed:
-                _fail(cell.invocation, cell.envelope, message)
-        if self.runs or envelopes:
-            # Every batch of the test books into the same group and session rows, locked from
-            # here to the commit: late, so batches wait on each other briefly, and before the
-            # tally, so the last batch to commit counts every other (its tally says finished).
-            runs_booked(
-                group_id=self.group.pk,
-                session_id=self.group.session_id,
-                runs=len(self.runs) + len(envelopes),
-                tokens=sum(run.total_tokens for run in self.runs),
-                cost=sum((run.cost for run in self.runs), Decimal("0")),
-                started=min(run.started_at for run in [*self.runs, *envelopes]),
-                finished=now,
-            )
-        if self.cells:
-            graded = {cell.envelope.pk for cell in self.cells}
-            events.event_emit_many(
-                items=[item for item in self.items if item[0].pk in graded] + self._final_items()
-            )
-        self.cells = []
+    # -- a cell, on the loop --------------------------------------------------------------------
 
-    # -- helpers ----------------------------------------------------------------------------------
-
-    def _finish_envelopes(self, now) -> list[Run]:
-        """The graded cells' envelopes, succeeded at `now` (not written)."""
-        envelopes = []
-        for cell in self.cells:
-            envelope = cell.envelope
-            envelope.status = RunStatus.SUCCEEDED
-            envelope.finished_at = now
-            envelope.latency_ms = int((now - envelope.started_at).total_seconds() * 1000)
-            envelope.error = ""
-            envelope.output = f"{cell.score}/{cell.total_points}"
-            envelopes.append(envelope)
-        return envelopes
-
-    def _final_items(self) -> list[tuple[Run, str, dict]]:
-        """The graded cells' last events. The test's tally (once their rows say succeeded)
-        comes after every cell's completion: a group watcher stops at the first that says
-        finished, so none may come before another cell's GenerationCompleteEvent."""
-        tally = test_progress(test_id=self.test.pk)
-        items, tallies = [], []
-        for cell in self.cells:
-            ids = _ids(cell.invocation)
-            summary = f"{cell.score}/{cell.total_points}"
-            artifact = str(cell.invocation.pk)
-            items += [
-                (cell.envelope, events.SAVED, {**ids, "artifact_id": artifact}),
-                (
-                    cell.envelope,
-                    events.COMPLETE,
-                    {
-                        **ids,
-                        "success": True,
-                        "message": f"Invocation finished and graded {summary}.",
-                        "artifact_id": artifact,
-                        "status": InvocationStatus.SUCCEEDED,
-                    },
-                ),
-            ]
-            tallies.append(
-                (
-                    cell.envelope,
-                    TEST_PROGRESS_EVENT,
-                    {**ids, "status": InvocationStatus.SUCCEEDED, **tally},
+    async def _talk(self, cell: Conversation) -> None:
+        try:
+            for turn in range(1, cell.turns + 1):
+                run, result = await self._call(
+                    cell, "agent_turn", cell.invocation.model, cell.agent_request()
                 )
+                with self.lock:
+                    rows = cell.tool_rows(turn, result, run)
+                    cell.agent_answered(turn, run, result, rows)
+                    self.pending.tool_rows += rows
+                    self.pending.items += cell.tool_events(turn, rows)
+                    self.pending.touched[cell] = cell.progress_fields()
+                self.wake.set()
+                run, result = await self._call(cell, "persona_reply", None, cell.persona_request())
+                with self.lock:
+                    cell.persona_answered(turn, run, result)
+                    self.pending.items.append(
+                        (cell.envelope, events.PROGRESS, cell.turn_progress(turn))
+                    )
+                    self.pending.touched[cell] = cell.progress_fields()
+                self.wake.set()
+            rubric, structure = self.rubric
+            _run, result = await self._call(
+                cell, "grade", None, cell.grade_request(rubric, structure)
             )
-        return items + tallies
+            self._end(cell, grade=cell.graded(result, structure))
+        except CellHalted:
+            pass
+        except ProviderError as exc:
+            self._end(cell, error=str(exc))
+        except Exception as exc:  # the worker survives one bad cell and goes on with the others
+            logger.exception("Invocation %s failed", cell.invocation.pk)
+            self._end(cell, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.wake.set()
 
-    def _calls(self, kind: str, calls: list[tuple[Conversation, Any, CompletionRequest]]):
-        """One model call per cell; a cell whose call failed is failed (as invocation_execute
-        fails it) and dropped. Answers (cell, run, result) for the others."""
-        if not calls:
-            return []
-        booked = model_call_many(
-            group=self.group,
+    async def _call(self, cell: Conversation, kind: str, model, request: CompletionRequest):
+        """One model call of a cell as its own Run: sent, latency to the last byte, tokens,
+        cost, status and error; a failure is booked and raised."""
+        if cell.halted:
+            raise CellHalted
+        group = self.test.group
+        provider_name, provider_model = provider_of(model)
+        if not request.model or request.model == "glow-local":
+            request.model = provider_model or request.model
+        run = Run(
+            organization_id=group.organization_id,
+            group=group,
+            session_id=group.session_id,
+            profile_id=group.profile_id,
             kind=kind,
             family="test",
-            calls=[(model, request, cell.invocation.pk) for cell, model, request in calls],
-            write=not self.at_once,
+            model=model,
+            provider=provider_name,
+            provider_model=provider_model,
+            artifact_id=cell.invocation.pk,
+            messages=request.messages[-50:],
         )
-        if self.at_once:
-            self.runs += [run for run, _ in booked]
-        answered = []
-        for (cell, _, _), (run, outcome) in zip(calls, booked, strict=True):
-            if isinstance(outcome, Exception):
-                self._drop(cell, outcome)
-            else:
-                answered.append((cell, run, outcome))
-        self.cells = [cell for cell, _, _ in answered]
-        return answered
+        provider = provider_for(run)
+        run.started_at = timezone.now()
+        sent = time.perf_counter()
+        try:
+            result = await provider.acomplete(request)
+        except Exception as exc:
+            run.status = RunStatus.FAILED
+            run.latency_ms = round((time.perf_counter() - sent) * 1000)
+            run.finished_at = timezone.now()
+            message = str(exc) if isinstance(exc, ProviderError) else None
+            run.error = (message or f"{type(exc).__name__}: {exc}")[:4000]
+            with self.lock:
+                self.pending.runs.append(run)
+            raise
+        run.finished_at = timezone.now()
+        run.latency_ms = result.latency_ms
+        input_price, output_price = _price(model)
+        run.cost = cost_for(
+            result.usage, input_price_per_million=input_price, output_price_per_million=output_price
+        )
+        run.input_tokens = result.usage.input_tokens
+        run.output_tokens = result.usage.output_tokens
+        run.total_tokens = run.input_tokens + run.output_tokens
+        run.output = result.text
+        run.status = (
+            RunStatus.CANCELLED if result.finish_reason == "cancelled" else RunStatus.SUCCEEDED
+        )
+        with self.lock:
+            self.pending.runs.append(run)
+        return run, result
 
-    def _drop(self, cell: Conversation, exc: Exception) -> None:
-        message = str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
-        if self.at_once:
-            self.failed.append((cell, message))  # failed in _write, after what it did before
-        else:
-            _fail(cell.invocation, cell.envelope, message)
+    def _end(self, cell: Conversation, *, grade: dict | None = None, error: str = "") -> None:
+        with self.lock:
+            if cell.halted:
+                return
+            cell.ended = True
+            cell.grade_fields = grade
+            cell.error = error
+            self.pending.touched[cell] = cell.progress_fields()
+            self.pending.ended.append(cell)
+            self.talking -= 1
 
-    @staticmethod
-    def _locked(pks: list) -> set:
-        """Which of `pks` are still running, their rows locked until the transaction ends."""
+    # -- writes, on the engine's thread -----------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Write what the cells did since the last write, in one transaction; answers whether a
+        cell ended (its slot is free)."""
+        with self.lock:
+            writes, self.pending = self.pending, Writes()
+        now = timezone.now()
+        with transaction.atomic():
+            live = self._lock_held()
+            for pk in [pk for pk in self.cells if pk not in live]:
+                self._drop(self.cells.pop(pk))
+            cells = [cell for cell in writes.touched if cell.invocation.pk in live]
+            ended = [cell for cell in writes.ended if cell.invocation.pk in live]
+            succeeded = [cell for cell in ended if not cell.error]
+            for cell in ended:
+                envelope = cell.envelope
+                envelope.status = RunStatus.FAILED if cell.error else RunStatus.SUCCEEDED
+                envelope.finished_at = now
+                envelope.latency_ms = int((now - envelope.started_at).total_seconds() * 1000)
+                envelope.error = cell.error[:4000]
+                envelope.output = "" if cell.error else f"{cell.score}/{cell.total_points}"
+            fresh = [cell.envelope for cell in cells if not cell.envelope_saved]
+            bulk_copy([*writes.runs, *fresh])
+            for cell in cells:
+                cell.envelope_saved = True
+            bulk_set(
+                Run.objects.all(),
+                [cell.envelope for cell in ended if cell.envelope not in fresh],
+                ["status", "finished_at", "latency_ms", "error", "output"],
+            )
+            bulk_copy([row for row in writes.tool_rows if row.invocation_id in live])
+            lease = now + timedelta(seconds=lease_seconds())
+            for cell in cells:
+                invocation = cell.invocation
+                for name, value in writes.touched[cell].items():
+                    setattr(invocation, name, value)
+                invocation.lease_expires_at = lease
+                if cell in ended:
+                    invocation.status = (
+                        InvocationStatus.FAILED if cell.error else InvocationStatus.SUCCEEDED
+                    )
+                    invocation.finished_at = now
+                    invocation.error = cell.error[:4000]
+            bulk_set(Invocation.objects.all(), [cell.invocation for cell in cells], WRITTEN_FIELDS)
+            quiet = [pk for pk in live if pk not in {cell.invocation.pk for cell in cells}]
+            if quiet:
+                Invocation.objects.filter(pk__in=quiet).update(lease_expires_at=lease)
+            bulk_copy(
+                [TestGrade(invocation=cell.invocation, **cell.grade_fields) for cell in succeeded]
+            )
+            booked = len(writes.runs) + len(ended)
+            if booked:
+                # Every write of the test books into the same group and session rows, locked
+                # from here to the commit: before the tally, so the last write to commit counts
+                # every other one's cells (its tally says finished).
+                runs_booked(
+                    group_id=self.test.group_id,
+                    session_id=self.test.group.session_id,
+                    runs=booked,
+                    tokens=sum(run.total_tokens for run in writes.runs),
+                    cost=sum((run.cost for run in writes.runs), Decimal("0")),
+                    started=min(
+                        run.started_at for run in [*writes.runs, *(c.envelope for c in ended)]
+                    ),
+                    finished=now,
+                )
+            named = {str(pk) for pk in live}
+            items = [item for item in writes.items if item[2]["invocation_id"] in named]
+            events.event_emit_many(items=items + self._final_items(ended))
+            for cell in ended:
+                del self.cells[cell.invocation.pk]
+        return bool(ended)
+
+    def _lock_held(self) -> set:
+        """Which held cells are still this engine's, their rows locked until the commit."""
+        if not self.cells:
+            return set()
         return set(
             Invocation.objects.select_for_update()
-            .filter(pk__in=pks, status=InvocationStatus.RUNNING)
+            .filter(
+                pk__in=list(self.cells),
+                status=InvocationStatus.RUNNING,
+                worker_token=self.token,
+            )
             .order_by("pk")
             .values_list("pk", flat=True)
         )
 
-    def _lock_invocations(self) -> bool:
-        running = self._locked([invocation.pk for invocation in self.invocations])
-        self.invocations = [row for row in self.invocations if row.pk in running]
-        return bool(self.invocations)
+    def _drop(self, cell: Conversation) -> None:
+        """A cell halted or taken over: no further call or write for it."""
+        with self.lock:
+            if not cell.ended:
+                self.talking -= 1
+            cell.halted = True
+        if cell.future is not None:
+            cell.future.cancel()
 
-    def _lock_running(self) -> bool:
-        """Keep the cells still running, their rows locked until the transaction ends."""
-        running = self._locked([cell.invocation.pk for cell in self.cells])
-        self.cells = [cell for cell in self.cells if cell.invocation.pk in running]
-        return bool(self.cells)
-
-    def _save(self, *, tool_rows: list[ToolCall] = (), items: list = ()) -> None:
-        """Conversation._save for every cell, with the turn's tool calls and events."""
-        if not self.cells:
-            return
-        with transaction.atomic():
-            if not self._lock_running():
-                return
-            live = {cell.invocation.pk for cell in self.cells}
-            ToolCall.objects.bulk_create(row for row in tool_rows if row.invocation_id in live)
-            for cell in self.cells:
-                self._copy_progress(cell)
-            bulk_set(
-                Invocation.objects.all(), [cell.invocation for cell in self.cells], PROGRESS_FIELDS
+    def _final_items(self, ended: list) -> list[tuple[Run, str, dict]]:
+        """The ended cells' last events, then the test's tally once per cell (after every
+        completion: a group watcher stops at the first tally that says finished). The write
+        that ends the test's last cell marks the test finished."""
+        if not ended:
+            return []
+        items, tallies = [], []
+        tally = test_progress(test_id=self.test_id)
+        if tally["finished"]:
+            Test.objects.filter(pk=self.test_id, status=TestStatus.RUNNING).update(
+                status=TestStatus.FINISHED, updated_at=timezone.now()
             )
-            named = {str(pk) for pk in live}
-            events.event_emit_many(
-                items=[item for item in items if item[2]["invocation_id"] in named]
+        for cell in ended:
+            ids = _ids(cell.invocation)
+            artifact = str(cell.invocation.pk)
+            if cell.error:
+                status = InvocationStatus.FAILED
+                items.append(
+                    (
+                        cell.envelope,
+                        events.ERROR,
+                        {
+                            **ids,
+                            "resource_type": "invocation",
+                            "resource_id": artifact,
+                            "message": cell.error,
+                            "status": status,
+                        },
+                    )
+                )
+            else:
+                status = InvocationStatus.SUCCEEDED
+                summary = f"{cell.score}/{cell.total_points}"
+                items += [
+                    (cell.envelope, events.SAVED, {**ids, "artifact_id": artifact}),
+                    (
+                        cell.envelope,
+                        events.COMPLETE,
+                        {
+                            **ids,
+                            "success": True,
+                            "message": f"Invocation finished and graded {summary}.",
+                            "artifact_id": artifact,
+                            "status": status,
+                        },
+                    ),
+                ]
+            tallies.append((cell.envelope, TEST_PROGRESS_EVENT, {**ids, "status": status}))
+        # Each tally counts the cells ended up to its own: a watcher's count goes up by one.
+        for index, (_envelope, _kind, payload) in enumerate(tallies):
+            payload.update(
+                _tally_before(tally, [item[2]["status"] for item in tallies[index + 1 :]])
             )
-
-    @staticmethod
-    def _copy_progress(cell: Conversation) -> None:
-        for name, value in cell.progress_fields().items():
-            setattr(cell.invocation, name, value)
+        return items + tallies
 
 
-PROGRESS_FIELDS = ["transcript", "input_tokens", "output_tokens", "total_tokens", "cost"]
-
-
-def _tools_by_agent(agent_ids: set) -> dict[Any, list[Tool]]:
-    """Each agent's tools by name, as Conversation reads them, in one query."""
-    through = Tool.agents.through
-    tools: dict[Any, list[Tool]] = {}
-    for link in through.objects.filter(agent_id__in=agent_ids).select_related("tool"):
-        tools.setdefault(link.agent_id, []).append(link.tool)
-    for rows in tools.values():
-        rows.sort(key=lambda tool: tool.name)
-    return tools
-
-
-@transaction.atomic
-def _begin(invocation: Invocation) -> Run:
-    """A fresh start: earlier tool calls, grade and transcript go (a re-run replaces them)."""
-    if invocation.run_id:
-        previous = Run.objects.filter(pk=invocation.run_id).first()
-        if previous is not None:
-            run_finish(run=previous, status=RunStatus.FAILED, error="Superseded by a new run.")
-    ToolCall.objects.filter(invocation=invocation).delete()
-    TestGrade.objects.filter(invocation=invocation).delete()
-    envelope = run_create(
-        group=invocation.test.group,
-        kind="invocation",
-        model=invocation.model,
-        family="test",
-        artifact_id=invocation.pk,
-        params=_envelope_params(invocation),
-    )
-    run_mark_running(run=envelope)
-    Invocation.objects.filter(pk=invocation.pk).update(
-        run_id=envelope.pk,
-        transcript=[],
-        input_tokens=0,
-        output_tokens=0,
-        total_tokens=0,
-        cost=Decimal("0"),
-        error="",
-    )
-    invocation.run_id = envelope.pk
-    events.event_emit(
-        run=envelope,
-        event_type=events.PROGRESS,
-        payload={
-            **_ids(invocation),
-            "completed_resources": 0,
-            "total_resources": invocation.test.eval.turns + 1,
-            "percentage": 0,
-            "last_completed_resource": None,
-        },
-    )
-    return envelope
-
-
-def _envelope_params(invocation: Invocation) -> dict:
-    """What an invocation's envelope run records of the cell it runs."""
+def _tally_before(tally: dict, later: list[str]) -> dict:
+    """test_progress's tally as it stood before the cells of `later` statuses ended."""
+    counts = dict(tally["counts"])
+    for status in later:
+        counts[status] -= 1
+        counts[InvocationStatus.RUNNING] = counts.get(InvocationStatus.RUNNING, 0) + 1
+    done, total = tally["done"] - len(later), tally["total"]
     return {
-        "test_id": str(invocation.test_id),
-        "invocation_id": str(invocation.pk),
-        "scenario_id": str(invocation.scenario_id),
-        "agent_id": str(invocation.agent_id),
+        **tally,
+        "done": done,
+        "percentage": round(done * 100 / total) if total else 100,
+        "finished": done == total,
+        "counts": {status: count for status, count in counts.items() if count},
     }
 
 
-def _ids(invocation: Invocation) -> dict:
-    return {"test_id": str(invocation.test_id), "invocation_id": str(invocation.pk)}
+WRITTEN_FIELDS = [
+    "run_id",
+    "transcript",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost",
+    "status",
+    "finished_at",
+    "error",
+    "lease_expires_at",
+]
+
+
+def _price(model) -> tuple[Decimal, Decimal]:
+    if model is None:
+        return Decimal("0"), Decimal("0")
+    return model.input_price_per_million, model.output_price_per_million
 
 
 class Conversation:
@@ -720,10 +782,18 @@ class Conversation:
         self.cost = Decimal("0")
         self.score: Decimal | None = None
         self.total_points = 0
+        # The engine's bookkeeping of the cell.
+        self.future = None
+        self.envelope_saved = False
+        self.halted = False
+        self.ended = False
+        self.grade_fields: dict | None = None
+        self.error = ""
 
     # -- shapes the providers read ------------------------------------------------------------
 
     def _persona(self) -> dict:
+        """The same persona material a learner's chat gives the simulator (attempts.prompts)."""
         persona = self.invocation.scenario.persona
         return {
             "name": persona.title.split(",")[0],
@@ -731,11 +801,28 @@ class Conversation:
             "description": persona.description,
             "intensity": persona.intensity,
             "voice": persona.voice,
+            "goal": persona.goal,
+            "concerns": list(persona.concerns or []),
+            "phrases": list(persona.phrases or []),
         }
 
     def _scenario(self) -> dict:
         scenario = self.invocation.scenario
-        return {"title": scenario.title, "context": scenario.context}
+        return {
+            "title": scenario.title,
+            "context": scenario.context,
+            "persona_opens": scenario.persona_opens,
+            "opening_line": scenario.opening_line,
+            "learner_goal": scenario.learner_goal,
+            "concerns": list(scenario.concerns or []),
+        }
+
+    def _seeded(self, context: dict) -> dict:
+        """Repeats of a cell (test/start `repeats`) differ: the simulator hashes its context,
+        so run r carries seed r (run 0 reads as an unrepeated cell)."""
+        if self.invocation.seed:
+            context["seed"] = self.invocation.seed
+        return context
 
     def _simulator_transcript(self, *, with_ids: bool = False) -> list[dict]:
         turns = []
@@ -768,18 +855,6 @@ class Conversation:
         lines.append(f"Situation: {self.invocation.scenario.context}")
         return "\n".join(lines)
 
-    # -- the conversation ---------------------------------------------------------------------
-
-    def run(self) -> bool:
-        """False when the invocation was halted meanwhile."""
-        for turn in range(1, self.turns + 1):
-            if not self._agent_turn(turn) or not self._persona_turn(turn):
-                return False
-            events.event_emit(
-                run=self.envelope, event_type=events.PROGRESS, payload=self.turn_progress(turn)
-            )
-        return True
-
     def turn_progress(self, turn: int) -> dict:
         return {
             **_ids(self.invocation),
@@ -788,25 +863,6 @@ class Conversation:
             "percentage": round(turn * 100 / (self.turns + 1)),
             "last_completed_resource": f"turn {turn}",
         }
-
-    def _call(self, *, kind: str, model, request: CompletionRequest):
-        run = run_create(
-            group=self.test.group,
-            kind=kind,
-            model=model,
-            family="test",
-            artifact_id=self.invocation.pk,
-        )
-        result = model_call(run=run, request=request)
-        return run, result
-
-    def _agent_turn(self, turn: int) -> bool:
-        run, result = self._call(
-            kind="agent_turn", model=self.invocation.model, request=self.agent_request()
-        )
-        tool_calls = self._record_tools(turn, self.tool_rows(turn, result, run), run)
-        self.agent_answered(turn, run, result, tool_calls)
-        return self._save()
 
     def agent_request(self) -> CompletionRequest:
         agent = self.invocation.agent
@@ -817,19 +873,25 @@ class Conversation:
             ],
             model=self.invocation.model.provider_model,
             task="agent_turn",
-            context={
-                "agent": {
-                    "title": agent.title,
-                    "system_prompt": agent.system_prompt,
-                    "tools": [
-                        {"name": tool.name, "schema": tool.json_schema, "description": tool.title}
-                        for tool in self.tools
-                    ],
-                },
-                "transcript": self._simulator_transcript(),
-                "scenario": self._scenario(),
-                "persona": self._persona(),
-            },
+            context=self._seeded(
+                {
+                    "agent": {
+                        "title": agent.title,
+                        "system_prompt": agent.system_prompt,
+                        "tools": [
+                            {
+                                "name": tool.name,
+                                "schema": tool.json_schema,
+                                "description": tool.title,
+                            }
+                            for tool in self.tools
+                        ],
+                    },
+                    "transcript": self._simulator_transcript(),
+                    "scenario": self._scenario(),
+                    "persona": self._persona(),
+                }
+            ),
         )
 
     def agent_answered(self, turn: int, run: Run, result, tool_calls: list[ToolCall]) -> None:
@@ -893,17 +955,6 @@ class Conversation:
             for row in rows
         ]
 
-    def _record_tools(self, turn: int, rows: list[ToolCall], run: Run) -> list[ToolCall]:
-        ToolCall.objects.bulk_create(rows)
-        for envelope, event_type, payload in self.tool_events(turn, rows):
-            events.event_emit(run=envelope, event_type=event_type, payload=payload)
-        return rows
-
-    def _persona_turn(self, turn: int) -> bool:
-        run, result = self._call(kind="persona_reply", model=None, request=self.persona_request())
-        self.persona_answered(turn, run, result)
-        return self._save()
-
     def persona_request(self) -> CompletionRequest:
         agent_line = self.transcript[-1]["content"]
         persona = self.invocation.scenario.persona
@@ -917,12 +968,14 @@ class Conversation:
                 *self._chat(speaker="persona"),
             ],
             task="persona_reply",
-            context={
-                "persona": self._persona(),
-                "scenario": self._scenario(),
-                "transcript": self._simulator_transcript()[:-1],
-                "learner_message": agent_line,
-            },
+            context=self._seeded(
+                {
+                    "persona": self._persona(),
+                    "scenario": self._scenario(),
+                    "transcript": self._simulator_transcript()[:-1],
+                    "learner_message": agent_line,
+                }
+            ),
         )
 
     def persona_answered(self, turn: int, run: Run, result) -> None:
@@ -937,42 +990,17 @@ class Conversation:
             }
         )
 
-    def _save(self) -> bool:
-        """Persist progress while still running: zero rows updated means someone halted it."""
-        return bool(
-            Invocation.objects.filter(
-                pk=self.invocation.pk, status=InvocationStatus.RUNNING
-            ).update(**self.progress_fields())
-        )
-
     def progress_fields(self) -> dict:
+        """The invocation's fields as they stand (a copy: the cell goes on talking)."""
         return {
-            "transcript": self.transcript,
+            "transcript": list(self.transcript),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "total_tokens": self.input_tokens + self.output_tokens,
             "cost": self.cost,
         }
 
-    # -- grading --------------------------------------------------------------------------------
-
-    def grade(self) -> bool:
-        """The eval's rubric grades the agent's lines; the grade's groups feed the benchmark."""
-        rubric = Rubric.objects.prefetch_related("groups__standards").get(
-            pk=self.test.eval.rubric_id
-        )
-        structure = rubric.structure()
-        _run, result = self._call(
-            kind="grade", model=None, request=self.grade_request(rubric, structure)
-        )
-        defaults = self.graded(result, structure)
-        with transaction.atomic():
-            if not Invocation.objects.filter(
-                pk=self.invocation.pk, status=InvocationStatus.RUNNING
-            ).exists():
-                return False
-            TestGrade.objects.update_or_create(invocation=self.invocation, defaults=defaults)
-        return True
+    # -- grading ------------------------------------------------------------------------------
 
     def grade_request(self, rubric: Rubric, structure: list[dict]) -> CompletionRequest:
         transcript_text = "\n".join(
@@ -1037,64 +1065,29 @@ def _clamp(value: float, ceiling: int) -> Decimal:
     return max(Decimal("0"), min(Decimal(ceiling), Decimal(str(round(float(value), 2)))))
 
 
-def _succeed(invocation: Invocation, envelope: Run, conversation: Conversation) -> str:
-    with transaction.atomic():
-        finished = Invocation.objects.filter(
-            pk=invocation.pk, status=InvocationStatus.RUNNING
-        ).update(status=InvocationStatus.SUCCEEDED, finished_at=timezone.now())
-        if not finished:
-            return InvocationStatus.TERMINATED
-        summary = f"{conversation.score}/{conversation.total_points}"
-        run_finish(run=envelope, status=RunStatus.SUCCEEDED, output=summary)
-        events.event_emit(
-            run=envelope,
-            event_type=events.SAVED,
-            payload={**_ids(invocation), "artifact_id": str(invocation.pk)},
-        )
-        events.event_emit(
-            run=envelope,
-            event_type=events.COMPLETE,
-            payload={
-                **_ids(invocation),
-                "success": True,
-                "message": f"Invocation finished and graded {summary}.",
-                "artifact_id": str(invocation.pk),
-                "status": InvocationStatus.SUCCEEDED,
-            },
-        )
-        _progress(invocation, envelope, InvocationStatus.SUCCEEDED)
-    return InvocationStatus.SUCCEEDED
+PROGRESS_FIELDS = ["transcript", "input_tokens", "output_tokens", "total_tokens", "cost"]
 
 
-def _fail(invocation: Invocation, envelope: Run | None, message: str) -> str:
-    with transaction.atomic():
-        failed = Invocation.objects.filter(
-            pk=invocation.pk, status=InvocationStatus.RUNNING
-        ).update(status=InvocationStatus.FAILED, error=message[:4000], finished_at=timezone.now())
-        if envelope is None:
-            return InvocationStatus.FAILED if failed else InvocationStatus.TERMINATED
-        run_finish(run=envelope, status=RunStatus.FAILED, error=message)
-        if not failed:
-            return InvocationStatus.TERMINATED
-        events.event_emit(
-            run=envelope,
-            event_type=events.ERROR,
-            payload={
-                **_ids(invocation),
-                "resource_type": "invocation",
-                "resource_id": str(invocation.pk),
-                "message": message,
-                "status": InvocationStatus.FAILED,
-            },
-        )
-        _progress(invocation, envelope, InvocationStatus.FAILED)
-    return InvocationStatus.FAILED
+def _tools_by_agent(agent_ids: set) -> dict[Any, list[Tool]]:
+    """Each agent's tools by name, as Conversation reads them, in one query."""
+    through = Tool.agents.through
+    tools: dict[Any, list[Tool]] = {}
+    for link in through.objects.filter(agent_id__in=agent_ids).select_related("tool"):
+        tools.setdefault(link.agent_id, []).append(link.tool)
+    for rows in tools.values():
+        rows.sort(key=lambda tool: tool.name)
+    return tools
 
 
-def _progress(invocation: Invocation, envelope: Run, status: str) -> None:
-    """After each invocation ends, the test's tally: a group watcher stops at finished: true."""
-    events.event_emit(
-        run=envelope,
-        event_type=TEST_PROGRESS_EVENT,
-        payload={**_ids(invocation), "status": status, **test_progress(test_id=invocation.test_id)},
-    )
+def _envelope_params(invocation: Invocation) -> dict:
+    """What an invocation's envelope run records of the cell it runs."""
+    return {
+        "test_id": str(invocation.test_id),
+        "invocation_id": str(invocation.pk),
+        "scenario_id": str(invocation.scenario_id),
+        "agent_id": str(invocation.agent_id),
+    }
+
+
+def _ids(invocation: Invocation) -> dict:
+    return {"test_id": str(invocation.test_id), "invocation_id": str(invocation.pk)}

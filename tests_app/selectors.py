@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -132,6 +133,38 @@ def _cell(invocation: Invocation, groups: list, feedback: dict, notes: dict) -> 
     }
 
 
+def _nearest_rank(values: list[int], pct: float) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(pct / 100 * len(ordered)), 1) - 1]
+
+
+def _latency(cells: list[dict]) -> dict:
+    """p50 and p95 of the cells' latency_ms (the model under test answering: its runs' own)."""
+    values = [cell["latency_ms"] for cell in cells if cell["latency_ms"] is not None]
+    return {
+        "latency_p50_ms": _nearest_rank(values, 50),
+        "latency_p95_ms": _nearest_rank(values, 95),
+    }
+
+
+def _cell_latencies(test: Test, invocations: list[Invocation]) -> dict:
+    """Each cell's latency: the sum of its agent turns' latency_ms in its latest run (one query)."""
+    started = {invocation.pk: invocation.started_at for invocation in invocations}
+    totals: dict = {}
+    if test.group_id is None:
+        return totals
+    for artifact_id, begun, latency in Run.objects.filter(
+        group_id=test.group_id, kind="agent_turn", status="succeeded"
+    ).values_list("artifact_id", "started_at", "latency_ms"):
+        since = started.get(artifact_id)
+        if latency is None or since is None or begun < since:
+            continue  # an earlier run of a cell that ran again
+        totals[artifact_id] = totals.get(artifact_id, 0) + latency
+    return totals
+
+
 def _axis(name: str, order: list[str], cells: list[dict], labels: dict) -> list[dict]:
     key = f"{name}_id"
     seen = [pk for pk in order if pk in labels]
@@ -148,6 +181,7 @@ def _axis(name: str, order: list[str], cells: list[dict], labels: dict) -> list[
                 "mean_percent": _mean([c["percent"] for c in mine if c["percent"] is not None]),
                 "tokens": sum(c["tokens"] for c in mine),
                 "cost": str(sum((Decimal(c["cost"]) for c in mine), Decimal("0"))),
+                **_latency(mine),
             }
         )
     return entries
@@ -173,7 +207,11 @@ def benchmark_grid(*, actor, test_id: Any) -> dict:
         .order_by("position", "created_at")
     )
     feedback, notes = _feedback_of(test, groups)
-    cells = [_cell(invocation, groups, feedback, notes) for invocation in invocations]
+    latencies = _cell_latencies(test, invocations)
+    cells = [
+        {**_cell(invocation, groups, feedback, notes), "latency_ms": latencies.get(invocation.pk)}
+        for invocation in invocations
+    ]
     labels: dict[str, dict[str, str]] = defaultdict(dict)
     for invocation in invocations:
         labels["model"][str(invocation.model_id)] = invocation.model.title
@@ -213,6 +251,7 @@ def benchmark_grid(*, actor, test_id: Any) -> dict:
             "tokens": sum(c["tokens"] for c in cells),
             "cost": str(sum((Decimal(c["cost"]) for c in cells), Decimal("0"))),
             "graded_count": sum(1 for c in cells if c["score"] is not None),
+            **_latency(cells),
         },
         "counts": dict(statuses),
         "cell_count": len(cells),

@@ -495,6 +495,9 @@ class BenchmarkCell(serializers.Serializer):
     tokens = serializers.IntegerField()
     cost = serializers.CharField()
     error = serializers.CharField(allow_blank=True)
+    latency_ms = serializers.IntegerField(
+        allow_null=True, help_text="The model under test answering: its agent turns' latency."
+    )
 
 
 class AxisEntry(serializers.Serializer):
@@ -505,6 +508,8 @@ class AxisEntry(serializers.Serializer):
     mean_percent = serializers.FloatField(allow_null=True)
     tokens = serializers.IntegerField()
     cost = serializers.CharField()
+    latency_p50_ms = serializers.IntegerField(allow_null=True)
+    latency_p95_ms = serializers.IntegerField(allow_null=True)
 
 
 class BenchmarkAxes(serializers.Serializer):
@@ -519,6 +524,8 @@ class BenchmarkMeans(serializers.Serializer):
     tokens = serializers.IntegerField()
     cost = serializers.CharField()
     graded_count = serializers.IntegerField()
+    latency_p50_ms = serializers.IntegerField(allow_null=True)
+    latency_p95_ms = serializers.IntegerField(allow_null=True)
 
 
 class StandardGroupSummary(serializers.Serializer):

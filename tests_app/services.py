@@ -124,16 +124,84 @@ def secret_key_create(*, actor, label: str, value: str) -> SecretKey:
 
 
 def workers_dispatch(*, test: Test, queued: int) -> int:
-    """Enough worker tasks to fill the test's concurrency, each claiming a batch of cells at a
-    time (runner.batch_size); each drains the queue, extras just exit."""
+    """Enough worker tasks to fill the test's concurrency (at most runner.WORKERS_PER_TEST),
+    each claiming its share of cells at a time; each drains the queue, extras just exit."""
     from glow.core.tasks import enqueue
-    from tests_app.runner import batch_size
+    from tests_app.runner import WORKERS_PER_TEST, share
     from tests_app.tasks import invocations_drain
 
-    count = -(-min(test.concurrency, queued) // batch_size(test.concurrency))
+    count = min(WORKERS_PER_TEST, -(-min(test.concurrency, queued) // share(test.concurrency)))
     for _ in range(count):
         enqueue(invocations_drain, str(test.pk), uuid.uuid4().hex)
     return count
+
+
+def test_finish_if_done(*, test_id: Any) -> bool:
+    """A running test none of whose cells is queued or running any more is finished (the
+    engine's last write does this; a halt of the last active cell does it here)."""
+    return bool(
+        Test.objects.filter(pk=test_id, status=TestStatus.RUNNING)
+        .exclude(invocations__status__in=ACTIVE)
+        .update(status=TestStatus.FINISHED, updated_at=timezone.now())
+    )
+
+
+@transaction.atomic
+def test_recover(*, test_id: Any) -> dict:
+    """Cells whose worker stopped renewing its lease go back to the queue, with workers to run
+    them; a test with no active cell left is finished; while cells are held, this runs again
+    when their leases could next run out. Safe to run any time, any number of times."""
+    test = Test.objects.select_for_update().filter(pk=test_id).first()
+    if test is None or test.status != TestStatus.RUNNING:
+        return {"requeued": 0, "dispatched": 0}
+    now = timezone.now()
+    requeued = Invocation.objects.filter(
+        test=test, status=InvocationStatus.RUNNING, lease_expires_at__lt=now
+    ).update(status=InvocationStatus.QUEUED, worker_token="", lease_expires_at=None)
+    queued = Invocation.objects.filter(test=test, status=InvocationStatus.QUEUED).count()
+    dispatched = workers_dispatch(test=test, queued=queued) if queued else 0
+    if not queued and not test_finish_if_done(test_id=test.pk):
+        test_recover_schedule(test_id=test.pk)
+    elif dispatched:
+        _publish_progress(test)
+    return {"requeued": requeued, "dispatched": dispatched}
+
+
+def test_recover_schedule(*, test_id: Any) -> None:
+    """test_recover once the earliest lease of the test's running cells could have run out
+    (once per test and lease period: every worker that leaves asks)."""
+    from glow.core.caching import cache_call
+    from tests_app.tasks import test_recover_task
+
+    earliest = (
+        Invocation.objects.filter(test_id=test_id, status=InvocationStatus.RUNNING)
+        .order_by("lease_expires_at")
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    if earliest is None:
+        test_finish_if_done(test_id=test_id)
+        return
+    delay = max(1.0, (earliest - timezone.now()).total_seconds() + 1.0)
+    if settings.GLOW_TASK_MODE != "celery":
+        return  # no timer to wait on outside Celery: the next worker start recovers
+    if cache_call("add", f"tests_app:recover:{test_id}", 1, max(1, int(delay) - 1)) is False:
+        return
+    transaction.on_commit(
+        lambda: test_recover_task.apply_async(args=[str(test_id)], countdown=delay), robust=True
+    )
+
+
+def tests_recover() -> int:
+    """test_recover for every running test with active cells (a worker process starting)."""
+    ids = list(
+        Test.objects.filter(status=TestStatus.RUNNING, invocations__status__in=ACTIVE)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for test_id in ids:
+        test_recover(test_id=test_id)
+    return len(ids)
 
 
 @transaction.atomic
@@ -842,7 +910,7 @@ def _locked_open_test(test_id: Any) -> Test:
 
 
 def _reopen(test: Test) -> None:
-    if test.status == TestStatus.STOPPED:
+    if test.status in (TestStatus.STOPPED, TestStatus.FINISHED):
         Test.objects.filter(pk=test.pk).update(status=TestStatus.RUNNING, updated_at=timezone.now())
         test.status = TestStatus.RUNNING
 
@@ -930,6 +998,7 @@ def invocation_terminate(*, actor, invocation_id: Any) -> dict:
         queryset=Invocation.objects.filter(pk=invocation.pk),
         reason=f"Terminated by {actor.name}.",
     )
+    test_finish_if_done(test_id=invocation.test_id)
     return {
         "invocation_id": invocation.pk,
         "success": True,

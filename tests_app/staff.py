@@ -92,6 +92,9 @@ def cell_title(stat: dict, runs: list[dict], labels: dict) -> str:
     tokens = sum(run["tokens"] for run in runs)
     cost = sum(Decimal(run["cost"]) for run in runs)
     lines.append(f"Tokens: {tokens} · Cost: ${cost}")
+    latencies = sorted(run["latency_ms"] for run in runs if run.get("latency_ms") is not None)
+    if latencies:
+        lines.append(f"Model latency: {latencies[len(latencies) // 2]} ms (median of the runs)")
     return "\n".join(lines)
 
 
@@ -265,9 +268,20 @@ def benchmark(request, pk):
             "live": grid["status"] == TestStatus.RUNNING,
             "watch_url": _watch_url(grid["test_id"]),
             "baselines": list(baselines),
+            "progress": progress(grid["counts"]),
             "actor": request.actor,
         },
     )
+
+
+def progress(counts: dict) -> dict:
+    """Queued, running, done and failed cells (halted ones count as failed)."""
+    return {
+        "queued": counts.get("queued", 0),
+        "running": counts.get("running", 0),
+        "done": counts.get("succeeded", 0) + counts.get("completed", 0),
+        "failed": counts.get("failed", 0) + counts.get("terminated", 0),
+    }
 
 
 @staff_page

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from glow.ai.base import (
     CompletionRequest,
@@ -14,7 +16,7 @@ from glow.ai.base import (
     DeltaGenerator,
     Usage,
 )
-from glow.ai.structured import complete_structured
+from glow.ai.structured import acomplete_structured, complete_structured
 
 
 def _never() -> bool:
@@ -57,6 +59,32 @@ class BaseProvider(ABC):
     def _structured_pin(self) -> str | None:
         """A structured-output mode configured for this provider, tried alone."""
         return None
+
+    async def acomplete(self, request: CompletionRequest) -> CompletionResult:
+        """`complete` on the process's model-call loop (glow.ai.calls): many in flight, no thread
+        each. Its latency_ms runs from the request sent (a slot of the provider's limit taken)
+        to the answer's last byte, retries and a structured repair included."""
+        async with self.limit():
+            started = time.perf_counter()
+            if request.json_schema is None:
+                result = await self._acomplete(request)
+            else:
+                result = await acomplete_structured(
+                    self._acomplete,
+                    request,
+                    server=self._structured_server(),
+                    pinned=self._structured_pin(),
+                )
+            return replace(result, latency_ms=_elapsed_ms(started))
+
+    def limit(self) -> Any:
+        """What caps this provider's calls in flight (nothing for one that answers at once)."""
+        return contextlib.nullcontext()
+
+    async def _acomplete(self, request: CompletionRequest) -> CompletionResult:
+        # A provider without an async client answers on the loop itself: the local simulator
+        # is CPU work of a millisecond, so it is a fast provider, not a different engine.
+        return self._complete(request)
 
     @abstractmethod
     def _complete(self, request: CompletionRequest) -> CompletionResult: ...

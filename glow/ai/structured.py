@@ -61,6 +61,54 @@ def complete_structured(
     )
 
 
+async def acomplete_structured(
+    complete,
+    request: CompletionRequest,
+    *,
+    server: str | None = None,
+    pinned: str | None = None,
+    max_repairs: int = MAX_REPAIRS,
+) -> CompletionResult:
+    """complete_structured for an async `complete` (the test engine's model-call loop): the same
+    negotiation, parse, validation and bounded repair."""
+    modes: list[negotiation.Mode | None] = (
+        list(negotiation.candidates(server, request.model, pinned)) if server else [None]
+    )
+    refusals: list[str] = []
+    for mode in modes:
+        asked = negotiation.shaped(request, mode) if mode else request
+        try:
+            result = await complete(asked)
+        except FormatRefused as exc:
+            refusals.append(f"{mode}: {exc}")
+            continue
+        usage = Usage() + result.usage
+        data, problem = _parse(result, asked.json_schema or {})
+        repairs = 0
+        while problem is not None and repairs < max_repairs:
+            result = await complete(_repair_request(asked, result.text, problem))
+            usage = usage + result.usage
+            repairs += 1
+            data, problem = _parse(result, asked.json_schema or {})
+        if problem is not None:
+            raise _invalid(problem, repairs, mode)
+        if server and mode:
+            negotiation.remember(server, request.model, mode)
+        return replace(result, data=data, usage=usage)
+    raise StructuredOutputError(
+        "The model server refused every structured-output mode Glow knows: " + "; ".join(refusals)
+    )
+
+
+def _invalid(problem: str, repairs: int, mode) -> StructuredOutputError:
+    tried = f" ({mode} mode)" if mode else ""
+    return StructuredOutputError(
+        f"The model's answer did not match the requested JSON schema{tried}, even after "
+        f"{_COUNTS.get(repairs, str(repairs))} repair attempt{'s' if repairs != 1 else ''}: "
+        f"{problem}"
+    )
+
+
 def _validated(
     complete: CompleteFn,
     request: CompletionRequest,
@@ -80,12 +128,7 @@ def _validated(
         data, problem = _parse(result, schema)
     if problem is None:
         return replace(result, data=data, usage=usage)
-    tried = f" ({mode} mode)" if mode else ""
-    raise StructuredOutputError(
-        f"The model's answer did not match the requested JSON schema{tried}, even after "
-        f"{_COUNTS.get(repairs, str(repairs))} repair attempt{'s' if repairs != 1 else ''}: "
-        f"{problem}"
-    )
+    raise _invalid(problem, repairs, mode)
 
 
 def _parse(result: CompletionResult, schema: dict) -> tuple[Any, str | None]:

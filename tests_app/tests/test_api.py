@@ -14,6 +14,7 @@ from django.db.models.functions import Cast
 from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
 from glow.catalog.tests.factories import EvalFactory, RubricFactory
 from system.models import Event, Group, Run, TimelineEvent
+from system.services import run_create, run_mark_running
 from tests_app import runner
 from tests_app.models import (
     Feedback,
@@ -122,6 +123,7 @@ def test_a_2x2x1_test_runs_every_cell_grades_it_and_the_group_reports_progress(
 
     body = ok(staff_client.op("test/get", {"test_id": started["test_id"]}))
     assert body["finished"] is True and body["counts"]["succeeded"] == 4
+    assert body["status"] == "finished"  # every cell ended: the test finished by itself
     assert body["group_id"] == started["group_id"]
 
 
@@ -325,9 +327,10 @@ def test_stop_halts_queued_and_running_cells_and_keeps_finished_ones(staff, staf
     finished = runner.invocation_claim(test_id=test.pk, worker_token="w1")
     runner.invocation_execute(invocation_id=finished)
     in_flight = runner.invocation_claim(test_id=test.pk, worker_token="w2")
-    envelope = runner._begin(
-        Invocation.objects.select_related("test__group", "test__eval").get(pk=in_flight)
-    )
+    # The cell is mid-turn: its envelope is written and running.
+    envelope = run_create(group=test.group, kind="invocation", family="test", artifact_id=in_flight)
+    run_mark_running(run=envelope)
+    Invocation.objects.filter(pk=in_flight).update(run_id=envelope.pk)
 
     body = ok(staff_client.op("test/stop", {"test_id": str(test.pk)}))
     assert body["success"] is True and body["stopped_count"] == 3 and body["kept_count"] == 1
@@ -501,7 +504,7 @@ def test_every_op_answers_404_for_another_organizations_ids(staff_client, catalo
     for op, body in calls.items():
         error(outsider_client.op(op, body), 404)
     test = Test.objects.get(pk=test_id)
-    assert (test.status, test.archived) == ("running", False)
+    assert (test.status, test.archived) == ("finished", False)
     assert not Feedback.objects.exists() and TestGrade.objects.get(pk=grade.pk).source == "auto"
     assert not TimelineEvent.objects.filter(event_type__in=["test.decrypt", "test.export"]).exists()
 

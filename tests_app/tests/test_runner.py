@@ -85,10 +85,10 @@ def test_an_unexpected_error_is_recorded_on_the_cell(staff, catalog, monkeypatch
         staff, model_ids=[catalog.models[0].pk], scenario_ids=[catalog.scenarios[0].pk]
     )
 
-    def broken(self):
+    def broken(self, result, structure):
         raise RuntimeError("grader exploded")
 
-    monkeypatch.setattr(runner.Conversation, "grade", broken)
+    monkeypatch.setattr(runner.Conversation, "graded", broken)
     runner.worker_run(test_id=test.pk, worker_token="w")
     invocation = test.invocations.get()
     assert invocation.status == "failed" and invocation.error == "RuntimeError: grader exploded"

@@ -67,7 +67,37 @@ def test_benchmark_costs_the_same_queries_for_1_and_10_cells(
         "tokens": 100,
         "cost": "0.000000",
         "graded_count": 10,
+        "latency_p50_ms": None,
+        "latency_p95_ms": None,
     }
+
+
+def test_benchmark_shows_each_cells_model_latency_and_its_p50_and_p95(staff, catalog):
+    from system.models import Run
+    from tests_app import runner
+
+    test = catalog.start_queued(staff, concurrency=16)
+    runner.worker_run(test_id=test.pk, worker_token="w")
+    invocations = list(test.invocations.order_by("position"))
+    for number, invocation in enumerate(invocations):
+        Run.objects.filter(artifact_id=invocation.pk, kind="agent_turn").update(
+            latency_ms=100 * (number + 1)
+        )
+    grid = selectors.benchmark_grid(actor=staff, test_id=test.pk)
+    turns = catalog.eval.turns
+    assert [cell["latency_ms"] for cell in grid["cells"]] == [
+        100 * (number + 1) * turns for number in range(4)
+    ]
+    assert (grid["means"]["latency_p50_ms"], grid["means"]["latency_p95_ms"]) == (
+        200 * turns,
+        400 * turns,
+    )
+    by_model = {entry["title"]: entry for entry in grid["axes"]["models"]}
+    # Cells in position order: model x scenario x agent, the first model's two cells first.
+    assert (by_model["Simulator"]["latency_p50_ms"], by_model["Echo"]["latency_p95_ms"]) == (
+        100 * turns,
+        400 * turns,
+    )
 
 
 def test_search_costs_the_same_queries_for_1_and_10_tests(

@@ -54,6 +54,20 @@ def test_the_heatmap_shows_every_cell_with_its_colour_figures_and_trace_link(
     hues = {int(hue) for hue, _title in cells}
     assert all(0 <= hue <= 120 for hue in hues)
     assert 'id="model-means"' in html and 'id="agent-means"' in html
+    # Every cell ended: 0 queued, 0 running, 4 done, 0 failed, and no refresh any more.
+    assert re.search(r'id="cell-progress">0 · 0 · 4 · 0<', html)
+    assert 'http-equiv="refresh"' not in html
+    assert "Model latency p50 / p95" in html
+
+
+def test_the_benchmark_page_counts_cells_live_while_the_test_runs(browser, staff, catalog):
+    test = catalog.start_queued(staff, concurrency=2)  # no worker: every cell queued
+    from tests_app import runner
+
+    runner.invocation_claim(test_id=test.pk, worker_token="w")
+    html = browser.get(f"/staff/tests/{test.pk}/benchmark/").content.decode()
+    assert re.search(r'id="cell-progress">3 · 1 · 0 · 0<', html)
+    assert '<meta http-equiv="refresh" content="5">' in html
 
 
 def test_the_trace_page_shows_the_conversation_tool_calls_and_runs(browser, finished_test):
