@@ -11,7 +11,7 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from attempts import calibration, reviews, selectors
+from attempts import calibration, progress, reviews, selectors
 from attempts.models import Chat, CommentVisibility, GradeSource, Message, Review
 from attempts.rubric_ops import calibration_for
 from glow.core.errors import ApplicationError, NotFound
@@ -46,19 +46,8 @@ class ChatPage:
 
 def _transcripts(chats: list[Chat]) -> list[ChatPage]:
     """Each chat's current branch (retries replace earlier replies), from one query for all."""
-    by_chat: dict = defaultdict(dict)
-    for message in Message.objects.filter(chat__in=chats).order_by("seq"):
-        by_chat[message.chat_id][message.pk] = message
-    pages = []
-    for chat in chats:
-        messages = by_chat.get(chat.pk, {})
-        branch, cursor = [], messages.get(chat.last_message_id)
-        while cursor is not None:
-            branch.append(cursor)
-            cursor = messages.get(cursor.parent_id)
-        branch.reverse()
-        pages.append(ChatPage(chat=chat, messages=branch))
-    return pages
+    branches = progress.transcripts_of(chats)
+    return [ChatPage(chat=chat, messages=branches[chat.pk]) for chat in chats]
 
 
 def _criteria(page: ChatPage, structure: list[dict], chat_reviews: dict) -> list[CriterionRow]:

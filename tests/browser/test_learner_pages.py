@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -24,7 +22,7 @@ from django.core.management import call_command
 from attempts.models import Attempt, Message
 from glow.accounts.models import Profile
 from glow.catalog.models import Home
-from tests.integration.conftest import START_TIMEOUT, LiveProcess, free_port
+from tests.integration.conftest import uvicorn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -48,7 +46,6 @@ STREAM_DELAY = "0.12"
 @pytest.fixture
 def learner_server(services_env, tmp_path):
     """uvicorn serving Glow with the offline simulator streaming at a visible pace."""
-    port = free_port()
     env = {**services_env, "GLOW_LOCAL_STREAM_DELAY": STREAM_DELAY}
     # DEBUG is off, as in production: WhiteNoise serves the collected stylesheet and script.
     subprocess.run(
@@ -57,30 +54,8 @@ def learner_server(services_env, tmp_path):
         cwd=settings.BASE_DIR,
         check=True,
     )
-    server = LiveProcess(
-        "uvicorn",
-        [
-            *(sys.executable, "-m", "uvicorn", "glow.asgi:application"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-        ],
-        env,
-        tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    try:
-        while True:
-            server.check_alive()
-            try:
-                httpx.get(f"{url}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"uvicorn did not answer:\n{server.log()}")
-                time.sleep(0.1)
+    with uvicorn_server(env, tmp_path) as url:
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -114,25 +116,18 @@ class LiveProcess:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def live_server_url(services_env, tmp_path_factory):
+@contextmanager
+def uvicorn_server(env: dict, log_dir: Path) -> Iterator[str]:
+    """uvicorn serving glow.asgi with `env` on a free port; answers its URL once /healthz does."""
     port = free_port()
     server = LiveProcess(
         "uvicorn",
         [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "glow.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
+            *(sys.executable, "-m", "uvicorn", "glow.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
         ],
-        services_env,
-        tmp_path_factory.mktemp("uvicorn-log"),
+        env,
+        log_dir,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT
@@ -149,6 +144,12 @@ def live_server_url(services_env, tmp_path_factory):
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(services_env, tmp_path_factory):
+    with uvicorn_server(services_env, tmp_path_factory.mktemp("uvicorn-log")) as url:
+        yield url
 
 
 @pytest.fixture
