@@ -67,7 +67,8 @@ def test_the_benchmark_page_counts_cells_live_while_the_test_runs(browser, staff
     runner.invocation_claim(test_id=test.pk, worker_token="w")
     html = browser.get(f"/staff/tests/{test.pk}/benchmark/").content.decode()
     assert re.search(r'id="cell-progress">3 · 1 · 0 · 0<', html)
-    assert '<meta http-equiv="refresh" content="5">' in html
+    # The grid follows the test over its SSE group while cells are active (staff.js).
+    assert 'data-live="1"' in html and 'id="live-note"' in html
 
 
 def test_the_trace_page_shows_the_conversation_tool_calls_and_runs(browser, finished_test):
