@@ -87,9 +87,9 @@ def test_instructor_grades_and_comments_a_turn_and_the_learner_sees_both(
 
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(f"{base}/staff/attempts/{attempt.pk}/")
-    page.fill("#id_username", "instructor")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.get_by_label("Username").fill("instructor")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/staff/attempts/{attempt.pk}/")
     _shot(page, "20-review-transcript-before")
 

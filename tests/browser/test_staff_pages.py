@@ -168,9 +168,9 @@ def test_instructor_drills_down_and_every_figure_matches_the_api(live_server, br
 
     page.goto(f"{base}/staff/")
     assert "/accounts/login/" in page.url
-    page.fill("#id_username", "instructor")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.get_by_label("Username").fill("instructor")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/staff/")
 
     # The API call opens the instructor's API session; reload so both count the same sessions.
