@@ -159,8 +159,9 @@ def _chat_context(request, attempt, *, chat_id=None, error: str = "", typed: str
         and bundle["is_active"]
         and is_current
         and chat.status in (ChatStatus.ACTIVE, ChatStatus.ENDED),
-        "has_next": attempt.infinite_mode
-        or any(c.status == ChatStatus.PENDING for c in bundle["chats"]),
+        # Time up: the attempt can only be finished (attempt/message refuses), so Finish it is.
+        "has_next": not bundle["timer"]["expired"]
+        and (attempt.infinite_mode or any(c.status == ChatStatus.PENDING for c in bundle["chats"])),
         "read_only": not bundle["is_own_attempt"],
         "draft": draft,
         "typed": draft_text if typed is None else typed,

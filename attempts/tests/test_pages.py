@@ -351,3 +351,19 @@ def test_results_withhold_what_the_calibration_gate_holds_and_show_learner_comme
     attempt.refresh_from_db()
     page = learner.get(f"/learn/attempts/{attempt.pk}/results/").content.decode()
     assert 'id="awaiting-review"' not in page and f"<dd>{attempt.score}%</dd>" in page
+
+
+def test_when_time_is_up_the_chat_says_so_and_offers_finish(world, start):
+    from datetime import timedelta
+
+    attempt = start(world.learner, world.home)
+    Attempt.objects.filter(pk=attempt.pk).update(
+        started_at=attempt.started_at - timedelta(minutes=world.simulation.time_limit_minutes + 1)
+    )
+    page = signed_in(world.learner).get(f"/learn/attempts/{attempt.pk}/").content.decode()
+    assert 'id="time-up"' in page and 'id="message"' not in page
+    assert ">Finish</button>" in page and ">Next scenario</button>" not in page
+    response = signed_in(world.learner).post(
+        f"/learn/attempts/{attempt.pk}/advance/", {"action": "finish", "confirm": "yes"}
+    )
+    assert response["Location"].endswith("/results/")
