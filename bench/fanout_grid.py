@@ -41,17 +41,28 @@ ORG_NAME = "Bench University (grid)"
 RUN_TIMEOUT_SECONDS = 300.0
 
 
-def catalog():
-    """The bench organization's admin, its one-turn eval with a one-check rubric, ten echo
-    models, five agents and twenty scenarios (idempotent)."""
+def _echo_model(n: int) -> dict:
+    return {"provider": "local", "provider_model": "echo"}
+
+
+def catalog(
+    *,
+    org_name: str = ORG_NAME,
+    admin_username: str = "bench-grid-admin",
+    model_title: str = "Echo model {n}",
+    model_fields=_echo_model,
+):
+    """The bench organization's admin, its one-turn eval with a one-check rubric, ten models
+    (local echo unless `model_fields(n)` says otherwise), five agents and twenty scenarios
+    (idempotent). remote_grid builds the same grid on its latency server's models."""
     from django.contrib.auth import get_user_model
 
     from glow.accounts.models import Organization, Profile
     from glow.catalog import families
     from glow.catalog import models as m
 
-    organization, _ = Organization.objects.get_or_create(name=ORG_NAME)
-    user, _ = get_user_model().objects.get_or_create(username="bench-grid-admin")
+    organization, _ = Organization.objects.get_or_create(name=org_name)
+    user, _ = get_user_model().objects.get_or_create(username=admin_username)
     admin, _ = Profile.objects.get_or_create(
         user=user, defaults={"organization": organization, "role": "admin"}
     )
@@ -84,9 +95,8 @@ def catalog():
     models = [
         row(
             m.Model,
-            f"Echo model {n}",
-            provider=m.Provider.LOCAL,
-            provider_model="echo",
+            model_title.format(n=n),
+            **model_fields(n),
             input_price_per_million=Decimal("0.10"),
             output_price_per_million=Decimal("0.20"),
         )

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 
 from bench import (
@@ -46,6 +45,7 @@ from bench import (
 )
 from bench import bench_database as own_database
 from bench.fanout_grid import _cpu_busy
+from bench.fanout_grid import catalog as grid_catalog
 
 GRID = (10, 5, 20)  # models, agents, scenarios
 ORG_NAME = "Bench University (remote grid)"
@@ -55,72 +55,17 @@ PROMPTFOO_DIR = ROOT / "var" / "promptfoo"
 
 
 def catalog(base_url: str):
-    """The bench organization's admin, a one-turn eval with a one-check rubric, ten models on
-    the latency server, five agents and twenty scenarios (idempotent)."""
-    from django.contrib.auth import get_user_model
-
-    from glow.accounts.models import Organization, Profile
-    from glow.catalog import families
+    """fanout_grid's grid (admin, one-turn eval, ten models, five agents, twenty scenarios) with
+    its ten models on the latency server (idempotent)."""
     from glow.catalog import models as m
 
-    organization, _ = Organization.objects.get_or_create(name=ORG_NAME)
-    user, _ = get_user_model().objects.get_or_create(username="bench-remote-grid-admin")
-    admin, _ = Profile.objects.get_or_create(
-        user=user, defaults={"organization": organization, "role": "admin"}
+    admin, evaluation, models, agents, scenarios = grid_catalog(
+        org_name=ORG_NAME,
+        admin_username="bench-remote-grid-admin",
+        model_title="Latency model {n}",
+        model_fields=lambda n: {"provider": m.Provider.OPENAI, "provider_model": f"latency-{n}"},
     )
-
-    def row(model, title, **fields):
-        return model.objects.get_or_create(organization=organization, title=title, defaults=fields)[
-            0
-        ]
-
-    rubric = row(m.Rubric, "Grid check")
-    if not rubric.groups.exists():
-        families.write_rubric(
-            rubric,
-            {
-                "groups": [
-                    {
-                        "name": "Check",
-                        "standards": [
-                            {
-                                "name": "Answers",
-                                "description": "Acknowledges the student and answers.",
-                                "points": 1,
-                            }
-                        ],
-                    }
-                ]
-            },
-        )
-    evaluation = row(m.Eval, "Grid eval", rubric=rubric, turns=1)
-    models = [
-        row(
-            m.Model,
-            f"Latency model {n}",
-            provider=m.Provider.OPENAI,
-            provider_model=f"latency-{n}",
-            input_price_per_million=Decimal("0.10"),
-            output_price_per_million=Decimal("0.20"),
-        )
-        for n in range(GRID[0])
-    ]
     m.Model.objects.filter(pk__in=[model.pk for model in models]).update(base_url=base_url)
-    agents = [
-        row(m.Agent, f"Grid agent {n}", system_prompt=f"You are teaching assistant {n}.")
-        for n in range(GRID[1])
-    ]
-    scenarios = []
-    for n in range(GRID[2]):
-        persona = row(m.Persona, f"Grid student {n}", traits=["curious"], intensity=1 + n % 9)
-        scenarios.append(
-            row(
-                m.Scenario,
-                f"Grid scenario {n}",
-                persona=persona,
-                context="The student asks when the problem set is due.",
-            )
-        )
     return admin, evaluation, models, agents, scenarios
 
 

@@ -9,18 +9,15 @@ the grid follows every cell to its grade while the page stays open.
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from glow.accounts.tests.factories import DepartmentFactory, OrganizationFactory, ProfileFactory
 from tests.browser.test_staff_pages import CHROMIUM, CHROMIUM_ARGS
-from tests.integration.conftest import START_TIMEOUT, LiveProcess, free_port
+from tests.integration.conftest import uvicorn_server
 from tests_app.models import Test
 from tests_app.tests.conftest import Catalog
 
@@ -35,37 +32,8 @@ def served_with_static(services_env, tmp_path):
     from the apps and the session cookie is not HTTPS-only (the shared fixture's server is the
     production profile, without collected static files)."""
     env = {**services_env, "DEBUG": "true"}
-    port = free_port()
-    server = LiveProcess(
-        "uvicorn-static",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "glow.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env,
-        tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        server.check_alive()
-        try:
-            httpx.get(f"{url}/healthz", timeout=2)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not answer:\n{server.log()}")
-            time.sleep(0.1)
-    yield url
-    server.stop()
+    with uvicorn_server(env, tmp_path) as url:
+        yield url
 
 
 def test_a_test_started_from_staff_fills_its_grid_live(
