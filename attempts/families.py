@@ -123,6 +123,8 @@ FAMILY = Family(
     writer=write_attempt,
     context=attempt_context,
     problems=attempt_problems,
+    # Any family's upload may name the chat and attempt a recording or file is for.
+    upload_fields=("chat_id", "attempt_id"),
     description="A learner's run through a simulation: one chat per scenario, grades, completion.",
 )
 

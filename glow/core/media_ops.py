@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from glow.core import media
 from glow.core.ops import op
+from glow.core.registry import registry
 from glow.core.serializers import StrictUUIDField, camel, make
 
 UPLOAD_PARSERS = [MultiPartParser, FormParser]
@@ -41,9 +42,10 @@ def upload_request(family):
         fields[family.id_field] = serializers.UUIDField(
             required=False, help_text="The row the file belongs to."
         )
-    fields["chat_id"] = serializers.UUIDField(required=False)
-    if family.name != "attempt":
-        fields["attempt_id"] = serializers.UUIDField(required=False)
+    # Ids any family's upload may carry, declared by the family they belong to (Family.upload_fields).
+    for other in registry.families():
+        for name in other.upload_fields:
+            fields.setdefault(name, serializers.UUIDField(required=False))
     return make(f"{camel(family.name)}UploadRequest", fields)
 
 
@@ -54,6 +56,17 @@ def binary(family):
         (206, "*/*"): OpenApiTypes.BINARY,
         416: OpenApiResponse(description="The Range lies outside the file (see Content-Range)."),
     }
+
+
+def owner_of(family, data: dict):
+    """The row an upload is stored against: the family's own id, else another family's id that
+    family declared in its upload_fields (an attempt's recording sent through persona/audio_upload)."""
+    if data.get(family.id_field):
+        return family, data[family.id_field]
+    for other in registry.families():
+        if other.id_field in other.upload_fields and data.get(other.id_field):
+            return other, data[other.id_field]
+    return None, None
 
 
 def upload_body(upload) -> dict:
@@ -99,14 +112,11 @@ class MediaOpsMixin:
     def _store(self, *, allowed_prefix: str | None):
         data = self.parse()
         family, artifact_id = "", None
-        row_id = data.get(self.family.id_field) or data.get("attempt_id")
+        owner_family, row_id = owner_of(self.family, data)
         if row_id is not None:
-            from glow.core.registry import registry
             from glow.core.selectors import artifact_access
 
-            family_name = self.family.name if data.get(self.family.id_field) else "attempt"
-            owner_family = registry.find(family_name)
-            if owner_family is None or owner_family.model is None:
+            if owner_family.model is None:
                 raise media.NotFound("No row with that id.")
             artifact_access(actor=self.actor, family=owner_family, pk=row_id)
             family, artifact_id = owner_family.name, row_id

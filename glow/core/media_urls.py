@@ -5,8 +5,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
 
-from glow.accounts.auth import actor_of
 from glow.core import media
+from glow.core.identity import actor_of
 
 
 class MediaView(APIView):

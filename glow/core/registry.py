@@ -45,6 +45,10 @@ class Family:
     generator: Callable | None = None  # set by the generation mechanism
     description: str = ""
     organization_field: str = "organization_id"
+    # Optional ids that every family's upload ops accept, declared by the family they belong to;
+    # its own `<name>_id` among them stores the upload against that row (attempt: a recording
+    # uploaded through persona/audio_upload belongs to the attempt).
+    upload_fields: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     @property

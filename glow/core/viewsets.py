@@ -7,11 +7,11 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from glow.accounts.auth import actor_of
 from glow.core import selectors, services
 from glow.core import serializers as shapes
 from glow.core.errors import ApplicationError
 from glow.core.generation import GenerationOpsMixin
+from glow.core.identity import actor_of
 from glow.core.media_ops import MediaOpsMixin
 from glow.core.ops import OpSpec, op, resolve
 from glow.core.registry import Family, registry
