@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from glow.accounts.services import api_key_create
     from glow.accounts.tests.factories import ProfileFactory
     from glow.core.registry import op_table, registry
-    from glow.core.tests.conftest import install_family_factories
+    from tests.support.families import install_family_factories
 
     if connection.vendor != "postgresql":
         print("list_queries: needs PostgreSQL (DATABASE_URL); skipped.")

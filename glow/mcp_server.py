@@ -21,6 +21,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from typing import Any
 
 import httpx
@@ -172,6 +173,14 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def _version() -> str:
+    # Read here, not from glow.cli: the CLI launches this server, so asking it back would be a cycle.
+    try:
+        return metadata.version("glow")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
 def _result(status: int, payload: Any):
     import mcp.types as types
 
@@ -217,11 +226,9 @@ def build_server(dispatcher: Dispatcher, *, fixed_key: str | None = None):
         status, payload = await dispatcher.call(tool, dict(params.arguments or {}), key)
         return _result(status, payload)
 
-    from glow.cli import version
-
     return Server(
         SERVER_NAME,
-        version=version(),
+        version=_version(),
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,

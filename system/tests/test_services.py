@@ -13,12 +13,12 @@ import pytest
 from django.utils import timezone
 
 from glow.ai import CompletionRequest, ProviderError, ProviderTimeout, StructuredOutputError, Usage
-from glow.ai.fakeserver import Delay, FakeOpenAIServer, HTTPFailure, Reply
 from glow.catalog.tests.factories import ModelFactory
 from glow.core.models import Upload
 from system import services
 from system.models import ClientKind, Group, Run, RunStatus, Session, TimelineEvent
 from system.tests.factories import books, sign_in
+from tests.support.fakeserver import Delay, FakeOpenAIServer, HTTPFailure, Reply
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,6 @@ import httpx
 import pytest
 
 from glow.accounts.services import api_key_create
-from glow.ai.fakeserver import Delay, FakeOpenAIServer, HTTPFailure, Reply
 from glow.catalog.models import Persona, Scenario
 from system.models import Event, Run, RunStatus
 from tests.integration.conftest import LiveProcess
@@ -31,6 +30,7 @@ from tests.integration.private_services import (
     spawn_worker,
 )
 from tests.integration.sse import Frame, frames
+from tests.support.fakeserver import Delay, FakeOpenAIServer, HTTPFailure, Reply
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -613,7 +613,7 @@ def test_no_api_key_or_test_secret_reaches_the_logs(staff, catalog, caplog):
 
 
 def test_decrypt_answers_while_the_cache_is_unreachable(staff_client, catalog, settings):
-    from glow.core.tests.test_security import UNREACHABLE_CACHE
+    from tests.framework.test_security import UNREACHABLE_CACHE
 
     secret = "sk-live-redis-down"
     body = start_with_secret(staff_client, catalog, secret)

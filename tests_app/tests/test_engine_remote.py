@@ -7,9 +7,9 @@ import pytest
 from django.db.models import Sum
 
 from bench.latency_server import LatencyServer
-from glow.ai.fakeserver import FakeOpenAIServer
 from glow.catalog.tests.factories import ModelFactory, ScenarioFactory
 from system.models import Group, Run
+from tests.support.fakeserver import FakeOpenAIServer
 from tests_app import runner
 from tests_app.models import TestGrade
 from tests_app.tests.test_engine import assert_books_balance, outcome

@@ -4,7 +4,7 @@ import pytest
 
 from glow.ai import CompletionRequest, StructuredOutputError, Usage, get_provider
 from glow.ai import negotiation as n
-from glow.ai.fakeserver import FakeOpenAIServer, HTTPFailure, Reply
+from tests.support.fakeserver import FakeOpenAIServer, HTTPFailure, Reply
 
 SCHEMA = {
     "type": "object",

@@ -14,7 +14,7 @@ from glow.ai import (
     count_tokens,
     get_provider,
 )
-from glow.ai.fakeserver import Delay, FakeOpenAIServer, HTTPFailure, Reply
+from tests.support.fakeserver import Delay, FakeOpenAIServer, HTTPFailure, Reply
 
 MESSAGES = [
     {"role": "system", "content": "You are a student."},

@@ -5,11 +5,11 @@ from decimal import Decimal
 import pytest
 
 from glow.ai import ProviderError, Usage
-from glow.ai.fakeserver import FakeOpenAIServer, HTTPFailure, SpeechAudio, Transcript
 from glow.ai.speech import AudioFormatError
 from glow.catalog.tests.factories import ModelFactory
 from system import services
 from system.models import Group, Run, RunStatus, Session
+from tests.support.fakeserver import FakeOpenAIServer, HTTPFailure, SpeechAudio, Transcript
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,9 @@ from decimal import Decimal
 import pytest
 
 from glow.ai import ProviderError, ProviderTimeout, Usage
-from glow.ai.fakeserver import (
+from glow.ai.speech import OpenAISpeechProvider, get_speech_provider, speech_cost, write_wav
+from glow.ai.speech.wav import Pcm
+from tests.support.fakeserver import (
     Delay,
     FakeOpenAIServer,
     HTTPFailure,
@@ -16,8 +18,6 @@ from glow.ai.fakeserver import (
     Transcript,
     UploadedFile,
 )
-from glow.ai.speech import OpenAISpeechProvider, get_speech_provider, speech_cost, write_wav
-from glow.ai.speech.wav import Pcm
 
 
 @pytest.fixture(scope="module")

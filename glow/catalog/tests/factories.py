@@ -247,7 +247,7 @@ FAMILY_FACTORIES = {
 def register_family_factories(registry) -> None:
     """The generic tests' hook: `family.extra["factory"](organization=..., **overrides)` makes a row.
 
-    Called by glow/core/tests/conftest.py for every installed app's tests.factories module, so
+    Called by tests/support/families.py for every installed app's tests.factories module, so
     production code never imports test code.
     """
     for name, factory_class in FAMILY_FACTORIES.items():

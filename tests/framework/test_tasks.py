@@ -13,7 +13,7 @@ from glow.core import tasks
 calls: list[tuple] = []
 
 
-@app.task(name="glow.core.tests.record")
+@app.task(name="tests.framework.record")
 def record(value, *, extra=None):
     calls.append((value, extra, threading.current_thread().name))
     if value == "boom":
@@ -87,7 +87,7 @@ def test_thread_mode_logs_a_failure_instead_of_raising(
     with django_capture_on_commit_callbacks(execute=True):
         tasks.enqueue(record, "boom")
     tasks.wait_for_threads()
-    assert "glow.core.tests.record failed" in caplog.text
+    assert "tests.framework.record failed" in caplog.text
 
 
 @pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.db import connection
 
 from glow.core.filters import UUIDListFilter
 from glow.core.models import Artifact
-from glow.core.tests.conftest import model_families
+from tests.support.families import model_families
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from glow.accounts.tests.factories import ProfileFactory
 from glow.core.registry import Facet, Family, op_table
-from glow.core.tests.conftest import model_families, row_factory
+from tests.support.families import model_families, row_factory
 
 pytestmark = pytest.mark.django_db
 

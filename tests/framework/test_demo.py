@@ -118,8 +118,8 @@ def test_glow_demo_finishes_when_a_real_model_fails_to_grade(settings):
     attempts stay in progress, and the command still finishes."""
     from attempts.models import Attempt, AttemptStatus, Message
     from glow.ai import negotiation
-    from glow.ai.fakeserver import FakeOpenAIServer
     from glow.catalog.services import model_configure
+    from tests.support.fakeserver import FakeOpenAIServer
 
     call_command("glow_demo", stdout=StringIO())
     Attempt.objects.all().delete()

@@ -461,7 +461,7 @@ def build_world(media_root) -> World:
     present = family_rows(admin, demo)
     for family in registry.families():
         if family.model is not None and family.id_field not in present:
-            # The demo has none: the family's test factory makes one (glow/core/tests/conftest.py).
+            # The demo has none: the family's test factory makes one (tests/support/families.py).
             assert "factory" in family.extra, f"{family.name}: no demo row and no test factory"
             family.extra["factory"](organization=demo)
     target = family_rows(admin, demo)

@@ -1,4 +1,4 @@
-"""Fixtures of the generic framework tests: every family's row factory, found by app discovery."""
+"""Every family's row factory for the generic framework tests (and bench), found by app discovery."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from glow.core.registry import Family, registry
 def install_family_factories() -> None:
     """Each app's tests/factories.py may define register_family_factories(registry).
 
-    Discovered like glow_demo discovers demo.py, so glow.core names no app; a family added later
+    Discovered like glow_demo discovers demo.py, so the generic tests name no app; a family added later
     is covered by the generic tests as soon as its app ships that hook.
     """
     for config in apps.get_app_configs():
@@ -27,9 +27,6 @@ def install_family_factories() -> None:
         hook = getattr(import_module(module_name), "register_family_factories", None)
         if hook is not None:
             hook(registry)
-
-
-install_family_factories()
 
 
 def model_families() -> list[Family]:

@@ -12,8 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from glow import urls
 from glow.core import errors, selectors, tasks
-from glow.core.tests.test_tasks import calls, record
 from glow.core.throttling import GlowRateThrottle
+from tests.framework.test_tasks import calls, record
 
 pytestmark = pytest.mark.django_db
 
