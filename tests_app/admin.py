@@ -31,8 +31,6 @@ class InvocationInline(ReadOnlyInline):
 
 @admin.register(Test)
 class TestAdmin(admin.ModelAdmin):
-    __test__ = False
-
     list_display = ["title", "organization", "eval", "status", "concurrency", "created_at"]
     list_filter = ["status", "archived", "organization"]
     list_select_related = ["organization", "eval"]

@@ -21,8 +21,6 @@ class SessionMixin:
 
 
 class TestViewSet(SessionMixin, ArtifactViewSet):
-    __test__ = False
-
     @op("start", request=s.TestStartRequest, response=s.TestStartResponse, roles=STAFF)
     def start(self, request):
         """Create the test and one invocation per model x scenario x agent cell, then run them."""

@@ -4,8 +4,6 @@ from django.apps import AppConfig
 
 
 class TestsAppConfig(AppConfig):
-    __test__ = False
-
     name = "tests_app"
     verbose_name = "Tests and benchmarks"
 

@@ -13,8 +13,6 @@ class FacetSearch(ArtifactFilterSet):
 
 
 class TestFilterSet(FacetSearch):
-    __test__ = False
-
     eval_ids = UUIDListFilter(field_name="eval_id")
     department_ids = UUIDListFilter(field_name="department_id")
     status = django_filters.ChoiceFilter(choices=TestStatus.choices)

@@ -61,8 +61,6 @@ class TestQuerySet(ArtifactQuerySet):
 class Test(Artifact):
     """One fan-out batch: every model x scenario x agent cell of an eval becomes an invocation."""
 
-    __test__ = False  # the name starts with "Test": keep pytest from collecting the model
-
     eval = models.ForeignKey("catalog.Eval", on_delete=models.PROTECT, related_name="tests")
     # Copied from the eval at start so search and scoping never join through it.
     department = models.ForeignKey(
@@ -203,8 +201,6 @@ class GradeSource(models.TextChoices):
 
 class TestGrade(models.Model):
     """The grade of one invocation: the rubric grader's, until staff set a score."""
-
-    __test__ = False
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     organization = models.ForeignKey(

@@ -45,8 +45,6 @@ class StatusCounts(serializers.Serializer):
 class TestOut(OutputModelSerializer):
     """Search rows carry their counts as annotations (TestQuerySet.for_api); one row counts once."""
 
-    __test__ = False
-
     test_id = serializers.UUIDField(source="id", read_only=True)
     benchmark_id = serializers.UUIDField(source="id", read_only=True)
     eval_title = serializers.CharField(source="eval.title", read_only=True)
@@ -118,8 +116,6 @@ class TestOut(OutputModelSerializer):
 
 
 class TestWrite(serializers.Serializer):
-    __test__ = False
-
     title = serializers.CharField(max_length=300, required=False)
     description = serializers.CharField(allow_blank=True, required=False)
     concurrency = serializers.IntegerField(min_value=1, max_value=MAX_CONCURRENCY, required=False)
@@ -235,8 +231,6 @@ MAX_REPEATS = 20
 
 
 class TestStartRequest(serializers.Serializer):
-    __test__ = False
-
     eval_id = UUID()
     model_ids = id_list(min_length=1, max_length=1000)
     scenario_ids = id_list(min_length=1, max_length=1000)
@@ -256,8 +250,6 @@ class TestStartRequest(serializers.Serializer):
 
 
 class TestStartResponse(serializers.Serializer):
-    __test__ = False
-
     test_id = serializers.UUIDField()
     invocation_id = serializers.UUIDField()
     benchmark_id = serializers.UUIDField(help_text="The benchmark of a test is the test itself.")
@@ -267,16 +259,12 @@ class TestStartResponse(serializers.Serializer):
 
 
 class TestRef(serializers.Serializer):
-    __test__ = False
-
     test_id = UUID(required=False)
     id = UUID(required=False, help_text="Same as test_id.")
     validate = _one_of("test_id", "id")
 
 
 class TestStopResponse(serializers.Serializer):
-    __test__ = False
-
     test_id = serializers.UUIDField()
     invocation_id = serializers.UUIDField(allow_null=True, help_text="The first halted cell.")
     success = serializers.BooleanField()
@@ -290,8 +278,6 @@ class TestCompleteRequest(TestRef):
 
 
 class TestCompleteResponse(serializers.Serializer):
-    __test__ = False
-
     test_id = serializers.UUIDField()
     success = serializers.BooleanField()
     status = serializers.CharField()
@@ -301,8 +287,6 @@ class TestCompleteResponse(serializers.Serializer):
 
 
 class TestGradeRequest(serializers.Serializer):
-    __test__ = False
-
     invocation_id = UUID()
     full = serializers.BooleanField(required=False, default=False)
     score = serializers.DecimalField(
@@ -312,8 +296,6 @@ class TestGradeRequest(serializers.Serializer):
 
 
 class TestFeedbackRequest(serializers.Serializer):
-    __test__ = False
-
     grade_id = UUID()
     tool_call_id = UUID(
         required=False,
@@ -337,15 +319,11 @@ class FeedbackOut(serializers.Serializer):
 
 
 class TestDecryptRequest(serializers.Serializer):
-    __test__ = False
-
     invocation_id = UUID()
     key_id = UUID()
 
 
 class TestDecryptResponse(serializers.Serializer):
-    __test__ = False
-
     invocation_id = serializers.UUIDField()
     key_id = serializers.UUIDField()
     label = serializers.CharField()

@@ -18,8 +18,6 @@ from tests_app.models import Invocation, Test, TestGrade, ToolCall
 
 
 class TestFactory(factory.django.DjangoModelFactory):
-    __test__ = False
-
     class Meta:
         model = Test
 
@@ -55,8 +53,6 @@ class ToolCallFactory(factory.django.DjangoModelFactory):
 
 
 class TestGradeFactory(factory.django.DjangoModelFactory):
-    __test__ = False
-
     class Meta:
         model = TestGrade
 
