@@ -8,7 +8,6 @@ from rest_framework.response import Response
 from glow.core import serializers as shapes
 from glow.core.errors import PermissionDenied
 from glow.core.ops import op
-from glow.core.registry import Family
 from glow.core.viewsets import ArtifactViewSet
 from system import selectors, services
 from system import serializers as s
@@ -123,13 +122,3 @@ class SystemViewSet(ArtifactViewSet):
                 "session_count": count,
             }
         )
-
-
-SYSTEM = Family(
-    name="system",
-    plural="system",
-    model=None,
-    viewset=SystemViewSet,
-    description="The books of every visit: sessions, their generation groups and model runs "
-    "(tokens, cost, latency, status), the audit timeline, activity totals and exports.",
-)

@@ -23,7 +23,7 @@ class SystemConfig(AppConfig):
 
     def ready(self) -> None:
         from glow.core.registry import registry
-        from system.api import SYSTEM
+        from system.families import SYSTEM
         from system.generation import GenerationBackend
         from system.services import audit_record, session_for_request
 
