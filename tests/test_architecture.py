@@ -192,6 +192,18 @@ def test_no_test_module_holds_a_test_class():
     assert found == [], "write these as test functions"
 
 
+def test_the_architecture_doc_names_every_layered_package():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    assert [unit for unit in RANK if f"`{unit}`" not in text] == []
+
+
+def test_the_op_table_of_the_architecture_doc_is_current():
+    from glow.core import optable
+
+    text = optable.document().read_text()
+    assert optable.rendered(text) == text, "run: manage.py glow_op_table --write"
+
+
 def write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / name
