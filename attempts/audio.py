@@ -8,8 +8,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from attempts import lifecycle, messaging, steps
 from attempts import selectors as s
-from attempts import services
 from attempts.models import (
     Attempt,
     AudioSession,
@@ -48,13 +48,13 @@ def _locked_chat(*, actor, chat_id) -> tuple[Attempt, Chat]:
     )
     if attempt_id is None:
         raise NotFound("No chat with that id.", fields={"chat_id": ["Not found."]})
-    attempt = services._lock(actor=actor, attempt_id=attempt_id)
-    services._require_owner(attempt, actor)
-    return attempt, services._lock_chat(attempt=attempt, chat_id=chat_id)
+    attempt = steps._lock(actor=actor, attempt_id=attempt_id)
+    steps._require_owner(attempt, actor)
+    return attempt, steps._lock_chat(attempt=attempt, chat_id=chat_id)
 
 
 def _require_open(attempt: Attempt, chat: Chat) -> None:
-    services._require_in_progress(attempt)
+    steps._require_in_progress(attempt)
     if chat.status != ChatStatus.ACTIVE:
         raise StateError(
             f"This chat is {chat.status}: only the active chat can be spoken to.",
@@ -83,7 +83,7 @@ def audio_session_start(*, actor, chat_id, session: Session | None = None) -> Au
     if existing is not None:
         return existing
     if attempt.group_id is None:
-        attempt = services.attempt_group(actor=actor, attempt_id=attempt.pk, session=session)
+        attempt = lifecycle.attempt_group(actor=actor, attempt_id=attempt.pk, session=session)
     run = books.run_create(
         group=attempt.group,
         kind="audio_session",
@@ -302,7 +302,7 @@ def audio_frame_process(*, session_id, upload_id) -> uuid.UUID | None:
     if not text:
         return None
     try:
-        result = services.attempt_message(
+        result = messaging.attempt_message(
             actor=audio_session.profile,
             attempt_id=audio_session.attempt_id,
             chat_id=audio_session.chat_id,

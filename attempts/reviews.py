@@ -230,7 +230,7 @@ def attempt_review(
     """Grade criteria of an ended chat by hand: each {standard_id, score, comment}. The judge's
     grade is kept; the chat's grade becomes the reviewed one and the attempt's rollup (and a
     completion's) is recomputed. Every criterion reviewed is a TimelineEvent."""
-    from attempts.services import _lock, _lock_chat
+    from attempts.steps import _lock, _lock_chat
 
     require_staff(actor)
     attempt = _lock(actor=actor, attempt_id=attempt_id)

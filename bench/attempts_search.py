@@ -197,7 +197,7 @@ def prepare(*, attempts: int):
     from django.db.models import Sum
 
     from attempts.models import Attempt, AttemptCount
-    from attempts.services import attempt_counts_sync
+    from attempts.rollups import attempt_counts_sync
     from glow.accounts.models import Organization, Profile
 
     organization = Organization.objects.filter(name=ORG_NAME).first()
