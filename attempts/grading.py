@@ -32,8 +32,7 @@ from glow.core.errors import (
     ApplicationError,
     StateError,
 )
-from system import events
-from system import services as books
+from system import events, gateway, ledger
 from system.models import Run, Session
 
 GRADE_EVENT = "ChatGradeEvent"
@@ -135,7 +134,7 @@ def _grade_by_ai(
     samples = len(judges) or (rubric.judge_samples if rubric is not None else 1)
     graded, run = [], None
     for index in range(samples):
-        run = books.run_create(
+        run = ledger.run_create(
             group=group,
             kind="grade",
             model=judges[index] if judges else None,
@@ -156,7 +155,7 @@ def _grade_by_ai(
             request.temperature = 1.0
             request.context = {**request.context, "sample": index}
         try:
-            result = books.model_call(run=run, request=request)
+            result = gateway.model_call(run=run, request=request)
         except ProviderError as exc:
             raise ModelUnavailable(
                 f"The grader could not answer: {exc}. The chat is ended; grade it again to retry.",

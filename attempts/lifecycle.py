@@ -43,7 +43,7 @@ from glow.core.errors import (
 )
 from glow.core.registry import registry
 from glow.core.selectors import artifact_access
-from system import services as books
+from system import ledger
 from system.models import Session
 
 
@@ -130,7 +130,7 @@ def attempt_start(
     attempt_counts_sync(organization_id=actor.organization_id, profile_ids=[actor.pk])
     session = _session(actor=actor, session=session)
     _ensure_group(attempt=attempt, actor=actor, session=session)
-    books.timeline_record(
+    ledger.timeline_record(
         actor=actor,
         session=session,
         event_type="attempt.started",
@@ -317,7 +317,7 @@ def attempt_complete(
             "updated_at",
         ]
     )
-    books.timeline_record(
+    ledger.timeline_record(
         actor=actor,
         session=session,
         event_type="attempt.completed",

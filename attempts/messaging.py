@@ -31,8 +31,7 @@ from glow.core.errors import (
     NotFound,
     StateError,
 )
-from system import events
-from system import services as books
+from system import events, gateway, ledger
 from system.models import Run, RunStatus, Session
 
 DELTA_EVENT = "ChatDeltaEvent"
@@ -116,7 +115,7 @@ def _message_accept(
         added, tip = 2, assistant
     else:
         group = _ensure_group(attempt=attempt, actor=actor, session=session)
-        run = books.run_create(
+        run = ledger.run_create(
             group=group,
             kind="persona_reply",
             family="attempt",
@@ -159,7 +158,7 @@ def _persona_reply(accepted: _Accepted, assistant_id: uuid.UUID) -> tuple[str, b
         message=accepted.user_message.content,
     )
     try:
-        result = books.model_call(run=run, request=request, stream=True, on_delta=on_delta)
+        result = gateway.model_call(run=run, request=request, stream=True, on_delta=on_delta)
     except ProviderError as exc:
         events.event_emit(
             run=run,
@@ -180,7 +179,7 @@ def _persona_reply(accepted: _Accepted, assistant_id: uuid.UUID) -> tuple[str, b
 def _hints_for(accepted: _Accepted, reply: str) -> list[dict]:
     """Coaching hints from their own Run; a failure costs the hints, never the reply, and is
     shown as a hint of type "error" naming the reason (never a silent empty list)."""
-    run = books.run_create(
+    run = ledger.run_create(
         group=accepted.run.group,
         kind="hint",
         family="attempt",
@@ -195,7 +194,7 @@ def _hints_for(accepted: _Accepted, reply: str) -> list[dict]:
         reply=reply,
     )
     try:
-        result = books.model_call(run=run, request=request)
+        result = gateway.model_call(run=run, request=request)
     except ProviderError as exc:
         return [
             {"type": "error", "content": f"No hints for this turn: {exc}", "run_id": str(run.pk)}
@@ -360,7 +359,7 @@ def attempt_stop(*, actor, chat_id=None, group_id=None) -> StopResult:
     )
     if chat_id is not None:
         runs = runs.filter(params__chat_id=str(chat_id))
-    stopped = sum(books.run_cancel(run=run) for run in runs) if attempt.group_id else 0
+    stopped = sum(ledger.run_cancel(run=run) for run in runs) if attempt.group_id else 0
     return StopResult(
         chat_id=chat.pk if chat else None,
         success=bool(stopped),

@@ -21,7 +21,7 @@ from attempts.models import (
     TurnComment,
 )
 from glow.core.errors import ApplicationError, NotFound, PermissionDenied, StateError
-from system import services as books
+from system import ledger
 from system.models import Session
 
 STRONG = 0.7  # the AI grader's share of points for a strength (glow.ai.local.grading._STRONG)
@@ -279,7 +279,7 @@ def attempt_review(
         )
         saved.append(review)
         before = f"staff {earlier[key]} → " if key in earlier else ""
-        books.timeline_record(
+        ledger.timeline_record(
             actor=actor,
             session=session,
             event_type="attempt.reviewed",
@@ -329,7 +329,7 @@ def attempt_annotate(
         visibility=visibility,
         author=actor,
     )
-    books.timeline_record(
+    ledger.timeline_record(
         actor=actor,
         session=session,
         event_type="attempt.annotated",

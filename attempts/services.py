@@ -13,7 +13,7 @@ from django.utils import timezone
 from attempts.exports import write_export
 from glow.core import media
 from glow.core.models import Upload, UploadKind
-from system import services as books
+from system import ledger
 from system.models import Session
 
 
@@ -53,7 +53,7 @@ def attempt_export(
                 artifact_id=first,
                 row_count=counts.attempts,
             )
-            books.timeline_record(
+            ledger.timeline_record(
                 actor=actor,
                 session=session,
                 event_type="attempt.exported",

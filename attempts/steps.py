@@ -19,7 +19,7 @@ from glow.core.errors import (
     NotFound,
     PermissionDenied,
 )
-from system import services as books
+from system import ledger
 from system.models import ClientKind, Group, Session
 
 # Locking: every state change takes the attempt row first, then a chat row (the same order
@@ -35,14 +35,14 @@ class ModelUnavailable(ApplicationError):
 
 
 def _session(*, actor, session: Session | None) -> Session:
-    return session or books.session_touch(actor=actor, client_kind=ClientKind.API, auth="service")
+    return session or ledger.session_touch(actor=actor, client_kind=ClientKind.API, auth="service")
 
 
 def _ensure_group(*, attempt: Attempt, actor, session: Session | None) -> Group:
     """The attempt's streaming group; rows made by bulk paths may not have one yet."""
     if attempt.group_id is not None:
         return attempt.group
-    group = books.group_create(
+    group = ledger.group_create(
         actor=actor,
         session=_session(actor=actor, session=session),
         family="attempt",

@@ -137,7 +137,7 @@ def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from system.services import session_touch
+    from system.ledger import session_touch
     from tests_app import runner
     from tests_app.services import test_start
 

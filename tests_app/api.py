@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from glow.core import serializers as shapes
 from glow.core.ops import op
 from glow.core.viewsets import ArtifactViewSet
-from system.services import session_for_request
+from system.ledger import session_for_request
 from tests_app import compare, selectors, services
 from tests_app import serializers as s
 

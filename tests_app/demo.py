@@ -10,7 +10,7 @@ import uuid
 from glow.accounts.models import Organization, Profile
 from glow.catalog import models as m
 from glow.catalog.demo import find
-from system.services import session_touch
+from system.ledger import session_touch
 from tests_app import runner, services
 from tests_app.models import Test
 

@@ -42,8 +42,9 @@ from glow.ai import calls as model_calls
 from glow.catalog.models import Rubric, Tool
 from glow.core.bulk import bulk_copy, bulk_set
 from system import events
+from system.gateway import provider_for
+from system.ledger import provider_of, runs_booked
 from system.models import FINISHED, Group, Run, RunStatus
-from system.services import provider_for, provider_of, runs_booked
 from tests_app.models import (
     GradeSource,
     Invocation,

@@ -27,8 +27,8 @@ from glow.core.models import Upload, UploadKind
 from glow.core.registry import registry
 from glow.core.selectors import artifact_access, artifact_queryset
 from system import events
+from system.ledger import group_create, run_finish, timeline_record
 from system.models import Run, RunStatus
-from system.services import group_create, run_finish, timeline_record
 from tests_app import crypto
 from tests_app.models import (
     ACTIVE,

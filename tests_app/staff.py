@@ -14,7 +14,7 @@ from django.urls import reverse
 from glow.core.errors import ApplicationError, NotFound
 from glow.core.registry import registry
 from glow.core.selectors import artifact_queryset, artifact_search
-from system.services import session_touch
+from system.ledger import session_touch
 from system.staff import staff_page
 from tests_app import compare, selectors, services
 from tests_app.models import DONE, TestStatus

@@ -436,9 +436,9 @@ def test_review_queue_orders_by_judge_disagreement_and_counts_queries_once(world
 def test_judge_samples_store_their_spread_and_a_wide_one_queues_the_chat(world, start, monkeypatch):
     world.rubric.judge_samples = 3
     world.rubric.save()
-    from system import services as books
+    from system import gateway
 
-    real = books.model_call
+    real = gateway.model_call
     calls = []
 
     def varying(*, run, request, **kwargs):
@@ -452,7 +452,7 @@ def test_judge_samples_store_their_spread_and_a_wide_one_queues_the_chat(world, 
             result.data = data
         return result
 
-    monkeypatch.setattr(books, "model_call", varying)
+    monkeypatch.setattr(gateway, "model_call", varying)
     attempt = start(world.learner, world.home)
     chat = attempt.chats.order_by("position").first()
     messaging.attempt_message(

@@ -18,8 +18,8 @@ from glow.catalog.tests.factories import (
     RubricFactory,
     ScenarioFactory,
 )
+from system.ledger import session_touch
 from system.models import Run
-from system.services import session_touch
 from tests.integration.private_services import spawn_worker
 from tests_app import services
 from tests_app.models import Invocation, Test, TestGrade

@@ -48,7 +48,7 @@ class Catalog:
 
     def start_queued(self, actor, **overrides):
         """A started test whose invocations wait in the queue: no worker is dispatched."""
-        from system.services import session_touch
+        from system.ledger import session_touch
         from tests_app import services
 
         arguments = {

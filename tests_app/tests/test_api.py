@@ -13,8 +13,8 @@ from django.db.models.functions import Cast
 
 from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
 from glow.catalog.tests.factories import EvalFactory, RubricFactory
+from system.ledger import run_create, run_mark_running
 from system.models import Event, Group, Run, TimelineEvent
-from system.services import run_create, run_mark_running
 from tests_app import runner
 from tests_app.models import (
     Feedback,

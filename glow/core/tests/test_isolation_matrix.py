@@ -591,7 +591,7 @@ def other_test(admin) -> dict[str, Any]:
     """A test of Other College with a secret, a grade and a tool call: "my grade, your tool
     call" is probed too."""
     from glow.catalog.tests.factories import AgentFactory, EvalFactory, ModelFactory
-    from system.services import session_touch
+    from system.ledger import session_touch
     from tests_app import services as test_services
     from tests_app.tests.factories import TestGradeFactory, ToolCallFactory
 
