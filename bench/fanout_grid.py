@@ -138,7 +138,7 @@ def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int
     from django.test.utils import CaptureQueriesContext
 
     from system.ledger import session_touch
-    from tests_app import runner
+    from tests_app.engine import workers
     from tests_app.services import test_start
 
     session = session_touch(actor=admin, client_kind="api", auth="api_key")
@@ -155,7 +155,7 @@ def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int
     )
     with CaptureQueriesContext(connection) as captured:
         started = time.perf_counter()
-        executed = runner.worker_run(test_id=test.pk, worker_token="bench-count")
+        executed = workers.worker_run(test_id=test.pk, worker_token="bench-count")
         elapsed = (time.perf_counter() - started) * 1000
     if executed != cells:
         raise SystemExit(f"the counted test ran {executed} of {cells} invocations")

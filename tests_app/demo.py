@@ -11,7 +11,8 @@ from glow.accounts.models import Organization, Profile
 from glow.catalog import models as m
 from glow.catalog.demo import find
 from system.ledger import session_touch
-from tests_app import runner, services
+from tests_app import services
+from tests_app.engine import workers
 from tests_app.models import Test
 
 TITLE = "Demo benchmark: office hours"
@@ -48,6 +49,6 @@ def seed(*, stdout) -> None:
         dispatch=False,
     )
     # Run here rather than on a worker: the demo must end with a finished, graded grid.
-    runner.worker_run(test_id=test.pk, worker_token=uuid.uuid4().hex)
+    workers.worker_run(test_id=test.pk, worker_token=uuid.uuid4().hex)
     services.test_complete(actor=admin, session=session, test_id=test.pk, message="Demo data.")
     stdout.write(f"  tests: {TITLE} with {test.invocations.count()} graded invocations")

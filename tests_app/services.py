@@ -127,7 +127,7 @@ def workers_dispatch(*, test: Test, queued: int) -> int:
     """Enough worker tasks to fill the test's concurrency (at most runner.WORKERS_PER_TEST),
     each claiming its share of cells at a time; each drains the queue, extras just exit."""
     from glow.core.tasks import enqueue
-    from tests_app.runner import WORKERS_PER_TEST, share
+    from tests_app.engine.claims import WORKERS_PER_TEST, share
     from tests_app.tasks import invocations_drain
 
     count = min(WORKERS_PER_TEST, -(-min(test.concurrency, queued) // share(test.concurrency)))

@@ -3,13 +3,14 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
-from tests_app import runner, services
+from tests_app import services
+from tests_app.engine import workers
 
 
 @shared_task(name="tests_app.invocations_drain", acks_late=True, reject_on_worker_lost=True)
 def invocations_drain(test_id: str, worker_token: str) -> int:
     """Safe to run twice: a redelivered task resumes its own claimed cells from their start."""
-    return runner.worker_run(test_id=test_id, worker_token=worker_token)
+    return workers.worker_run(test_id=test_id, worker_token=worker_token)
 
 
 @shared_task(name="tests_app.test_recover", acks_late=True)

@@ -15,7 +15,7 @@ from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
 from glow.catalog.tests.factories import EvalFactory, RubricFactory
 from system.ledger import run_create, run_mark_running
 from system.models import Event, Group, Run, TimelineEvent
-from tests_app import runner
+from tests_app.engine import workers
 from tests_app.models import (
     Feedback,
     Invocation,
@@ -324,9 +324,9 @@ def test_decrypt_answers_only_the_invocations_own_keys_and_audits_each_call(staf
 
 def test_stop_halts_queued_and_running_cells_and_keeps_finished_ones(staff, staff_client, catalog):
     test = catalog.start_queued(staff, concurrency=2)
-    finished = runner.invocation_claim(test_id=test.pk, worker_token="w1")
-    runner.invocation_execute(invocation_id=finished)
-    in_flight = runner.invocation_claim(test_id=test.pk, worker_token="w2")
+    finished = workers.invocation_claim(test_id=test.pk, worker_token="w1")
+    workers.invocation_execute(invocation_id=finished)
+    in_flight = workers.invocation_claim(test_id=test.pk, worker_token="w2")
     # The cell is mid-turn: its envelope is written and running.
     envelope = run_create(group=test.group, kind="invocation", family="test", artifact_id=in_flight)
     run_mark_running(run=envelope)
@@ -345,7 +345,7 @@ def test_stop_halts_queued_and_running_cells_and_keeps_finished_ones(staff, staf
     test.refresh_from_db()
     assert test.status == "stopped"
     # A runner that was mid-turn notices and writes nothing more.
-    assert runner.invocation_execute(invocation_id=in_flight) == InvocationStatus.TERMINATED
+    assert workers.invocation_execute(invocation_id=in_flight) == InvocationStatus.TERMINATED
     again = ok(staff_client.op("test/stop", {"test_id": str(test.pk)}))
     assert again["stopped_count"] == 0 and again["invocation_id"] is None
     assert "Nothing to stop" in again["message"]

@@ -74,10 +74,10 @@ def test_benchmark_costs_the_same_queries_for_1_and_10_cells(
 
 def test_benchmark_shows_each_cells_model_latency_and_its_p50_and_p95(staff, catalog):
     from system.models import Run
-    from tests_app import runner
+    from tests_app.engine import workers
 
     test = catalog.start_queued(staff, concurrency=16)
-    runner.worker_run(test_id=test.pk, worker_token="w")
+    workers.worker_run(test_id=test.pk, worker_token="w")
     invocations = list(test.invocations.order_by("position"))
     for number, invocation in enumerate(invocations):
         Run.objects.filter(artifact_id=invocation.pk, kind="agent_turn").update(
