@@ -139,7 +139,7 @@ def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int
 
     from system.ledger import session_touch
     from tests_app.engine import workers
-    from tests_app.services import test_start
+    from tests_app.lifecycle import test_start
 
     session = session_touch(actor=admin, client_kind="api", auth="api_key")
     test, _ = test_start(

@@ -16,7 +16,7 @@ milliseconds while cells end, at most FLUSH_SECONDS apart while they talk.
 Durable: a claim is a lease that the engine renews while it lives; a cell whose worker died is
 queued again once its lease has run out (test_recover, scheduled when a worker leaves cells of
 others behind and when a worker process starts), and restarts from its beginning. Every write
-locks the engine's still-running rows first, in primary-key order (as tests_app.services._halt
+locks the engine's still-running rows first, in primary-key order (as tests_app.lifecycle._halt
 does, so the two never deadlock), and keeps only those it still holds: a cell halted, or taken
 over after its lease ran out, gets no further write, so a cell is graded once. The write that
 ends a test's last cell marks the test finished.

@@ -162,7 +162,7 @@ class Engine:
             self.wake.wait(timeout=max(0.001, wait))
             self.wake.clear()
         if self.only is None:
-            from tests_app.services import test_recover_schedule
+            from tests_app.lifecycle import test_recover_schedule
 
             test_recover_schedule(test_id=self.test_id)
         return self.executed

@@ -234,14 +234,14 @@ def test_cells_in_flight_together_write_what_cells_one_at_a_time_write(staff, ca
 
 
 def test_a_test_whose_cells_all_ended_is_finished_and_a_rerun_reopens_it(staff, catalog):
-    from tests_app import services
+    from tests_app import invocations
 
     test = catalog.start_queued(staff, concurrency=BATCHED)
     run_all(test)
     test.refresh_from_db()
     assert test.status == "finished"
     first = test.invocations.order_by("position").first()
-    services.invocation_run(actor=staff, invocation_id=first.pk)  # inline tasks: runs it again
+    invocations.invocation_run(actor=staff, invocation_id=first.pk)  # inline tasks: runs it again
     test.refresh_from_db()
     assert test.status == "finished"
     assert TestGrade.objects.filter(invocation__test=test).count() == 4
@@ -313,19 +313,19 @@ def test_recover_requeues_lapsed_cells_and_starts_workers(staff, catalog, monkey
 
     from django.utils import timezone
 
-    from tests_app import services
+    from tests_app import lifecycle
 
     started = []
     monkeypatch.setattr(
-        services, "workers_dispatch", lambda *, test, queued: started.append(queued) or 1
+        lifecycle, "workers_dispatch", lambda *, test, queued: started.append(queued) or 1
     )
     test = catalog.start_queued(staff, concurrency=BATCHED)
     claimed, _ = claims.invocations_claim(test_id=test.pk, worker_token="dead")
-    assert services.test_recover(test_id=test.pk) == {"requeued": 0, "dispatched": 0}
+    assert lifecycle.test_recover(test_id=test.pk) == {"requeued": 0, "dispatched": 0}
     Invocation.objects.filter(pk__in=[row.pk for row in claimed]).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert services.test_recover(test_id=test.pk) == {"requeued": 4, "dispatched": 1}
+    assert lifecycle.test_recover(test_id=test.pk) == {"requeued": 4, "dispatched": 1}
     assert started == [4]
     assert set(test.invocations.values_list("status", "worker_token")) == {("queued", "")}
 
@@ -348,17 +348,17 @@ def test_writes_are_per_set_not_per_cell(staff, catalog, monkeypatch):
 
 
 def test_dispatch_starts_enough_tasks_for_the_concurrency(staff, catalog, monkeypatch):
-    from tests_app import services
+    from tests_app import lifecycle
 
     enqueued = []
     monkeypatch.setattr("glow.core.tasks.enqueue", lambda task, *args: enqueued.append(args))
     for concurrency, tasks in ((1, 1), (2, 2), (4, 4), (16, 1), (64, 1)):
         enqueued.clear()
         test = catalog.start_queued(staff, concurrency=concurrency)
-        assert services.workers_dispatch(test=test, queued=4) == tasks
+        assert lifecycle.workers_dispatch(test=test, queued=4) == tasks
         assert len(enqueued) == tasks
     test = catalog.start_queued(staff, concurrency=64)
-    assert services.workers_dispatch(test=test, queued=1000) == 4  # four shares of 16
+    assert lifecycle.workers_dispatch(test=test, queued=1000) == 4  # four shares of 16
 
 
 def test_workers_share_the_concurrency_evenly(staff, catalog):

@@ -592,12 +592,12 @@ def other_test(admin) -> dict[str, Any]:
     call" is probed too."""
     from glow.catalog.tests.factories import AgentFactory, EvalFactory, ModelFactory
     from system.ledger import session_touch
-    from tests_app import services as test_services
+    from tests_app import lifecycle
     from tests_app.tests.factories import TestGradeFactory, ToolCallFactory
 
     department = Department.objects.filter(organization=admin.organization).first()
     evaluation = EvalFactory(organization=admin.organization, department=department)
-    test, _ = test_services.test_start(
+    test, _ = lifecycle.test_start(
         actor=admin,
         session=session_touch(actor=admin, client_kind="api", auth="api_key"),
         eval_id=evaluation.pk,
