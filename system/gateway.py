@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from glow.ai import CompletionRequest, CompletionResult, ProviderError, cost_for, get_provider
-from glow.ai.speech import Speech, Transcription, get_speech_provider, speech_cost
+from glow.ai.speech import Speech, Transcription, speech_cost
 from system.ledger import run_finish, run_mark_running, run_record_usage
 from system.models import Run, RunStatus
 
@@ -18,20 +18,35 @@ from system.models import Run, RunStatus
 CANCEL_POLL_SECONDS = 0.15
 
 
-def provider_for(run: Run):
+def provider_for(run: Run, *, kind: str = "chat"):
+    """The run's chat (or speech) provider: local, or OpenAI at the run's model's endpoint with its
+    key (the settings' when the model names none)."""
     model = run.model
-    if run.provider == "openai":
-        key_env = (model.api_key_env if model else "") or settings.GLOW_OPENAI_API_KEY_ENV
+    if run.provider != "openai":
+        return get_provider(
+            run.provider or "local", kind=kind, stream_delay=settings.GLOW_LOCAL_STREAM_DELAY
+        )
+    key_env = (model.api_key_env if model else "") or settings.GLOW_OPENAI_API_KEY_ENV
+    connection = {
+        "base_url": (model.base_url if model else "") or settings.GLOW_OPENAI_BASE_URL,
+        "api_key": os.environ.get(key_env, ""),
+        "timeout": settings.GLOW_OPENAI_TIMEOUT,
+        "max_retries": settings.GLOW_OPENAI_MAX_RETRIES,
+    }
+    if kind == "speech":
         return get_provider(
             "openai",
-            base_url=(model.base_url if model else "") or settings.GLOW_OPENAI_BASE_URL,
-            api_key=os.environ.get(key_env, ""),
-            timeout=settings.GLOW_OPENAI_TIMEOUT,
-            max_retries=settings.GLOW_OPENAI_MAX_RETRIES,
-            structured_output=model.structured_output if model else None,
-            max_in_flight=settings.GLOW_PROVIDER_MAX_IN_FLIGHT,
+            kind=kind,
+            transcription_model=settings.GLOW_SPEECH_TRANSCRIPTION_MODEL,
+            speech_model=settings.GLOW_SPEECH_MODEL,
+            **connection,
         )
-    return get_provider(run.provider or "local", stream_delay=settings.GLOW_LOCAL_STREAM_DELAY)
+    return get_provider(
+        "openai",
+        structured_output=model.structured_output if model else None,
+        max_in_flight=settings.GLOW_PROVIDER_MAX_IN_FLIGHT,
+        **connection,
+    )
 
 
 def _price(run: Run) -> tuple[Decimal, Decimal]:
@@ -127,23 +142,6 @@ def _since(sent: float) -> int:
     return round((time.perf_counter() - sent) * 1000)
 
 
-def speech_provider_for(run: Run):
-    """The run's speech provider, connected like provider_for's chat provider."""
-    model = run.model
-    if run.provider == "openai":
-        key_env = (model.api_key_env if model else "") or settings.GLOW_OPENAI_API_KEY_ENV
-        return get_speech_provider(
-            "openai",
-            base_url=(model.base_url if model else "") or settings.GLOW_OPENAI_BASE_URL,
-            api_key=os.environ.get(key_env, ""),
-            timeout=settings.GLOW_OPENAI_TIMEOUT,
-            max_retries=settings.GLOW_OPENAI_MAX_RETRIES,
-            transcription_model=settings.GLOW_SPEECH_TRANSCRIPTION_MODEL,
-            speech_model=settings.GLOW_SPEECH_MODEL,
-        )
-    return get_speech_provider(run.provider or "local")
-
-
 def _speech_price_per_minute(run: Run) -> Decimal:
     # The local engines run on our own CPU: nothing to bill.
     if run.provider != "openai":
@@ -171,7 +169,7 @@ def speech_call(
     if (audio is None) == (text is None):
         raise ValueError("speech_call takes either audio to transcribe or text to speak")
     run_mark_running(run=run)
-    provider = speech_provider_for(run)
+    provider = provider_for(run, kind="speech")
     model = str(run.params.get("speech_model") or "")
     try:
         if audio is not None:

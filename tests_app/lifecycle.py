@@ -39,7 +39,7 @@ DEFAULT_MAX_CELLS = 5000
 
 
 def workers_dispatch(*, test: Test, queued: int) -> int:
-    """Enough worker tasks to fill the test's concurrency (at most runner.WORKERS_PER_TEST),
+    """Enough worker tasks to fill the test's concurrency (at most claims.WORKERS_PER_TEST),
     each claiming its share of cells at a time; each drains the queue, extras just exit."""
     from glow.core.tasks import enqueue
     from tests_app.engine.claims import WORKERS_PER_TEST, share
