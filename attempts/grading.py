@@ -13,7 +13,6 @@ from attempts.models import (
     Chat,
     ChatStatus,
     Grade,
-    GradeSource,
     Review,
 )
 from attempts.rollups import _rollup_save
@@ -27,6 +26,7 @@ from attempts.steps import (
     _require_owner,
 )
 from glow.ai import ProviderError
+from glow.catalog.grading import GradeSource, grade_request, group_totals, standard_scores
 from glow.catalog.models import judge_models_of
 from glow.core.errors import (
     ApplicationError,
@@ -58,27 +58,11 @@ def _agent_values(*, attempt: Attempt, chat: Chat, given: dict, total_points: in
 
 def _ai_values(*, data: dict, structure: list[dict], chat: Chat, threshold: int) -> dict:
     """The grader's JSON turned into a Grade: clamped scores, entries in the seed's shapes."""
-    points_of = {s_["id"]: s_["points"] for group in structure for s_ in group["standards"]}
-    standards = []
-    for entry in data.get("standards") or []:
-        points = int(points_of.get(str(entry.get("standard_id")), entry.get("points") or 0))
-        standards.append(
-            {
-                "standard_id": str(entry.get("standard_id", "")),
-                "group_id": str(entry.get("group_id", "")),
-                "score": max(0, min(points, int(entry.get("score") or 0))),
-                "points": points,
-                "feedback": str(entry.get("feedback") or ""),
-            }
-        )
+    standards = standard_scores(data, structure)
     earned = sum(entry["score"] for entry in standards)
     total = sum(entry["points"] for entry in standards) or int(data.get("total_points") or 0)
     score = s.percent(earned, total) or 0
-    by_group = {}
-    for entry in standards:
-        row = by_group.setdefault(entry["group_id"], [0, 0])
-        row[0] += entry["score"]
-        row[1] += entry["points"]
+    by_group = group_totals(standards)
     feedbacks = [{"content": str(data["feedback"])}] if data.get("feedback") else []
     feedbacks += [
         {"content": entry["feedback"], "standard_id": entry["standard_id"]}
@@ -142,12 +126,15 @@ def _grade_by_ai(
             artifact_id=attempt.pk,
             params={"chat_id": str(chat.pk), "sample": index, "samples": samples},
         )
-        request = prompts.grade_request(
-            scenario=chat.scenario,
+        request = grade_request(
+            subject="the teaching assistant",
+            scenario_title=chat.scenario.title,
             transcript=prompts.turns_of(s.chat_transcript(chat)),
             structure=structure,
             pass_threshold=attempt.simulation.pass_threshold,
             instructions=instructions,
+            scenario=prompts.scenario_of(chat.scenario),
+            persona=prompts.persona_of(chat.scenario),
         )
         if samples > 1 and not judges:
             # Independent samples: a remote judge samples at temperature 1; the sample number

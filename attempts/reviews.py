@@ -15,11 +15,11 @@ from attempts.models import (
     CommentVisibility,
     Completion,
     Grade,
-    GradeSource,
     Message,
     Review,
     TurnComment,
 )
+from glow.catalog.grading import GradeSource
 from glow.core.errors import ApplicationError, NotFound, PermissionDenied, StateError
 from system import ledger
 from system.models import Session

@@ -8,13 +8,13 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Avg, Sum
 
+from glow.catalog.grading import GradeSource
 from glow.catalog.models import Standard, StandardGroup
 from glow.core.errors import ApplicationError, NotFound, StateError
 from tests_app.guards import require_open, require_staff
 from tests_app.models import (
     ACTIVE,
     Feedback,
-    GradeSource,
     Test,
     TestGrade,
     ToolCall,
@@ -121,7 +121,7 @@ def test_grade(
         "score": score,
         "total_points": total,
         "full": bool(total) and score == total,
-        "source": GradeSource.MANUAL,
+        "source": GradeSource.REVIEWED,
         "groups": groups,
         "graded_by": actor,
     }
@@ -223,6 +223,6 @@ def test_feedback(
     )
     # The grade's group sums and total follow the feedback (the benchmark reads them too).
     stored = TestGrade.objects.select_for_update().get(pk=grade_id)
-    stored.source = GradeSource.MANUAL
+    stored.source = GradeSource.REVIEWED
     grade_rollup(stored, rubric_id=test.eval.rubric_id, total_from_groups=True)
     return Feedback.objects.get(**triple), not existed

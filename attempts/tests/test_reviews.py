@@ -21,8 +21,9 @@ from attempts import (
     selectors,
     services,
 )
-from attempts.models import Attempt, Grade, GradeSource, Review
+from attempts.models import Attempt, Grade, Review
 from conftest import client_for
+from glow.catalog.grading import GradeSource
 from system.models import TimelineEvent
 
 pytestmark = pytest.mark.django_db

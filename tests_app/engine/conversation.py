@@ -7,31 +7,14 @@ from decimal import Decimal
 from django.utils import timezone
 
 from glow.ai import CompletionRequest
-from glow.catalog.models import Rubric, Tool
+from glow.catalog.grading import GradeSource, grade_request, group_totals, standard_scores
+from glow.catalog.models import Tool
 from system.models import Run
 from tests_app.engine.slots import TOOL_CALL_EVENT, _ids
 from tests_app.models import (
-    GradeSource,
     Invocation,
     ToolCall,
 )
-
-GRADE_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "score": {"type": "number"},
-        "groups": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"group_id": {"type": "string"}, "score": {"type": "number"}},
-                "required": ["group_id", "score"],
-            },
-        },
-        "feedback": {"type": "string"},
-    },
-    "required": ["score", "groups", "feedback"],
-}
 
 
 class Conversation:
@@ -277,43 +260,22 @@ class Conversation:
 
     # -- grading ------------------------------------------------------------------------------
 
-    def grade_request(self, rubric: Rubric, structure: list[dict]) -> CompletionRequest:
-        transcript_text = "\n".join(
-            f"{message['role']}: {message['content']}" for message in self.transcript
-        )
-        return CompletionRequest(
-            messages=[
-                {
-                    "role": "system",
-                    "content": "Grade the agent's messages against the rubric. Answer JSON with "
-                    "score, groups [{group_id, score}] and feedback.",
-                },
-                {
-                    "role": "user",
-                    "content": f"Rubric: {structure}\n\nTranscript:\n{transcript_text}",
-                },
-            ],
-            task="grade",
-            context={
-                "rubric": {"title": rubric.title, "groups": structure},
-                "transcript": self._simulator_transcript(with_ids=True),
-                "pass_threshold": (self.test.eval.settings or {}).get("pass_threshold", 70),
-            },
-            json_schema=GRADE_SCHEMA,
+    def grade_request(self, structure: list[dict]) -> CompletionRequest:
+        """The shared rubric grader's request; no persona or scenario: the agent's moves alone."""
+        return grade_request(
+            subject="the agent",
+            transcript=self._simulator_transcript(with_ids=True),
+            structure=structure,
+            pass_threshold=(self.test.eval.settings or {}).get("pass_threshold", 70),
         )
 
     def graded(self, result, structure: list[dict]) -> dict:
         """The grader's answer as the TestGrade's fields; sets score and total_points."""
         data = result.data if isinstance(result.data, dict) else {}
-        answered = {
-            str(item.get("group_id")): item.get("score")
-            for item in data.get("groups") or []
-            if isinstance(item, dict)
-        }
+        answered = group_totals(standard_scores(data, structure))
         groups = []
         for group in structure:
-            raw = answered.get(group["id"])
-            score = _clamp(raw if isinstance(raw, int | float) else 0, group["total_points"])
+            score = _clamp(answered.get(group["id"], [0])[0], group["total_points"])
             groups.append(
                 {
                     "standard_group_id": group["id"],
@@ -329,7 +291,7 @@ class Conversation:
             "score": self.score,
             "total_points": self.total_points,
             "full": bool(self.total_points) and self.score == self.total_points,
-            "source": GradeSource.AUTO,
+            "source": GradeSource.AI,
             "groups": groups,
             "feedback": str(data.get("feedback") or "")[:4000],
             "graded_by": None,

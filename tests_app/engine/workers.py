@@ -263,10 +263,8 @@ class Engine:
                     )
                     self.pending.touched[cell] = cell.progress_fields()
                 self.wake.set()
-            rubric, structure = self.rubric
-            _run, result = await self._call(
-                cell, "grade", None, cell.grade_request(rubric, structure)
-            )
+            _rubric, structure = self.rubric
+            _run, result = await self._call(cell, "grade", None, cell.grade_request(structure))
             self._end(cell, grade=cell.graded(result, structure))
         except CellHalted:
             pass

@@ -133,7 +133,7 @@ def test_grade_full_then_score_then_feedback_then_benchmark_then_complete(staff_
 
     graded = ok(staff_client.op("test/grade", {"invocation_id": str(first.pk), "full": True}))
     assert graded["score"] == 8 and graded["total_points"] == 8 and graded["full"] is True
-    assert graded["percent"] == 100.0 and graded["source"] == "manual"
+    assert graded["percent"] == 100.0 and graded["source"] == "reviewed"
     scored = ok(staff_client.op("test/grade", {"invocation_id": str(second.pk), "score": 3}))
     assert scored["score"] == 3 and scored["full"] is False
     # One grade per invocation: grading again updates it.
@@ -505,7 +505,7 @@ def test_every_op_answers_404_for_another_organizations_ids(staff_client, catalo
         error(outsider_client.op(op, body), 404)
     test = Test.objects.get(pk=test_id)
     assert (test.status, test.archived) == ("finished", False)
-    assert not Feedback.objects.exists() and TestGrade.objects.get(pk=grade.pk).source == "auto"
+    assert not Feedback.objects.exists() and TestGrade.objects.get(pk=grade.pk).source == "ai"
     assert not TimelineEvent.objects.filter(event_type__in=["test.decrypt", "test.export"]).exists()
 
 
