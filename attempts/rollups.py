@@ -16,6 +16,7 @@ from attempts.models import (
     Completion,
 )
 from glow.accounts.models import Profile
+from glow.core.aggregates import per_row
 
 
 def _rollup_save(attempt: Attempt) -> None:
@@ -65,16 +66,6 @@ def attempt_counts_sync(*, organization_id, profile_ids=None) -> int:
     return len(made)
 
 
-def _per_attempt(queryset, expression):
-    return Subquery(
-        queryset.filter(attempt=OuterRef("pk"))
-        .order_by()
-        .values("attempt")
-        .annotate(value=expression)
-        .values("value")[:1]
-    )
-
-
 @transaction.atomic
 def attempt_rollups_refresh(*, actor) -> list[str]:
     """Re-derive the denormalised data of the actor's attempts from their sources (repairs drift):
@@ -83,21 +74,22 @@ def attempt_rollups_refresh(*, actor) -> list[str]:
     scope = s.attempt_queryset(actor=actor)
     chats = Chat.objects.all()
     scope.update(
-        chat_count=Coalesce(_per_attempt(chats, Count("pk")), 0),
+        chat_count=Coalesce(per_row(chats, Count("pk"), by="attempt"), 0),
         ended_chat_count=Coalesce(
-            _per_attempt(chats.filter(status=ChatStatus.ENDED), Count("pk")), 0
+            per_row(chats.filter(status=ChatStatus.ENDED), Count("pk"), by="attempt"), 0
         ),
-        message_count=Coalesce(_per_attempt(chats, Sum("message_count")), 0),
+        message_count=Coalesce(per_row(chats, Sum("message_count"), by="attempt"), 0),
     )
     # The same weighting as selectors.weighted_score: percents weighted by rubric points.
     weight = Greatest(F("grade__total_points"), 1)
     scope.filter(status=AttemptStatus.IN_PROGRESS).update(
-        score=_per_attempt(
+        score=per_row(
             chats.filter(grade__isnull=False),
             Round(
                 Cast(Sum(F("grade__score") * weight), FloatField())
                 / Cast(Sum(weight), FloatField())
             ),
+            by="attempt",
         )
     )
     completions = Completion.objects.filter(attempt=OuterRef("pk"))

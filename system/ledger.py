@@ -15,14 +15,13 @@ from django.db.models import (
     F,
     Max,
     Min,
-    OuterRef,
-    Subquery,
     Sum,
 )
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from glow.catalog.models import Model
+from glow.core.aggregates import per_row
 from system.models import FINISHED, ClientKind, Group, Run, RunStatus, Session, TimelineEvent
 
 # last_seen_at is written at most this often: one UPDATE per request would serialise a client's calls.
@@ -348,26 +347,6 @@ def audit_record(
 # -- counters -----------------------------------------------------------------------------------
 
 
-def _per_group(queryset, expression):
-    return Subquery(
-        queryset.filter(group=OuterRef("pk"))
-        .order_by()
-        .values("group")
-        .annotate(value=expression)
-        .values("value")[:1]
-    )
-
-
-def _per_session(expression):
-    return Subquery(
-        Group.objects.filter(session=OuterRef("pk"))
-        .order_by()
-        .values("session")
-        .annotate(value=expression)
-        .values("value")[:1]
-    )
-
-
 @transaction.atomic
 def session_counters_refresh(*, sessions) -> int:
     """Recompute the groups' and sessions' counters from their runs (repairs any drift).
@@ -380,19 +359,31 @@ def session_counters_refresh(*, sessions) -> int:
     session_ids = list(sessions.values_list("pk", flat=True))
     finished = Run.objects.filter(status__in=[str(status) for status in FINISHED])
     Group.objects.filter(session_id__in=session_ids).update(
-        run_count=Coalesce(_per_group(finished, Count("pk")), 0, output_field=big),
+        run_count=Coalesce(per_row(finished, Count("pk"), by="group"), 0, output_field=big),
         total_tokens=Coalesce(
-            _per_group(Run.objects.all(), Sum("total_tokens")), 0, output_field=big
+            per_row(Run.objects.all(), Sum("total_tokens"), by="group"), 0, output_field=big
         ),
         total_cost=Coalesce(
-            _per_group(Run.objects.all(), Sum("cost")), Decimal("0"), output_field=money
+            per_row(Run.objects.all(), Sum("cost"), by="group"), Decimal("0"), output_field=money
         ),
-        first_run_at=_per_group(Run.objects.all(), Min("started_at")),
-        last_run_at=_per_group(Run.objects.all(), Max(Coalesce("finished_at", "started_at"))),
+        first_run_at=per_row(Run.objects.all(), Min("started_at"), by="group"),
+        last_run_at=per_row(
+            Run.objects.all(), Max(Coalesce("finished_at", "started_at")), by="group"
+        ),
     )
     return Session.objects.filter(pk__in=session_ids).update(
-        group_count=Coalesce(_per_session(Count("pk")), 0, output_field=big),
-        run_count=Coalesce(_per_session(Sum("run_count")), 0, output_field=big),
-        total_tokens=Coalesce(_per_session(Sum("total_tokens")), 0, output_field=big),
-        total_cost=Coalesce(_per_session(Sum("total_cost")), Decimal("0"), output_field=money),
+        group_count=Coalesce(
+            per_row(Group.objects.all(), Count("pk"), by="session"), 0, output_field=big
+        ),
+        run_count=Coalesce(
+            per_row(Group.objects.all(), Sum("run_count"), by="session"), 0, output_field=big
+        ),
+        total_tokens=Coalesce(
+            per_row(Group.objects.all(), Sum("total_tokens"), by="session"), 0, output_field=big
+        ),
+        total_cost=Coalesce(
+            per_row(Group.objects.all(), Sum("total_cost"), by="session"),
+            Decimal("0"),
+            output_field=money,
+        ),
     )
