@@ -28,11 +28,14 @@ from bench import (
     bench_database as own_database,
 )
 from bench import (
+    bench_organization,
+    bench_rubric,
     celery_workers,
     figure,
     production_env,
     serve,
     setup_django,
+    start_body,
 )
 
 TARGET_SECONDS = 1.5
@@ -55,42 +58,25 @@ def catalog(
     """The bench organization's admin, its one-turn eval with a one-check rubric, ten models
     (local echo unless `model_fields(n)` says otherwise), five agents and twenty scenarios
     (idempotent). remote_grid builds the same grid on its latency server's models."""
-    from django.contrib.auth import get_user_model
-
-    from glow.accounts.models import Organization, Profile
-    from glow.catalog import families
     from glow.catalog import models as m
 
-    organization, _ = Organization.objects.get_or_create(name=org_name)
-    user, _ = get_user_model().objects.get_or_create(username=admin_username)
-    admin, _ = Profile.objects.get_or_create(
-        user=user, defaults={"organization": organization, "role": "admin"}
-    )
-
-    def row(model, title, **fields):
-        return model.objects.get_or_create(organization=organization, title=title, defaults=fields)[
-            0
-        ]
-
-    rubric = row(m.Rubric, "Grid check")
-    if not rubric.groups.exists():
-        families.write_rubric(
-            rubric,
+    admin, row = bench_organization(name=org_name, admin_username=admin_username)
+    rubric = bench_rubric(
+        row,
+        "Grid check",
+        [
             {
-                "groups": [
+                "name": "Check",
+                "standards": [
                     {
-                        "name": "Check",
-                        "standards": [
-                            {
-                                "name": "Answers",
-                                "description": "Acknowledges the student and answers.",
-                                "points": 1,
-                            }
-                        ],
+                        "name": "Answers",
+                        "description": "Acknowledges the student and answers.",
+                        "points": 1,
                     }
-                ]
-            },
-        )
+                ],
+            }
+        ],
+    )
     evaluation = row(m.Eval, "Grid eval", rubric=rubric, turns=1)
     models = [
         row(
@@ -118,17 +104,6 @@ def catalog(
             )
         )
     return admin, evaluation, models, agents, scenarios
-
-
-def body(evaluation, models, agents, scenarios, *, concurrency: int, title: str) -> dict:
-    return {
-        "eval_id": str(evaluation.pk),
-        "model_ids": [str(row.pk) for row in models],
-        "agent_ids": [str(row.pk) for row in agents],
-        "scenario_ids": [str(row.pk) for row in scenarios],
-        "concurrency": concurrency,
-        "title": title,
-    }
 
 
 def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int, concurrency: int):
@@ -240,22 +215,22 @@ def main(argv: list[str] | None = None) -> int:
             ) as client,
         ):
             # A small grid first: every worker process imports, connects and warms its caches.
-            warm = body(
+            warm = start_body(
                 evaluation,
-                models[:1],
-                agents,
-                scenarios,
+                models=models[:1],
+                agents=agents,
+                scenarios=scenarios,
                 concurrency=args.concurrency,
                 title="Grid warm-up",
             )
             run_grid(client, warm, len(agents) * len(scenarios))
             results = []
             for number in range(args.runs):
-                payload = body(
+                payload = start_body(
                     evaluation,
-                    models,
-                    agents,
-                    scenarios,
+                    models=models,
+                    agents=agents,
+                    scenarios=scenarios,
                     concurrency=args.concurrency,
                     title=f"Grid run {number + 1}",
                 )

@@ -42,6 +42,7 @@ from bench import (
     production_env,
     serve,
     setup_django,
+    start_body,
 )
 from bench import bench_database as own_database
 from bench.fanout_grid import _cpu_busy
@@ -286,14 +287,14 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             def body(concurrency: int, title: str, model_rows=models) -> dict:
-                return {
-                    "eval_id": str(evaluation.pk),
-                    "model_ids": [str(row.pk) for row in model_rows],
-                    "agent_ids": [str(row.pk) for row in agents],
-                    "scenario_ids": [str(row.pk) for row in scenarios],
-                    "concurrency": concurrency,
-                    "title": title,
-                }
+                return start_body(
+                    evaluation,
+                    models=model_rows,
+                    agents=agents,
+                    scenarios=scenarios,
+                    concurrency=concurrency,
+                    title=title,
+                )
 
             print(f"remote grid: {cells} cells, {args.workers} Celery worker processes")
             with (
