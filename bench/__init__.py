@@ -60,6 +60,18 @@ def setup_django() -> None:
     django.setup()
 
 
+def django_on_services(name: str) -> bool:
+    """Set Django up; True on PostgreSQL with Redis (what the Celery benches need), else say the
+    bench `name` is skipped."""
+    setup_django()
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
+        print(f"{name}: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
+        return False
+    return True
+
+
 def database_url(db: dict) -> str:
     credentials = quote(db.get("USER") or "")
     if db.get("PASSWORD"):

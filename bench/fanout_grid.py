@@ -17,7 +17,6 @@ It works in its own database (test_<name>_grid of DATABASE_URL), kept for the ne
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -31,10 +30,10 @@ from bench import (
     bench_organization,
     bench_rubric,
     celery_workers,
+    django_on_services,
     figure,
     production_env,
     serve,
-    setup_django,
     start_body,
 )
 
@@ -186,15 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
 
-    setup_django()
+    if not django_on_services("fanout_grid"):
+        return 0
     import httpx
-    from django.db import connection
 
     from glow.accounts.services import api_key_create
 
-    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-        print("fanout_grid: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
-        return 0
     with own_database("grid", keep=not args.drop) as database:
         admin, evaluation, models, agents, scenarios = catalog()
         counted = {

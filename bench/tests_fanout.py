@@ -24,7 +24,7 @@ import time
 import uuid
 from decimal import Decimal
 
-from bench import bench_organization, bench_rubric, setup_django, start_body
+from bench import bench_organization, bench_rubric, django_on_services, start_body
 
 START_BUDGET_MS = 300.0
 GRID = (10, 20, 5)  # models, scenarios, agents
@@ -169,20 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
 
-    setup_django()
+    if not django_on_services("tests_fanout"):
+        return 0
     import httpx
     import redis
     from django.conf import settings
-    from django.db import connection
     from rest_framework.test import APIClient
 
     from bench import bench_database, celery_workers, figure, production_env, serve
     from glow.accounts.services import api_key_create
     from glow.celery import app
 
-    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-        print("tests_fanout: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
-        return 0
     # The in-process query count measures the op, not the abuse limits or the HTTPS redirect.
     # Its test is stopped at once; its tasks go to a queue of their own that nobody consumes.
     settings.GLOW_THROTTLE_RATES = {}
