@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from glow.ai.base import Provider, ProviderError
 from glow.ai.local import LocalProvider
+
+if TYPE_CHECKING:
+    from glow.ai.speech.base import SpeechProvider
 
 PROVIDER_NAMES = ("local", "openai")
 KINDS = ("chat", "speech")
 
 _lock = threading.Lock()
-_providers: dict[tuple, object] = {}
+_providers: dict[tuple, Provider | SpeechProvider] = {}
 
 
 def get_provider(
@@ -27,7 +31,7 @@ def get_provider(
     stream_delay: float = 0.0,
     transcription_model: str = "",
     speech_model: str = "",
-) -> Provider:
+) -> Provider | SpeechProvider:
     """The `kind` ("chat" or "speech") provider called `name`; connection settings only apply to
     `openai`, the stream's pace only to local chat, the models only to speech;
     `structured_output` pins a glow.ai.negotiation.Mode instead of negotiating one.
@@ -67,7 +71,7 @@ def _build(
     max_in_flight: int | None,
     structured_output: str | None,
     **connection,
-):
+) -> Provider | SpeechProvider:
     if kind not in KINDS:
         raise ProviderError(f"Unknown provider kind {kind!r}; expected one of {KINDS}.")
     label = "speech" if kind == "speech" else "model"
