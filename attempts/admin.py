@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from attempts import selectors, services, tasks
+from attempts import lifecycle, selectors, services, tasks
 from attempts.models import Attempt, Chat, Grade, Message
 from glow.core.tasks import enqueue
 from system.staff import staff_actor
@@ -135,12 +135,12 @@ class AttemptAdmin(admin.ModelAdmin):
 
     @admin.action(description="Archive selected attempts")
     def archive(self, request, queryset):
-        count, _ = services.attempt_archive(selection=queryset, archived=True)
+        count, _ = lifecycle.attempt_archive(selection=queryset, archived=True)
         self.message_user(request, f"Archived {count} attempt(s).")
 
     @admin.action(description="Unarchive selected attempts")
     def unarchive(self, request, queryset):
-        count, _ = services.attempt_archive(selection=queryset, archived=False)
+        count, _ = lifecycle.attempt_archive(selection=queryset, archived=False)
         self.message_user(request, f"Unarchived {count} attempt(s).")
 
     @admin.action(description="Regrade the ended chats of selected attempts")

@@ -7,7 +7,7 @@ from functools import cache
 from rest_framework import serializers as drf
 from rest_framework.response import Response
 
-from attempts import audio, reviews, selectors, services
+from attempts import audio, grading, lifecycle, messaging, reviews, rollups, selectors, services
 from attempts import serializers as shapes
 from attempts.models import GRADE_ENTRY_KINDS
 from glow.core import selectors as core_selectors
@@ -104,7 +104,7 @@ class AttemptViewSet(ArtifactViewSet):
         body = self.parse()
         core_services.require_write(actor=self.actor, family=self.family)
         selection = core_selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
-        count, learners = services.attempt_archive(
+        count, learners = lifecycle.attempt_archive(
             selection=selection, archived=body.get("archived", True)
         )
         return Response(
@@ -112,7 +112,7 @@ class AttemptViewSet(ArtifactViewSet):
         )
 
     def refresh_views(self) -> list[str]:
-        return services.attempt_rollups_refresh(actor=self.actor)
+        return rollups.attempt_rollups_refresh(actor=self.actor)
 
     # -- the lifecycle --------------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ class AttemptViewSet(ArtifactViewSet):
         An Idempotency-Key header makes retries answer the first attempt.
         """
         data = self.parse()
-        attempt = services.attempt_start(
+        attempt = lifecycle.attempt_start(
             actor=self.actor,
             home_id=data.get("home_id"),
             practice_id=data.get("practice_id"),
@@ -149,7 +149,7 @@ class AttemptViewSet(ArtifactViewSet):
         An agent client may pass assistant_content (and hints, contents) to skip the AI.
         """
         data = self.parse()
-        result = services.attempt_message(
+        result = messaging.attempt_message(
             actor=self.actor,
             attempt_id=data["attempt_id"],
             chat_id=data["chat_id"],
@@ -178,7 +178,7 @@ class AttemptViewSet(ArtifactViewSet):
     def stop(self, request):
         """Cancel the reply being generated (by chat_id or group_id); the partial text is kept."""
         data = self.parse()
-        result = services.attempt_stop(
+        result = messaging.attempt_stop(
             actor=self.actor, chat_id=data.get("chat_id"), group_id=data.get("group_id")
         )
         return Response(
@@ -189,14 +189,14 @@ class AttemptViewSet(ArtifactViewSet):
     def next_chat(self, request):
         """Open the next scenario's chat (the current one must be ended)."""
         data = self.parse()
-        chat = services.attempt_next(actor=self.actor, attempt_id=data["attempt_id"])
+        chat = lifecycle.attempt_next(actor=self.actor, attempt_id=data["attempt_id"])
         return Response({"attempt_id": chat.attempt_id, "chat_id": chat.pk})
 
     @op("end", request=shapes.AttemptEndRequest, response=shapes.AttemptEndResponse)
     def end(self, request):
         """End a chat; grade: true asks the AI, or an agent passes score and entries."""
         data = self.parse()
-        result = services.attempt_end(
+        result = lifecycle.attempt_end(
             actor=self.actor,
             attempt_id=data["attempt_id"],
             chat_id=data["chat_id"],
@@ -230,7 +230,7 @@ class AttemptViewSet(ArtifactViewSet):
     def end_all(self, request):
         """End every chat still open or pending."""
         data = self.parse()
-        result = services.attempt_end_all(actor=self.actor, attempt_id=data["attempt_id"])
+        result = lifecycle.attempt_end_all(actor=self.actor, attempt_id=data["attempt_id"])
         return Response(
             {
                 "attempt_id": result.attempt.pk,
@@ -244,7 +244,7 @@ class AttemptViewSet(ArtifactViewSet):
     def grade(self, request):
         """Grade an ended chat again (default: the current chat)."""
         data = self.parse()
-        chat, grade = services.attempt_grade(
+        chat, grade = grading.attempt_grade(
             actor=self.actor,
             attempt_id=data["attempt_id"],
             chat_id=data.get("chat_id"),
@@ -268,7 +268,7 @@ class AttemptViewSet(ArtifactViewSet):
     def complete(self, request):
         """Freeze the attempt and roll its rubric up; calling again answers the same completion."""
         data = self.parse()
-        completion = services.attempt_complete(
+        completion = lifecycle.attempt_complete(
             actor=self.actor,
             attempt_id=data["attempt_id"],
             message=data.get("message") or "",
@@ -295,7 +295,7 @@ class AttemptViewSet(ArtifactViewSet):
     def use_previous(self, request):
         """Copy grades chat by chat from the learner's earlier attempt at the same simulation."""
         data = self.parse()
-        count = services.attempt_use_previous(
+        count = grading.attempt_use_previous(
             actor=self.actor,
             attempt_id=data["attempt_id"],
             previous_chat_map=data["previous_chat_map"],
@@ -306,7 +306,7 @@ class AttemptViewSet(ArtifactViewSet):
     def respond(self, request):
         """Answer a video scenario's question."""
         data = self.parse()
-        answer = services.attempt_respond(
+        answer = lifecycle.attempt_respond(
             actor=self.actor,
             chat_id=data["chat_id"],
             question_id=data["question_id"],
@@ -326,7 +326,7 @@ class AttemptViewSet(ArtifactViewSet):
         """Resolve (or mint) the group an attempt streams on: the attempt's own group, in
         whichever session it was started, not the universal op's per-session one."""
         data = self.parse()
-        attempt = services.attempt_group(
+        attempt = lifecycle.attempt_group(
             actor=self.actor,
             attempt_id=data.get("attempt_id"),
             group_id=data.get("group_id"),

@@ -8,8 +8,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from attempts import lifecycle, messaging, steps
 from attempts import selectors as s
-from attempts import services
 from attempts.models import (
     Attempt,
     AudioSession,
@@ -23,8 +23,7 @@ from glow.core import media
 from glow.core.errors import ApplicationError, ConflictError, NotFound, StateError
 from glow.core.models import Upload, UploadKind
 from glow.core.tasks import enqueue
-from system import events
-from system import services as books
+from system import events, gateway, ledger
 from system.models import RunStatus, Session
 
 STARTED_EVENT = "AudioSessionStartedEvent"
@@ -48,13 +47,13 @@ def _locked_chat(*, actor, chat_id) -> tuple[Attempt, Chat]:
     )
     if attempt_id is None:
         raise NotFound("No chat with that id.", fields={"chat_id": ["Not found."]})
-    attempt = services._lock(actor=actor, attempt_id=attempt_id)
-    services._require_owner(attempt, actor)
-    return attempt, services._lock_chat(attempt=attempt, chat_id=chat_id)
+    attempt = steps._lock(actor=actor, attempt_id=attempt_id)
+    steps._require_owner(attempt, actor)
+    return attempt, steps._lock_chat(attempt=attempt, chat_id=chat_id)
 
 
 def _require_open(attempt: Attempt, chat: Chat) -> None:
-    services._require_in_progress(attempt)
+    steps._require_in_progress(attempt)
     if chat.status != ChatStatus.ACTIVE:
         raise StateError(
             f"This chat is {chat.status}: only the active chat can be spoken to.",
@@ -83,15 +82,15 @@ def audio_session_start(*, actor, chat_id, session: Session | None = None) -> Au
     if existing is not None:
         return existing
     if attempt.group_id is None:
-        attempt = services.attempt_group(actor=actor, attempt_id=attempt.pk, session=session)
-    run = books.run_create(
+        attempt = lifecycle.attempt_group(actor=actor, attempt_id=attempt.pk, session=session)
+    run = ledger.run_create(
         group=attempt.group,
         kind="audio_session",
         family="attempt",
         artifact_id=attempt.pk,
         params={"chat_id": str(chat.pk)},
     )
-    books.run_mark_running(run=run)
+    ledger.run_mark_running(run=run)
     audio_session = AudioSession.objects.create(
         attempt=attempt,
         chat=chat,
@@ -105,7 +104,7 @@ def audio_session_start(*, actor, chat_id, session: Session | None = None) -> Au
         event_type=STARTED_EVENT,
         payload={"chat_id": str(chat.pk), "audio_session_id": str(audio_session.pk)},
     )
-    books.timeline_record(
+    ledger.timeline_record(
         actor=actor,
         session=session,
         event_type="attempt.audio_started",
@@ -182,7 +181,7 @@ def audio_session_stop(*, actor, chat_id) -> AudioSession | None:
             "frames_received": audio_session.frames_received,
         },
     )
-    books.run_finish(
+    ledger.run_finish(
         run=audio_session.run,
         status=RunStatus.SUCCEEDED,
         output=f"{audio_session.frames_received} frame(s) received.",
@@ -198,7 +197,7 @@ def audio_session_stop(*, actor, chat_id) -> AudioSession | None:
 
 
 def _speech_run(audio_session: AudioSession, kind: str, **params):
-    return books.run_create(
+    return ledger.run_create(
         group=audio_session.group,
         kind=kind,
         family="attempt",
@@ -227,7 +226,7 @@ def _spoken_reply(audio_session: AudioSession, reply: Message) -> Upload | None:
     """Speak the persona's reply into an audio Upload of the attempt and link it to the message."""
     run = _speech_run(audio_session, "speech", message_id=str(reply.pk))
     try:
-        spoken = books.speech_call(run=run, text=reply.content)
+        spoken = gateway.speech_call(run=run, text=reply.content)
     except ProviderError as exc:
         _announce(
             audio_session,
@@ -280,7 +279,7 @@ def audio_frame_process(*, session_id, upload_id) -> uuid.UUID | None:
     try:
         with upload.file.open("rb") as handle:
             recording = handle.read()
-        heard = books.speech_call(run=run, audio=recording, mime_type=upload.mime_type)
+        heard = gateway.speech_call(run=run, audio=recording, mime_type=upload.mime_type)
     except ProviderError as exc:
         _announce(
             audio_session,
@@ -302,7 +301,7 @@ def audio_frame_process(*, session_id, upload_id) -> uuid.UUID | None:
     if not text:
         return None
     try:
-        result = services.attempt_message(
+        result = messaging.attempt_message(
             actor=audio_session.profile,
             attempt_id=audio_session.attempt_id,
             chat_id=audio_session.chat_id,

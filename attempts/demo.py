@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attempts import services
+from attempts import lifecycle, messaging, steps
 from attempts.models import AttemptStatus
 from glow.accounts.models import Organization, Profile
 from glow.catalog.demo import find
@@ -27,12 +27,12 @@ def _run(learner, entry, *, key: str, lines: list[str], chats: int, complete: bo
     """One demo attempt; a model that fails (a real one may) leaves it in progress, said so."""
     entry_id = {"practice_id": entry.pk} if isinstance(entry, Practice) else {"home_id": entry.pk}
     # Each attempt has its own Idempotency-Key: a rerun finds it and changes nothing.
-    attempt = services.attempt_start(actor=learner, idempotency_key=key, **entry_id)
+    attempt = lifecycle.attempt_start(actor=learner, idempotency_key=key, **entry_id)
     if attempt.message_count or attempt.status == AttemptStatus.COMPLETED:
         return attempt, False
     try:
         _converse(learner, attempt, lines=lines, chats=chats, complete=complete)
-    except services.ModelUnavailable as exc:
+    except steps.ModelUnavailable as exc:
         stdout.write(f"  attempts: {key} left in progress, the model failed: {exc}")
     return attempt, True
 
@@ -41,19 +41,19 @@ def _converse(learner, attempt, *, lines: list[str], chats: int, complete: bool)
     chat_ids = list(attempt.chats.order_by("position").values_list("pk", flat=True))
     for position in range(chats):
         if position:
-            services.attempt_next(actor=learner, attempt_id=attempt.pk)
-        services.attempt_message(
+            lifecycle.attempt_next(actor=learner, attempt_id=attempt.pk)
+        messaging.attempt_message(
             actor=learner,
             attempt_id=attempt.pk,
             chat_id=chat_ids[position],
             message=lines[position % len(lines)],
         )
         if complete or position < chats - 1:
-            services.attempt_end(
+            lifecycle.attempt_end(
                 actor=learner, attempt_id=attempt.pk, chat_id=chat_ids[position], grade=True
             )
     if complete:
-        services.attempt_complete(actor=learner, attempt_id=attempt.pk, message="Demo run")
+        lifecycle.attempt_complete(actor=learner, attempt_id=attempt.pk, message="Demo run")
 
 
 def seed(*, stdout) -> None:

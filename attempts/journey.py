@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from attempts import lifecycle, steps
 from attempts import selectors as s
-from attempts import services
 from attempts.models import Attempt, ChatStatus
 from glow.core.errors import StateError
 from glow.core.models import Draft
@@ -29,22 +29,22 @@ def attempt_advance(
     chat stays ended and the error says so; sending the same move again carries on from there.
     """
     attempt = s.attempt_access(actor=actor, pk=attempt_id)
-    chat = services._current_chat(attempt)
+    chat = steps._current_chat(attempt)
     if chat.status == ChatStatus.ACTIVE or (chat.status == ChatStatus.ENDED and not chat.grade_id):
-        services.attempt_end(
+        lifecycle.attempt_end(
             actor=actor, attempt_id=attempt.pk, chat_id=chat.pk, grade=True, session=session
         )
     attempt.refresh_from_db()
     has_next = attempt.infinite_mode or attempt.ended_chat_count < attempt.chat_count
     if finish or not has_next:
-        services.attempt_complete(actor=actor, attempt_id=attempt.pk, session=session)
+        lifecycle.attempt_complete(actor=actor, attempt_id=attempt.pk, session=session)
         return AdvanceResult(attempt=attempt, completed=True)
     try:
-        services.attempt_next(actor=actor, attempt_id=attempt.pk)
+        lifecycle.attempt_next(actor=actor, attempt_id=attempt.pk)
     except StateError as exc:
         if exc.code != "no_next_scenario":
             raise
-        services.attempt_complete(actor=actor, attempt_id=attempt.pk, session=session)
+        lifecycle.attempt_complete(actor=actor, attempt_id=attempt.pk, session=session)
         return AdvanceResult(attempt=attempt, completed=True)
     return AdvanceResult(attempt=attempt, completed=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from glow.catalog.grading import GradeSource
 from glow.catalog.models import Modality
 from glow.core.ids import uuid7
 from glow.core.models import Artifact, ArtifactQuerySet
@@ -36,13 +37,6 @@ GRADE_ENTRY_KINDS = (
     "highlights",
     "replacements",
 )
-
-
-class GradeSource(models.TextChoices):
-    AI = "ai", "AI grader"
-    AGENT = "agent", "Given by an agent client"
-    COPIED = "copied", "Copied from a previous attempt"
-    REVIEWED = "reviewed", "Reviewed by staff"
 
 
 class AttemptQuerySet(ArtifactQuerySet):

@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from attempts import journey, progress, selectors, services
+from attempts import journey, lifecycle, messaging, progress, selectors
 from attempts.charts import line_chart
 from attempts.models import ChatStatus, Role
 from glow.accounts.models import Profile
@@ -82,7 +82,7 @@ def start(request):
     """Start an attempt from a home or practice entry (attempt/start) and open its Chat."""
     kind = "practice" if request.POST.get("practice_id") else "home"
     try:
-        attempt = services.attempt_start(
+        attempt = lifecycle.attempt_start(
             actor=request.actor,
             home_id=request.POST.get("home_id") or None,
             practice_id=request.POST.get("practice_id") or None,
@@ -190,7 +190,7 @@ def send(request, attempt_id):
     attempt = _attempt(request, attempt_id)
     text = request.POST.get("message", "")
     try:
-        services.attempt_message(
+        messaging.attempt_message(
             actor=request.actor,
             attempt_id=attempt.pk,
             chat_id=request.POST.get("chat_id"),

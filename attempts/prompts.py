@@ -1,64 +1,10 @@
-"""The model requests of a chat (persona reply, hints, grade), for any provider."""
+"""The model requests of a chat (persona reply, hints), for any provider; the grade request is
+glow.catalog.grading's, shared with tests."""
 
 from __future__ import annotations
 
-import json
-
 from glow.ai import CompletionRequest
 from glow.catalog.models import Scenario
-
-# `context` feeds the offline simulator; `messages` carry the same facts in words, so a remote
-# model gets everything it needs.
-GRADE_SCHEMA = {
-    "type": "object",
-    "required": ["score", "total_points", "passed", "standards", "feedback"],
-    "properties": {
-        "score": {"type": "integer", "minimum": 0},
-        "total_points": {"type": "integer", "minimum": 0},
-        "passed": {"type": "boolean"},
-        "feedback": {"type": "string"},
-        "standards": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["standard_id", "group_id", "score", "points"],
-                "properties": {
-                    "standard_id": {"type": "string"},
-                    "group_id": {"type": "string"},
-                    "score": {"type": "integer", "minimum": 0},
-                    "points": {"type": "integer", "minimum": 0},
-                    "feedback": {"type": "string"},
-                },
-            },
-        },
-        "strengths": {"type": "array", "items": {"type": "string"}},
-        "improvements": {"type": "array", "items": {"type": "string"}},
-        "highlights": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["quote"],
-                "properties": {
-                    "quote": {"type": "string"},
-                    "comment": {"type": "string"},
-                    "message_id": {"type": "string"},
-                },
-            },
-        },
-        "replacements": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["original", "replacement"],
-                "properties": {
-                    "original": {"type": "string"},
-                    "replacement": {"type": "string"},
-                    "reason": {"type": "string"},
-                },
-            },
-        },
-    },
-}
 
 HINTS_SCHEMA = {
     "type": "array",
@@ -187,46 +133,4 @@ def hint_request(
             "persona_reply": reply,
         },
         json_schema=HINTS_SCHEMA,
-    )
-
-
-def grade_request(
-    *,
-    scenario: Scenario,
-    transcript: list[dict],
-    structure: list[dict],
-    pass_threshold: int,
-    instructions: list[str],
-) -> CompletionRequest:
-    rubric = {"groups": structure}
-    conversation = "\n".join(
-        f"[{turn['id']}] {turn['role']}: {turn['content']}" for turn in transcript
-    )
-    extra = "\n".join(f"- {line}" for line in instructions)
-    return CompletionRequest(
-        messages=[
-            {
-                "role": "system",
-                "content": "Grade the teaching assistant (role user) in this conversation against "
-                "the rubric. Score each standard from 0 to its points, from evidence in the "
-                f"user's turns only. Passing is {pass_threshold}% of the total points. Answer "
-                "with JSON matching the schema."
-                + (f"\nAlso follow these instructions:\n{extra}" if extra else ""),
-            },
-            {
-                "role": "user",
-                "content": f"Scenario: {scenario.title}\nRubric: {json.dumps(rubric)}\n\n"
-                f"Conversation:\n{conversation}",
-            },
-        ],
-        task="grade",
-        context={
-            "rubric": rubric,
-            "transcript": transcript,
-            "pass_threshold": pass_threshold,
-            "scenario": scenario_of(scenario),
-            "persona": persona_of(scenario),
-            "instructions": instructions,
-        },
-        json_schema=GRADE_SCHEMA,
     )

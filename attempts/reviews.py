@@ -15,13 +15,13 @@ from attempts.models import (
     CommentVisibility,
     Completion,
     Grade,
-    GradeSource,
     Message,
     Review,
     TurnComment,
 )
+from glow.catalog.grading import GradeSource
 from glow.core.errors import ApplicationError, NotFound, PermissionDenied, StateError
-from system import services as books
+from system import ledger
 from system.models import Session
 
 STRONG = 0.7  # the AI grader's share of points for a strength (glow.ai.local.grading._STRONG)
@@ -230,7 +230,7 @@ def attempt_review(
     """Grade criteria of an ended chat by hand: each {standard_id, score, comment}. The judge's
     grade is kept; the chat's grade becomes the reviewed one and the attempt's rollup (and a
     completion's) is recomputed. Every criterion reviewed is a TimelineEvent."""
-    from attempts.services import _lock, _lock_chat
+    from attempts.steps import _lock, _lock_chat
 
     require_staff(actor)
     attempt = _lock(actor=actor, attempt_id=attempt_id)
@@ -279,7 +279,7 @@ def attempt_review(
         )
         saved.append(review)
         before = f"staff {earlier[key]} → " if key in earlier else ""
-        books.timeline_record(
+        ledger.timeline_record(
             actor=actor,
             session=session,
             event_type="attempt.reviewed",
@@ -329,7 +329,7 @@ def attempt_annotate(
         visibility=visibility,
         author=actor,
     )
-    books.timeline_record(
+    ledger.timeline_record(
         actor=actor,
         session=session,
         event_type="attempt.annotated",

@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from attempts import calibration, progress, reviews, selectors
-from attempts.models import Chat, CommentVisibility, GradeSource, Message, Review
+from attempts.models import Chat, CommentVisibility, Message, Review
 from attempts.rubric_ops import calibration_for
+from glow.catalog.grading import GradeSource
 from glow.core.errors import ApplicationError, NotFound
 from glow.core.registry import registry
 from glow.core.selectors import artifact_queryset

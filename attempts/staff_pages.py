@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
-from attempts import analytics, services
+from attempts import analytics, lifecycle, services
 from attempts.models import AttemptStatus
 from glow.catalog.models import LeaderboardMethod, Simulation
 from system.staff import date_field, staff_page
@@ -353,5 +353,5 @@ def persona_try(request, pk):
     back = reverse("staff-author", kwargs={"family_name": "persona", "pk": persona.pk})
     if practice is None:
         return redirect(f"{back}?done=no-practice")
-    attempt = services.attempt_start(actor=request.actor, practice_id=practice.pk)
+    attempt = lifecycle.attempt_start(actor=request.actor, practice_id=practice.pk)
     return redirect(learner_chat_url(attempt.pk))

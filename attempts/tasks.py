@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from attempts import audio, selectors, services
+from attempts import audio, grading, selectors
 from glow.accounts.models import Profile
 
 
@@ -17,7 +17,7 @@ def attempt_regrade(attempt_id: str, actor_id: str) -> int:
     actor = Profile.objects.select_related("user").get(pk=actor_id)
     chat_ids = selectors.gradable_chat_ids(actor=actor, attempt_id=attempt_id)
     for chat_id in chat_ids:
-        services.attempt_grade(actor=actor, attempt_id=attempt_id, chat_id=chat_id)
+        grading.attempt_grade(actor=actor, attempt_id=attempt_id, chat_id=chat_id)
     return len(chat_ids)
 
 

@@ -60,6 +60,18 @@ def setup_django() -> None:
     django.setup()
 
 
+def django_on_services(name: str) -> bool:
+    """Set Django up; True on PostgreSQL with Redis (what the Celery benches need), else say the
+    bench `name` is skipped."""
+    setup_django()
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
+        print(f"{name}: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
+        return False
+    return True
+
+
 def database_url(db: dict) -> str:
     credentials = quote(db.get("USER") or "")
     if db.get("PASSWORD"):
@@ -209,3 +221,47 @@ def celery_workers(env: dict[str, str], *, processes: int) -> Iterator[None]:
             yield
         finally:
             _stop(running)
+
+
+def bench_organization(*, name: str, admin_username: str):
+    """A bench organization's admin, and `row(model, title, **fields)`: the organization's row of
+    that title, made with `fields` the first time (so a bench catalog is idempotent)."""
+    from django.contrib.auth import get_user_model
+
+    from glow.accounts.models import Organization, Profile
+
+    organization, _ = Organization.objects.get_or_create(name=name)
+    user, _ = get_user_model().objects.get_or_create(username=admin_username)
+    admin, _ = Profile.objects.get_or_create(
+        user=user, defaults={"organization": organization, "role": "admin"}
+    )
+
+    def row(model, title, **fields):
+        return model.objects.get_or_create(organization=organization, title=title, defaults=fields)[
+            0
+        ]
+
+    return admin, row
+
+
+def bench_rubric(row, title: str, groups: list[dict]):
+    """The bench organization's rubric of that title, written with `groups` the first time."""
+    from glow.catalog import families
+    from glow.catalog import models as m
+
+    rubric = row(m.Rubric, title)
+    if not rubric.groups.exists():
+        families.write_rubric(rubric, {"groups": groups})
+    return rubric
+
+
+def start_body(evaluation, *, models, agents, scenarios, **extra) -> dict:
+    """A test/start body: the eval, every model x agent x scenario, and `extra` (concurrency,
+    title)."""
+    return {
+        "eval_id": str(evaluation.pk),
+        "model_ids": [str(row.pk) for row in models],
+        "agent_ids": [str(row.pk) for row in agents],
+        "scenario_ids": [str(row.pk) for row in scenarios],
+        **extra,
+    }

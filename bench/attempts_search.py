@@ -22,7 +22,6 @@ It works in its own database (test_<name>_attempts of DATABASE_URL), never in th
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -30,7 +29,14 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from bench import bench_database, figure, percentile, production_env, serve, setup_django
+from bench import (
+    bench_database,
+    django_on_services,
+    figure,
+    percentile,
+    production_env,
+    serve,
+)
 
 ATTEMPTS = 1_000_000
 DEPARTMENTS = 10
@@ -197,7 +203,7 @@ def prepare(*, attempts: int):
     from django.db.models import Sum
 
     from attempts.models import Attempt, AttemptCount
-    from attempts.services import attempt_counts_sync
+    from attempts.rollups import attempt_counts_sync
     from glow.accounts.models import Organization, Profile
 
     organization = Organization.objects.filter(name=ORG_NAME).first()
@@ -467,17 +473,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
 
-    setup_django()
+    if not django_on_services("attempts_search"):
+        return 0
     import httpx
     from django.conf import settings
-    from django.db import connection
     from rest_framework.test import APIClient
 
     from glow.accounts.services import api_key_create
 
-    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-        print("attempts_search: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
-        return 0
     settings.GLOW_THROTTLE_RATES = {}
     settings.SECURE_SSL_REDIRECT = False
     settings.MEDIA_ROOT = Path(settings.VAR_DIR) / "bench-media"

@@ -17,7 +17,6 @@ It works in its own database (test_<name>_grid of DATABASE_URL), kept for the ne
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -28,11 +27,14 @@ from bench import (
     bench_database as own_database,
 )
 from bench import (
+    bench_organization,
+    bench_rubric,
     celery_workers,
+    django_on_services,
     figure,
     production_env,
     serve,
-    setup_django,
+    start_body,
 )
 
 TARGET_SECONDS = 1.5
@@ -55,42 +57,25 @@ def catalog(
     """The bench organization's admin, its one-turn eval with a one-check rubric, ten models
     (local echo unless `model_fields(n)` says otherwise), five agents and twenty scenarios
     (idempotent). remote_grid builds the same grid on its latency server's models."""
-    from django.contrib.auth import get_user_model
-
-    from glow.accounts.models import Organization, Profile
-    from glow.catalog import families
     from glow.catalog import models as m
 
-    organization, _ = Organization.objects.get_or_create(name=org_name)
-    user, _ = get_user_model().objects.get_or_create(username=admin_username)
-    admin, _ = Profile.objects.get_or_create(
-        user=user, defaults={"organization": organization, "role": "admin"}
-    )
-
-    def row(model, title, **fields):
-        return model.objects.get_or_create(organization=organization, title=title, defaults=fields)[
-            0
-        ]
-
-    rubric = row(m.Rubric, "Grid check")
-    if not rubric.groups.exists():
-        families.write_rubric(
-            rubric,
+    admin, row = bench_organization(name=org_name, admin_username=admin_username)
+    rubric = bench_rubric(
+        row,
+        "Grid check",
+        [
             {
-                "groups": [
+                "name": "Check",
+                "standards": [
                     {
-                        "name": "Check",
-                        "standards": [
-                            {
-                                "name": "Answers",
-                                "description": "Acknowledges the student and answers.",
-                                "points": 1,
-                            }
-                        ],
+                        "name": "Answers",
+                        "description": "Acknowledges the student and answers.",
+                        "points": 1,
                     }
-                ]
-            },
-        )
+                ],
+            }
+        ],
+    )
     evaluation = row(m.Eval, "Grid eval", rubric=rubric, turns=1)
     models = [
         row(
@@ -120,26 +105,15 @@ def catalog(
     return admin, evaluation, models, agents, scenarios
 
 
-def body(evaluation, models, agents, scenarios, *, concurrency: int, title: str) -> dict:
-    return {
-        "eval_id": str(evaluation.pk),
-        "model_ids": [str(row.pk) for row in models],
-        "agent_ids": [str(row.pk) for row in agents],
-        "scenario_ids": [str(row.pk) for row in scenarios],
-        "concurrency": concurrency,
-        "title": title,
-    }
-
-
 def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int, concurrency: int):
     """(queries, milliseconds) per cell of `cells` cells run by the runner in this process, as
     one worker task of a test of this concurrency runs them."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from system.services import session_touch
-    from tests_app import runner
-    from tests_app.services import test_start
+    from system.ledger import session_touch
+    from tests_app.engine import workers
+    from tests_app.lifecycle import test_start
 
     session = session_touch(actor=admin, client_kind="api", auth="api_key")
     test, _ = test_start(
@@ -155,7 +129,7 @@ def queries_per_cell(admin, evaluation, models, agents, scenarios, *, cells: int
     )
     with CaptureQueriesContext(connection) as captured:
         started = time.perf_counter()
-        executed = runner.worker_run(test_id=test.pk, worker_token="bench-count")
+        executed = workers.worker_run(test_id=test.pk, worker_token="bench-count")
         elapsed = (time.perf_counter() - started) * 1000
     if executed != cells:
         raise SystemExit(f"the counted test ran {executed} of {cells} invocations")
@@ -211,15 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
 
-    setup_django()
+    if not django_on_services("fanout_grid"):
+        return 0
     import httpx
-    from django.db import connection
 
     from glow.accounts.services import api_key_create
 
-    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-        print("fanout_grid: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
-        return 0
     with own_database("grid", keep=not args.drop) as database:
         admin, evaluation, models, agents, scenarios = catalog()
         counted = {
@@ -240,22 +211,22 @@ def main(argv: list[str] | None = None) -> int:
             ) as client,
         ):
             # A small grid first: every worker process imports, connects and warms its caches.
-            warm = body(
+            warm = start_body(
                 evaluation,
-                models[:1],
-                agents,
-                scenarios,
+                models=models[:1],
+                agents=agents,
+                scenarios=scenarios,
                 concurrency=args.concurrency,
                 title="Grid warm-up",
             )
             run_grid(client, warm, len(agents) * len(scenarios))
             results = []
             for number in range(args.runs):
-                payload = body(
+                payload = start_body(
                     evaluation,
-                    models,
-                    agents,
-                    scenarios,
+                    models=models,
+                    agents=agents,
+                    scenarios=scenarios,
                     concurrency=args.concurrency,
                     title=f"Grid run {number + 1}",
                 )

@@ -47,7 +47,7 @@ def prepare():
 
     from glow.accounts.models import Organization, Profile
     from glow.accounts.services import api_key_create
-    from system.services import group_create, run_create, session_touch
+    from system.ledger import group_create, run_create, session_touch
 
     organization = Organization.objects.create(
         name=f"Bench University (generation {uuid.uuid4().hex[:6]})"

@@ -24,12 +24,11 @@ import asyncio
 import json
 import math
 import random
-import re
 import threading
 import time
 from collections import deque
 
-GROUP_ID = re.compile(r"'id': '([0-9a-f-]{36})'")
+RUBRIC = "Rubric: "
 
 
 class LatencyServer:
@@ -198,14 +197,7 @@ def _completion(request: dict) -> dict:
     messages = request.get("messages") or []
     prompt = " ".join(str(message.get("content") or "") for message in messages)
     if request.get("response_format") or "Answer JSON" in prompt:
-        ids = GROUP_ID.findall(prompt)
-        text = json.dumps(
-            {
-                "score": len(ids),
-                "groups": [{"group_id": group_id, "score": 1} for group_id in ids],
-                "feedback": "Acknowledges the student and answers.",
-            }
-        )
+        text = json.dumps(_grade(prompt))
     else:
         last = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
         text = str(last or "Hello.")
@@ -251,3 +243,31 @@ def cli(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(cli())
+
+
+def _grade(prompt: str) -> dict:
+    """Each standard of the rubric the prompt carries (as JSON after "Rubric: ") earns a point."""
+    at = prompt.find(RUBRIC)
+    rubric: dict = {}
+    if at >= 0:
+        try:
+            rubric, _ = json.JSONDecoder().raw_decode(prompt, at + len(RUBRIC))
+        except ValueError:
+            rubric = {}
+    standards = [
+        {
+            "standard_id": str(standard.get("id", "")),
+            "group_id": str(group.get("id", "")),
+            "score": min(1, int(standard.get("points") or 0)),
+            "points": int(standard.get("points") or 0),
+        }
+        for group in rubric.get("groups") or []
+        for standard in group.get("standards") or []
+    ]
+    return {
+        "score": sum(entry["score"] for entry in standards),
+        "total_points": sum(entry["points"] for entry in standards),
+        "passed": True,
+        "standards": standards,
+        "feedback": "Acknowledges the student and answers.",
+    }

@@ -37,11 +37,12 @@ from pathlib import Path
 from bench import (
     ROOT,
     celery_workers,
+    django_on_services,
     figure,
     percentile,
     production_env,
     serve,
-    setup_django,
+    start_body,
 )
 from bench import bench_database as own_database
 from bench.fanout_grid import _cpu_busy
@@ -260,15 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
 
-    setup_django()
+    if not django_on_services("remote_grid"):
+        return 0
     import httpx
-    from django.db import connection
 
     from glow.accounts.services import api_key_create
 
-    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-        print("remote_grid: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
-        return 0
     binary = None if args.no_promptfoo else promptfoo_install()
     server = ServerProcess()
     cells = GRID[0] * GRID[1] * GRID[2]
@@ -286,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             def body(concurrency: int, title: str, model_rows=models) -> dict:
-                return {
-                    "eval_id": str(evaluation.pk),
-                    "model_ids": [str(row.pk) for row in model_rows],
-                    "agent_ids": [str(row.pk) for row in agents],
-                    "scenario_ids": [str(row.pk) for row in scenarios],
-                    "concurrency": concurrency,
-                    "title": title,
-                }
+                return start_body(
+                    evaluation,
+                    models=model_rows,
+                    agents=agents,
+                    scenarios=scenarios,
+                    concurrency=concurrency,
+                    title=title,
+                )
 
             print(f"remote grid: {cells} cells, {args.workers} Celery worker processes")
             with (

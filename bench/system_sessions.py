@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
 import sys
 import time
@@ -30,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench import (  # noqa: E402
     bench_database,
+    django_on_services,
     figure,
     percentile,
     production_env,
     serve,
-    setup_django,
 )
 
 BUDGET_MS = 50.0
@@ -246,18 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
 
-    setup_django()
+    if not django_on_services("system_sessions"):
+        return 0
     import httpx
     from django.conf import settings
-    from django.db import connection
     from rest_framework.test import APIClient
 
     from glow.accounts.services import api_key_create
     from system.models import Session
 
-    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-        print("system_sessions: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
-        return 0
     # The in-process query counts measure the op, not the abuse limits or the HTTPS redirect.
     settings.GLOW_THROTTLE_RATES = {}
     settings.SECURE_SSL_REDIRECT = False

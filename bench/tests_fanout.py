@@ -23,61 +23,36 @@ import sys
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import bench_organization, bench_rubric, django_on_services, start_body
+
 START_BUDGET_MS = 300.0
 GRID = (10, 20, 5)  # models, scenarios, agents
 ORG_NAME = "Bench University (tests)"
 
 
-def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "glow.settings")
-    import django
-
-    django.setup()
-
-
 def catalog():
     """The bench organization's admin and its eval, models, scenarios and agents (idempotent)."""
-    from django.contrib.auth import get_user_model
-
-    from glow.accounts.models import Organization, Profile
-    from glow.catalog import families
     from glow.catalog import models as m
 
-    organization, _ = Organization.objects.get_or_create(name=ORG_NAME)
-    user, _ = get_user_model().objects.get_or_create(username="bench-tests-admin")
-    admin, _ = Profile.objects.get_or_create(
-        user=user, defaults={"organization": organization, "role": "admin"}
-    )
-
-    def row(model, title, **fields):
-        return model.objects.get_or_create(organization=organization, title=title, defaults=fields)[
-            0
-        ]
-
-    rubric = row(m.Rubric, "Bench rubric")
-    if not rubric.groups.exists():
-        families.write_rubric(
-            rubric,
+    admin, row = bench_organization(name=ORG_NAME, admin_username="bench-tests-admin")
+    rubric = bench_rubric(
+        row,
+        "Bench rubric",
+        [
             {
-                "groups": [
-                    {
-                        "name": name,
-                        "standards": [
-                            {"name": f"{name} {n}", "description": text, "points": 2}
-                            for n, text in enumerate(
-                                ("Acknowledges feelings and asks open questions.",
-                                 "Explains the policy clearly with next steps.")
-                            )
-                        ],
-                    }
-                    for name in ("Empathy", "Guidance", "Policy")
-                ]
-            },
-        )  # fmt: skip
+                "name": name,
+                "standards": [
+                    {"name": f"{name} {n}", "description": text, "points": 2}
+                    for n, text in enumerate(
+                        ("Acknowledges feelings and asks open questions.",
+                         "Explains the policy clearly with next steps.")
+                    )
+                ],
+            }
+            for name in ("Empathy", "Guidance", "Policy")
+        ],
+    )  # fmt: skip
     evaluation = row(m.Eval, "Bench eval", rubric=rubric, turns=2)
     models = [
         row(
@@ -122,16 +97,6 @@ def catalog():
         agent.tools.set([tool])
         agents.append(agent)
     return admin, evaluation, models, scenarios, agents
-
-
-def body(evaluation, models, scenarios, agents, **extra) -> dict:
-    return {
-        "eval_id": str(evaluation.pk),
-        "model_ids": [str(row.pk) for row in models],
-        "scenario_ids": [str(row.pk) for row in scenarios],
-        "agent_ids": [str(row.pk) for row in agents],
-        **extra,
-    }
 
 
 def count_start_queries(client, payload: dict) -> int:
@@ -204,20 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop", action="store_true", help="drop the bench database after")
     args = parser.parse_args(argv)
 
-    setup_django()
+    if not django_on_services("tests_fanout"):
+        return 0
     import httpx
     import redis
     from django.conf import settings
-    from django.db import connection
     from rest_framework.test import APIClient
 
     from bench import bench_database, celery_workers, figure, production_env, serve
     from glow.accounts.services import api_key_create
     from glow.celery import app
 
-    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-        print("tests_fanout: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
-        return 0
     # The in-process query count measures the op, not the abuse limits or the HTTPS redirect.
     # Its test is stopped at once; its tasks go to a queue of their own that nobody consumes.
     settings.GLOW_THROTTLE_RATES = {}
@@ -230,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         key = api_key_create(profile=admin).plaintext
         local = APIClient()
         local.credentials(HTTP_X_API_KEY=key)
-        grid = body(evaluation, models, scenarios, agents)
+        grid = start_body(evaluation, models=models, agents=agents, scenarios=scenarios)
         queries = count_start_queries(local, grid)
         redis.Redis.from_url(os.environ["REDIS_URL"]).delete(discard)
         env = production_env(database)
@@ -254,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             figure("test/start 10x20x5 queries", "-", f"{queries}", None)
             with celery_workers(env, processes=args.workers):
                 per_agent = max(1, args.cells // (2 * len(agents)))
-                payload = body(
+                payload = start_body(
                     evaluation,
-                    models[:2],
-                    scenarios[:per_agent],
-                    agents,
+                    models=models[:2],
+                    agents=agents,
+                    scenarios=scenarios[:per_agent],
                     concurrency=args.workers,
                     title="Bench throughput",
                 )

@@ -272,7 +272,7 @@ GLOW_OPENAI_MAX_RETRIES = env.int("GLOW_OPENAI_MAX_RETRIES", default=2)
 GLOW_PROVIDER_MAX_IN_FLIGHT = env.int("GLOW_PROVIDER_MAX_IN_FLIGHT", default=64)
 # A test's cell claimed by a worker that stops renewing this lease goes back to the queue.
 GLOW_TEST_LEASE_SECONDS = env.float("GLOW_TEST_LEASE_SECONDS", default=60.0)
-# Speech (system.services.speech_call): `openai` runs are charged per minute of audio, heard or
+# Speech (system.gateway.speech_call): `openai` runs are charged per minute of audio, heard or
 # spoken; local ones cost nothing. Models are the OpenAI-compatible server's names.
 GLOW_SPEECH_PRICE_PER_MINUTE = Decimal(env.str("GLOW_SPEECH_PRICE_PER_MINUTE", default="0.006"))
 GLOW_SPEECH_TRANSCRIPTION_MODEL = env.str("GLOW_SPEECH_TRANSCRIPTION_MODEL", default="whisper-1")

@@ -30,7 +30,7 @@ class LtiConfig(AppConfig):
         from glow.core.registry import registry
 
         # Imported when first called: `glow --help` boots Django and should not pay for them.
-        # attempts.services.attempt_complete runs this inside its transaction.
+        # attempts.lifecycle.attempt_complete runs this inside its transaction.
         registry.add_hook("attempt_completed", _on_complete)
         # Sent by whatever changes a completed attempt's score (a human review).
         registry.add_hook("attempt_score_changed", _on_score_change)

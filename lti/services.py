@@ -184,9 +184,9 @@ def learner_url(name: str, fallback: str, **kwargs) -> str:
 
 
 def attempt_for_launch(*, profile: Profile, entry):
-    """The learner's in-progress attempt at this entry, or a new one (attempts.services)."""
+    """The learner's in-progress attempt at this entry, or a new one (attempts.lifecycle)."""
+    from attempts.lifecycle import attempt_start
     from attempts.models import Attempt, AttemptStatus
-    from attempts.services import attempt_start
 
     field = "home" if isinstance(entry, Home) else "practice_entry"
     current = (

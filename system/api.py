@@ -9,7 +9,7 @@ from glow.core import serializers as shapes
 from glow.core.errors import PermissionDenied
 from glow.core.ops import op
 from glow.core.viewsets import ArtifactViewSet
-from system import selectors, services
+from system import exports, ledger, selectors
 from system import serializers as s
 from system.models import Session
 
@@ -86,7 +86,7 @@ class SystemViewSet(ArtifactViewSet):
         audited on the timeline."""
         data = self.parse()
         session = selectors.session_access(actor=self.actor, session_id=data["target_session_id"])
-        upload = services.session_export(
+        upload = exports.session_export(
             actor=self.actor, session=session, audit_session=self.current_session()
         )
         return Response(
@@ -113,7 +113,7 @@ class SystemViewSet(ArtifactViewSet):
         if data.get("session_id"):
             session = selectors.session_access(actor=self.actor, session_id=data["session_id"])
             sessions = sessions.filter(pk=session.pk)
-        count = services.session_counters_refresh(sessions=sessions)
+        count = ledger.session_counters_refresh(sessions=sessions)
         return Response(
             {
                 "success": True,

@@ -5,11 +5,11 @@ Hooks other apps register in `glow.core.registry` (system never imports them):
   `staff-<family>` taking `pk` (e.g. "staff-attempt") is linked from the groups of that family.
 - "activity_counts": `fn(actor, profiles, start, end) -> {name: count}`; `profiles` is a
   queryset of the visible profiles' ids, [start, end) aware datetimes. "attempts" is shown.
-- "session_export": `fn(actor, session) -> list[system.services.ExportFile]` added to the ZIP.
+- "session_export": `fn(actor, session) -> list[system.exports.ExportFile]` added to the ZIP.
 - "staff_nav": `fn() -> list[(label, url name)]`: sections in the staff pages' navigation.
 
 System registers (lower layers call it; system writes the TimelineEvent):
-- "audit": `system.services.audit_record(actor=, event_type=, entity_id=, entity_name=,
+- "audit": `system.ledger.audit_record(actor=, event_type=, entity_id=, entity_name=,
   extra_1=, extra_2=, request=, organization_id=)`: who did what to which target (archives, API
   keys, roles).
 """
@@ -25,7 +25,7 @@ class SystemConfig(AppConfig):
         from glow.core.registry import registry
         from system.families import SYSTEM
         from system.generation import GenerationBackend
-        from system.services import audit_record, session_for_request
+        from system.ledger import audit_record, session_for_request
 
         # Every authenticated API request belongs to a session (DESIGN: System sessions record every visit).
         registry.add_hook(

@@ -10,7 +10,7 @@ from django.utils import timezone
 from glow.accounts.models import Profile
 from glow.ai import CompletionRequest
 from glow.catalog.models import Model
-from system import services
+from system import gateway, ledger
 from system.models import Group, Run, Session, TimelineEvent
 
 DEMO_AGENT = "glow-demo"
@@ -81,12 +81,12 @@ def seed(*, stdout) -> None:
             active=days_ago == 0,
         )
         for number in range(generations):
-            group = services.group_create(
+            group = ledger.group_create(
                 actor=actor, session=session, family="persona", name=f"Persona draft {number + 1}"
             )
             for step in range(runs):
-                run = services.run_create(group=group, kind="generate", model=model)
-                services.model_call(
+                run = ledger.run_create(group=group, kind="generate", model=model)
+                gateway.model_call(
                     run=run,
                     request=CompletionRequest(
                         messages=[{"role": "user", "content": PROMPTS[step % len(PROMPTS)]}],

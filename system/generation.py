@@ -24,8 +24,9 @@ from glow.core.registry import Family, registry
 from glow.core.services import artifact_create, require_write
 from glow.core.tasks import enqueue
 from system import events, selectors
+from system.gateway import model_call
+from system.ledger import group_create, run_create, run_finish, session_for_request
 from system.models import ClientKind, Event, Group, Run, RunStatus, Session
-from system.services import group_create, model_call, run_create, run_finish, session_for_request
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from system.services import session_for_request
+from system.ledger import session_for_request
 
 BROWSER_PREFIXES = ("/staff/", "/learn/")
 

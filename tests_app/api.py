@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from glow.core import serializers as shapes
 from glow.core.ops import op
 from glow.core.viewsets import ArtifactViewSet
-from system.services import session_for_request
-from tests_app import compare, selectors, services
+from system.ledger import session_for_request
+from tests_app import compare, exports, grading, guards, invocations, keys, lifecycle, selectors
 from tests_app import serializers as s
 
 STAFF = s.STAFF
@@ -25,7 +25,7 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
     def start(self, request):
         """Create the test and one invocation per model x scenario x agent cell, then run them."""
         data = self.parse()
-        test, _created = services.test_start(
+        test, _created = lifecycle.test_start(
             actor=self.actor,
             session=self.session,
             idempotency_key=request.headers.get("Idempotency-Key", "").strip()[:200],
@@ -34,11 +34,11 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
         return Response(
             {
                 "test_id": test.pk,
-                "invocation_id": services.first_invocation_id(test),
+                "invocation_id": lifecycle.first_invocation_id(test),
                 "benchmark_id": test.pk,
                 "group_id": test.group_id,
-                "invocation_count": services.invocation_count(test),
-                "key_ids": services.started_key_ids(test),
+                "invocation_count": lifecycle.invocation_count(test),
+                "key_ids": lifecycle.started_key_ids(test),
             }
         )
 
@@ -47,21 +47,21 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
         """Halt queued and running invocations; finished ones are kept; the test stays open."""
         data = self.parse()
         return Response(
-            services.test_stop(actor=self.actor, session=self.session, test_id=data["pk"])
+            lifecycle.test_stop(actor=self.actor, session=self.session, test_id=data["pk"])
         )
 
     @op("grade", request=s.TestGradeRequest, response=s.GradeOut, roles=STAFF)
     def grade(self, request):
         """Grade one invocation: full: true gives the rubric's total points, or pass score."""
         data = self.parse()
-        grade = services.test_grade(actor=self.actor, **data)
+        grade = grading.test_grade(actor=self.actor, **data)
         return Response(s.GradeOut(grade).data)
 
     @op("feedback", request=s.TestFeedbackRequest, response=s.FeedbackOut, roles=STAFF)
     def feedback(self, request):
         """Comment and score one standard group on one tool call under a grade (upserted)."""
         data = self.parse()
-        row, created = services.test_feedback(actor=self.actor, **data)
+        row, created = grading.test_feedback(actor=self.actor, **data)
         row.created = created
         return Response(s.FeedbackOut(row).data)
 
@@ -71,16 +71,14 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
         data = self.parse()
         bypass = request.headers.get("X-Bypass-Cache", "").strip().lower() in {"1", "true", "yes"}
         return Response(
-            services.test_decrypt(
-                actor=self.actor, session=self.session, bypass_cache=bypass, **data
-            )
+            keys.test_decrypt(actor=self.actor, session=self.session, bypass_cache=bypass, **data)
         )
 
     @op("complete", request=s.TestCompleteRequest, response=s.TestCompleteResponse, roles=STAFF)
     def complete(self, request):
         """Finalize the test: afterwards it and its invocations refuse writes. Idempotent."""
         data = self.parse()
-        test = services.test_complete(
+        test = lifecycle.test_complete(
             actor=self.actor,
             session=self.session,
             test_id=data["pk"],
@@ -102,7 +100,7 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
     def export(self, request):
         """A ZIP of the test (view test) or its invocations with transcripts (view invocations)."""
         data = self.parse()
-        upload = services.test_export(
+        upload = exports.test_export(
             actor=self.actor,
             session=self.session,
             test_id=data["pk"],
@@ -120,7 +118,7 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
 
     def refresh_views(self) -> list[str]:
         """Tests copy their eval's department: refresh re-copies it where the eval moved."""
-        services.test_departments_refresh(actor=self.actor)
+        lifecycle.test_departments_refresh(actor=self.actor)
         return ["test.department"]
 
     @op("title", request=shapes.title_request, response=shapes.title_response, needs_model=True)
@@ -128,7 +126,7 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
         """Read or set a row's title (a completed test refuses a new one)."""
         data = self.parse()
         if data.get("title"):
-            services.require_open(self.access(data["pk"]))
+            guards.require_open(self.access(data["pk"]))
         return super().title(request)
 
 
@@ -144,7 +142,7 @@ class InvocationViewSet(ArtifactViewSet):
     @op("create", request=s.InvocationCreateRequest, response=s.InvocationOut, roles=STAFF)
     def create(self, request):
         """Add one cell to an open test and queue it."""
-        invocation = services.invocation_create(actor=self.actor, **self.parse())
+        invocation = invocations.invocation_create(actor=self.actor, **self.parse())
         return Response(self.output(invocation))
 
     @op("run", request=s.InvocationRef, response=s.InvocationOut, roles=STAFF)
@@ -152,7 +150,7 @@ class InvocationViewSet(ArtifactViewSet):
         """Queue a finished invocation to run again from the start."""
         data = self.parse()
         return Response(
-            self.output(services.invocation_run(actor=self.actor, invocation_id=data["pk"]))
+            self.output(invocations.invocation_run(actor=self.actor, invocation_id=data["pk"]))
         )
 
     @op(
@@ -164,7 +162,9 @@ class InvocationViewSet(ArtifactViewSet):
     def terminate(self, request):
         """Halt one queued or running invocation."""
         data = self.parse()
-        return Response(services.invocation_terminate(actor=self.actor, invocation_id=data["pk"]))
+        return Response(
+            invocations.invocation_terminate(actor=self.actor, invocation_id=data["pk"])
+        )
 
     @op("trace", request=s.InvocationRef, response=s.InvocationTraceResponse)
     def trace(self, request):
@@ -178,7 +178,7 @@ class InvocationViewSet(ArtifactViewSet):
         """Finalize one finished invocation."""
         data = self.parse()
         return Response(
-            self.output(services.invocation_complete(actor=self.actor, invocation_id=data["pk"]))
+            self.output(invocations.invocation_complete(actor=self.actor, invocation_id=data["pk"]))
         )
 
 

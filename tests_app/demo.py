@@ -10,8 +10,9 @@ import uuid
 from glow.accounts.models import Organization, Profile
 from glow.catalog import models as m
 from glow.catalog.demo import find
-from system.services import session_touch
-from tests_app import runner, services
+from system.ledger import session_touch
+from tests_app import lifecycle
+from tests_app.engine import workers
 from tests_app.models import Test
 
 TITLE = "Demo benchmark: office hours"
@@ -35,7 +36,7 @@ def seed(*, stdout) -> None:
         stdout.write("  tests: a demo eval, model, scenario or agent was deleted; no test started")
         return
     session = session_touch(actor=admin, client_kind="api", auth="demo")
-    test, _ = services.test_start(
+    test, _ = lifecycle.test_start(
         actor=admin,
         session=session,
         eval_id=evaluation.pk,
@@ -48,6 +49,6 @@ def seed(*, stdout) -> None:
         dispatch=False,
     )
     # Run here rather than on a worker: the demo must end with a finished, graded grid.
-    runner.worker_run(test_id=test.pk, worker_token=uuid.uuid4().hex)
-    services.test_complete(actor=admin, session=session, test_id=test.pk, message="Demo data.")
+    workers.worker_run(test_id=test.pk, worker_token=uuid.uuid4().hex)
+    lifecycle.test_complete(actor=admin, session=session, test_id=test.pk, message="Demo data.")
     stdout.write(f"  tests: {TITLE} with {test.invocations.count()} graded invocations")

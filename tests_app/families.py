@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from glow.core.registry import Facet, Family, registry
-from tests_app import api, selectors, services
+from tests_app import api, lifecycle, selectors
 from tests_app import filters as f
 from tests_app import serializers as s
 from tests_app.models import Invocation, Test
@@ -59,7 +59,7 @@ FAMILIES = [
             ),
         ],
         scope=selectors.test_scope,
-        writer=services.test_write,
+        writer=lifecycle.test_write,
         context=test_context,
         description="A model x scenario x agent fan-out of an eval: one invocation per cell.",
     ),

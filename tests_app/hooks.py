@@ -35,7 +35,7 @@ TEST_COLUMNS = ["test_id", "title", "eval", "status", "invocations", "created_at
 
 def session_export(*, actor, session) -> list:
     """tests.csv: the tests started in the exported session (their group is in it)."""
-    from system.services import ExportFile
+    from system.exports import ExportFile
 
     rows = (
         test_scope(Test.objects.filter(group__session=session), actor)

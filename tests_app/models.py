@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Count, Q
 
+from glow.catalog.grading import GradeSource
 from glow.core.ids import uuid7
 from glow.core.models import Artifact, ArtifactQuerySet
 
@@ -194,11 +195,6 @@ class ToolCall(models.Model):
         return f"{self.name} #{self.position + 1}"
 
 
-class GradeSource(models.TextChoices):
-    AUTO = "auto", "Rubric grader"
-    MANUAL = "manual", "Staff"
-
-
 class TestGrade(models.Model):
     """The grade of one invocation: the rubric grader's, until staff set a score."""
 
@@ -210,7 +206,7 @@ class TestGrade(models.Model):
     score = models.DecimalField(max_digits=10, decimal_places=2)
     total_points = models.PositiveIntegerField()
     full = models.BooleanField(default=False)
-    source = models.CharField(max_length=10, choices=GradeSource.choices, default=GradeSource.AUTO)
+    source = models.CharField(max_length=10, choices=GradeSource.choices, default=GradeSource.AI)
     # [{"standard_group_id", "name", "score", "total_points"}] from the grader (or all full).
     groups = models.JSONField(default=list, blank=True)
     feedback = models.TextField(blank=True)

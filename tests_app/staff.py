@@ -14,9 +14,9 @@ from django.urls import reverse
 from glow.core.errors import ApplicationError, NotFound
 from glow.core.registry import registry
 from glow.core.selectors import artifact_queryset, artifact_search
-from system.services import session_touch
+from system.ledger import session_touch
 from system.staff import staff_page
-from tests_app import compare, selectors, services
+from tests_app import compare, lifecycle, selectors
 from tests_app.models import DONE, TestStatus
 
 PAGE_SIZE = 50
@@ -222,7 +222,7 @@ def test_new(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            test, _ = services.test_start(
+            test, _ = lifecycle.test_start(
                 actor=request.actor,
                 session=session_touch(actor=request.actor, client_kind="browser", auth="session"),
                 eval_id=data["eval"].pk,

@@ -3,19 +3,20 @@
 from celery import shared_task
 from celery.signals import worker_ready
 
-from tests_app import runner, services
+from tests_app import lifecycle
+from tests_app.engine import workers
 
 
 @shared_task(name="tests_app.invocations_drain", acks_late=True, reject_on_worker_lost=True)
 def invocations_drain(test_id: str, worker_token: str) -> int:
     """Safe to run twice: a redelivered task resumes its own claimed cells from their start."""
-    return runner.worker_run(test_id=test_id, worker_token=worker_token)
+    return workers.worker_run(test_id=test_id, worker_token=worker_token)
 
 
 @shared_task(name="tests_app.test_recover", acks_late=True)
 def test_recover_task(test_id: str) -> dict:
     """Requeue the cells of workers that stopped renewing their leases; safe to run twice."""
-    return services.test_recover(test_id=test_id)
+    return lifecycle.test_recover(test_id=test_id)
 
 
 @worker_ready.connect
@@ -24,4 +25,4 @@ def _recover_on_start(**_kwargs) -> None:
     loads the OpenAI SDK now rather than inside its first test's first call."""
     import openai.resources  # noqa: F401
 
-    services.tests_recover()
+    lifecycle.tests_recover()

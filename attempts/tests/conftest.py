@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from attempts import services
+from attempts import lifecycle
 from glow.accounts.models import Profile
 from glow.accounts.tests.factories import CohortFactory, DepartmentFactory, ProfileFactory
 from glow.catalog.models import Home, Practice
@@ -65,7 +65,7 @@ def start():
 
     def start_attempt(profile, entry, **kwargs):
         key = "practice_id" if isinstance(entry, Practice) else "home_id"
-        return services.attempt_start(actor=profile, **{key: entry.pk}, **kwargs)
+        return lifecycle.attempt_start(actor=profile, **{key: entry.pk}, **kwargs)
 
     return start_attempt
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import factory
 from django.utils import timezone
 
-from attempts import services
+from attempts import rollups
 from attempts.models import Attempt, Chat, ChatStatus
 from glow.accounts.tests.factories import OrganizationFactory, ProfileFactory
 from glow.catalog.tests.factories import SimulationFactory
@@ -46,7 +46,7 @@ class AttemptFactory(factory.django.DjangoModelFactory):
         Attempt.objects.filter(pk=self.pk).update(chat_count=len(scenarios))
         self.chat_count = len(scenarios)
         # Search counts come from AttemptCount, which the services keep: do as they do.
-        services.attempt_counts_sync(
+        rollups.attempt_counts_sync(
             organization_id=self.organization_id, profile_ids=[self.profile_id]
         )
 

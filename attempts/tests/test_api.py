@@ -19,7 +19,7 @@ from attempts.models import (
 )
 from glow.ai import LocalProvider, ProviderError, StructuredOutputError
 from glow.catalog.tests.factories import PracticeFactory, SimulationFactory
-from system import services as books
+from system import gateway
 from system.models import Run, RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -300,7 +300,7 @@ def test_reply_deltas_go_to_the_group_channel_and_the_final_event_is_stored(
 
 
 def test_stop_cancels_the_reply_and_keeps_the_partial_text(world, learner_client, monkeypatch):
-    monkeypatch.setattr(books, "CANCEL_POLL_SECONDS", 0)
+    monkeypatch.setattr(gateway, "CANCEL_POLL_SECONDS", 0)
     started = begin(learner_client, world)
     stops = []
 

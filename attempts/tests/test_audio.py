@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from attempts import services
+from attempts import messaging, services
 from attempts.models import AudioSession, AudioSessionStatus, Message, Role
 from glow.ai.speech import LocalSpeechProvider, Pcm, write_wav
 from glow.catalog.models import Modality
@@ -302,7 +302,7 @@ def test_an_unattached_recording_joins_the_attempt_once_sent(
 
 def spoken_turn(world, attempt, *, text="What is a base case?") -> tuple[Message, Message]:
     chat = attempt.chats.get(position=0)
-    result = services.attempt_message(
+    result = messaging.attempt_message(
         actor=world.learner,
         attempt_id=attempt.pk,
         chat_id=chat.pk,

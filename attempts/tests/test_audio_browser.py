@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from attempts import services
+from attempts import messaging
 from attempts.models import Message
 from glow.ai.speech import LocalSpeechProvider
 from glow.core import media
@@ -41,7 +41,7 @@ def chromium(monkeypatch):
 
 def test_staff_hear_the_spoken_reply_on_the_transcript_page(live_server, chromium, world, start):
     attempt = start(world.learner, world.home)
-    result = services.attempt_message(
+    result = messaging.attempt_message(
         actor=world.learner,
         attempt_id=attempt.pk,
         chat_id=attempt.chats.get(position=0).pk,

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from attempts import services
+from attempts import lifecycle, messaging
 from attempts.models import Attempt, AttemptCount, Grade, Message
 from glow.core.errors import ApplicationError
 from system.models import Run, RunStatus
@@ -53,7 +53,7 @@ def test_parallel_messages_and_ends_leave_the_attempt_consistent(transactional_d
     chat = attempt.chats.get(position=0)
 
     def message(index):
-        return lambda: services.attempt_message(
+        return lambda: messaging.attempt_message(
             actor=world.learner,
             attempt_id=attempt.pk,
             chat_id=chat.pk,
@@ -64,7 +64,7 @@ def test_parallel_messages_and_ends_leave_the_attempt_consistent(transactional_d
         def call():
             # Ends land while messages are being accepted and replied to, not all before them.
             time.sleep(delay)
-            return services.attempt_end(
+            return lifecycle.attempt_end(
                 actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True
             )
 

@@ -11,7 +11,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
-from attempts import journey, services
+from attempts import journey, lifecycle, messaging
 from attempts.models import Attempt, AttemptStatus, Message
 from glow.accounts.tests.factories import ProfileFactory
 from glow.catalog.tests.factories import HomeFactory, SimulationFactory
@@ -84,7 +84,7 @@ def test_home_shows_each_assignment_with_its_status_and_one_action(world, start)
     attempt = start(world.learner, world.home)
     page = client.get("/learn/").content.decode()
     assert f"Continue {title}" in page and "Scenario 1 of" in page
-    services.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
+    lifecycle.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
     page = client.get("/learn/").content.decode()
     assert f"Review {title}" in page and "Last score" in page
     # Practice entries are listed on their own page, marked as practice.
@@ -152,7 +152,7 @@ def test_the_plain_send_form_stores_both_turns_and_clears_the_draft(world, start
 
 def test_a_failed_send_keeps_the_typed_text_and_says_why(world, start):
     attempt = start(world.learner, world.home)
-    services.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
+    lifecycle.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
     chat = attempt.chats.get(position=0)
     client = signed_in(world.learner)
     response = client.post(
@@ -171,7 +171,7 @@ def test_next_and_finish_ask_first_then_end_grade_and_complete(world, start):
     attempt.refresh_from_db()
     assert attempt.status != AttemptStatus.COMPLETED  # nothing happened without confirm
     chat = attempt.chats.get(position=0)
-    services.attempt_message(
+    messaging.attempt_message(
         actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, message="I hear you."
     )
     response = client.post(url, {"action": "finish", "confirm": "yes"})
@@ -223,16 +223,16 @@ def test_history_charts_graded_attempts_and_lists_practice_apart(world, start):
     for entry in (world.home, world.home, world.practice):
         attempt = start(world.learner, entry)
         chat = attempt.chats.get(position=0)
-        services.attempt_message(
+        messaging.attempt_message(
             actor=world.learner,
             attempt_id=attempt.pk,
             chat_id=chat.pk,
             message="I understand, that sounds frustrating. What have you tried?",
         )
-        services.attempt_end(
+        lifecycle.attempt_end(
             actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True
         )
-        services.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
+        lifecycle.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
     page = signed_in(world.learner).get("/learn/history/").content.decode()
     assert page.count('<svg class="chart"') == 1
     assert "2 graded attempts" in page  # the practice attempt is not counted
@@ -289,7 +289,7 @@ def test_chat_results_and_history_query_counts_do_not_grow_with_messages(
 
     def say(times: int) -> None:
         for number in range(times):
-            services.attempt_message(
+            messaging.attempt_message(
                 actor=world.learner,
                 attempt_id=attempt.pk,
                 chat_id=chat.pk,
@@ -319,7 +319,7 @@ def test_results_withhold_what_the_calibration_gate_holds_and_show_learner_comme
     world.simulation.calibration_required = True
     world.simulation.save()
     attempt, chat = judged(world, start, [2, 1, 1, 1])
-    services.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
+    lifecycle.attempt_complete(actor=world.learner, attempt_id=attempt.pk)
     turn = Message.objects.filter(chat=chat, role="user").first()
     reviews.attempt_annotate(
         actor=world.instructor, attempt_id=attempt.pk, message_id=turn.pk, body="Nice opener."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils.html import escape
 
-from attempts import selectors, services
+from attempts import lifecycle, messaging, selectors
 from attempts.models import Message, Role
 from glow.ai import LocalProvider
 from glow.catalog.tests.factories import PracticeFactory, SimulationFactory
@@ -35,12 +35,12 @@ def test_the_student_opens_each_chat_as_it_becomes_active(world, start):
     attempt.refresh_from_db()
     assert attempt.message_count == 1
 
-    reply = services.attempt_message(
+    reply = messaging.attempt_message(
         actor=world.learner, attempt_id=attempt.pk, chat_id=chats[0].pk, message="Sure, go ahead."
     )
     assert reply.user_message.parent_id == opening.pk
-    services.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chats[0].pk)
-    services.attempt_next(actor=world.learner, attempt_id=attempt.pk)
+    lifecycle.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chats[0].pk)
+    lifecycle.attempt_next(actor=world.learner, attempt_id=attempt.pk)
     assert list(Message.objects.filter(chat=chats[1]).values_list("content", flat=True)) == [
         "I failed the lab again."
     ]
@@ -58,11 +58,11 @@ def _flagging_provider(monkeypatch, text: str) -> None:
 def test_flagged_replies_are_stored_and_marked_for_staff(world, start, client, monkeypatch):
     attempt = start(world.learner, world.home)
     chat = attempt.chats.order_by("position").first()
-    services.attempt_message(
+    messaging.attempt_message(
         actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, message="Hello there."
     )
     _flagging_provider(monkeypatch, "As an AI language model, I have no grade.")
-    services.attempt_message(
+    messaging.attempt_message(
         actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, message="How are you?"
     )
     faithful, broken = Message.objects.filter(chat=chat, role=Role.ASSISTANT).order_by("seq")
@@ -88,7 +88,7 @@ def test_flagged_rate_per_simulation_is_scoped_and_counted_in_one_statement(
         attempt = start(world.learner, entry)
         chat = attempt.chats.order_by("position").first()
         for line in ("Hi.", "What happened?"):
-            services.attempt_message(
+            messaging.attempt_message(
                 actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, message=line
             )
 

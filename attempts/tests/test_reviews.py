@@ -11,9 +11,19 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from attempts import calibration, reviews, selectors, services
-from attempts.models import Attempt, Grade, GradeSource, Review
+from attempts import (
+    calibration,
+    grading,
+    lifecycle,
+    messaging,
+    reviews,
+    rollups,
+    selectors,
+    services,
+)
+from attempts.models import Attempt, Grade, Review
 from conftest import client_for
+from glow.catalog.grading import GradeSource
 from system.models import TimelineEvent
 
 pytestmark = pytest.mark.django_db
@@ -34,14 +44,14 @@ def judged(world, start, scores: list[int], *, learner=None, complete=False):
     learner = learner or world.learner
     attempt = start(learner, world.home)
     chat = attempt.chats.order_by("position").first()
-    services.attempt_message(
+    messaging.attempt_message(
         actor=learner,
         attempt_id=attempt.pk,
         chat_id=chat.pk,
         message="I hear you; what happened with the midterm?",
         assistant_content="It felt unfair.",
     )
-    services.attempt_end(actor=learner, attempt_id=attempt.pk, chat_id=chat.pk)
+    lifecycle.attempt_end(actor=learner, attempt_id=attempt.pk, chat_id=chat.pk)
     chat.refresh_from_db()
     data = {
         "feedback": "Judge summary.",
@@ -55,15 +65,15 @@ def judged(world, start, scores: list[int], *, learner=None, complete=False):
             for item, score in zip(criteria(world), scores, strict=True)
         ],
     }
-    values = services._ai_values(
+    values = grading._ai_values(
         data=data, structure=world.rubric.structure(), chat=chat, threshold=70
     )
-    services._grade_create(
+    grading._grade_create(
         attempt=attempt, chat=chat, actor=None, values=values, source=GradeSource.AI
     )
-    services._rollup_save(attempt)
+    rollups._rollup_save(attempt)
     if complete:
-        services.attempt_complete(actor=learner, attempt_id=attempt.pk)
+        lifecycle.attempt_complete(actor=learner, attempt_id=attempt.pk)
     attempt.refresh_from_db()
     chat.refresh_from_db()
     return attempt, chat
@@ -163,7 +173,7 @@ def test_a_regrade_by_the_judge_keeps_the_human_grade_on_top(world, start):
         chat_id=chat.pk,
         criteria=[{"standard_id": first["id"], "score": 2, "comment": ""}],
     )
-    services.attempt_grade(actor=world.instructor, attempt_id=attempt.pk, chat_id=chat.pk)
+    grading.attempt_grade(actor=world.instructor, attempt_id=attempt.pk, chat_id=chat.pk)
     chat.refresh_from_db()
     assert chat.grade.source == GradeSource.REVIEWED
     assert chat.grade.based_on.source == GradeSource.AI
@@ -427,9 +437,9 @@ def test_review_queue_orders_by_judge_disagreement_and_counts_queries_once(world
 def test_judge_samples_store_their_spread_and_a_wide_one_queues_the_chat(world, start, monkeypatch):
     world.rubric.judge_samples = 3
     world.rubric.save()
-    from system import services as books
+    from system import gateway
 
-    real = books.model_call
+    real = gateway.model_call
     calls = []
 
     def varying(*, run, request, **kwargs):
@@ -443,17 +453,17 @@ def test_judge_samples_store_their_spread_and_a_wide_one_queues_the_chat(world, 
             result.data = data
         return result
 
-    monkeypatch.setattr(books, "model_call", varying)
+    monkeypatch.setattr(gateway, "model_call", varying)
     attempt = start(world.learner, world.home)
     chat = attempt.chats.order_by("position").first()
-    services.attempt_message(
+    messaging.attempt_message(
         actor=world.learner,
         attempt_id=attempt.pk,
         chat_id=chat.pk,
         message="Tell me more.",
         assistant_content="Fine.",
     )
-    services.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
+    lifecycle.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
     chat.refresh_from_db()
     assert calls == [0, 1, 2]
     grade = chat.grade
@@ -481,14 +491,14 @@ def test_k_judge_models_grade_once_each_and_the_rubric_names_them(world, start, 
     assert published.json()["judge_model_ids"] == [str(judge.pk) for judge in judges]
     attempt = start(world.learner, world.home)
     chat = attempt.chats.order_by("position").first()
-    services.attempt_message(
+    messaging.attempt_message(
         actor=world.learner,
         attempt_id=attempt.pk,
         chat_id=chat.pk,
         message="What worries you most? Let's plan the next step.",
         assistant_content="The deadline.",
     )
-    services.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
+    lifecycle.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
     chat.refresh_from_db()
     assert chat.grade.judge_samples == 2
     runs = Run.objects.filter(group_id=attempt.group_id, kind="grade").order_by("created_at")

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from attempts import selectors, services
+from attempts import lifecycle, messaging, selectors, services
 from attempts.models import Attempt
 from attempts.serializers import AttemptOut
 from glow.core.models import Upload
@@ -110,14 +110,14 @@ def test_export_query_count_is_the_same_for_1_and_10_attempts(world, start):
     def export(count):
         attempts = attempts_for(world, start, count)
         for attempt in attempts:
-            services.attempt_message(
+            messaging.attempt_message(
                 actor=attempt.profile,
                 attempt_id=attempt.pk,
                 chat_id=attempt.chats.get(position=0).pk,
                 message="What worries you most?",
                 assistant_content="Everything.",
             )
-            services.attempt_end(
+            lifecycle.attempt_end(
                 actor=attempt.profile,
                 attempt_id=attempt.pk,
                 chat_id=attempt.chats.get(position=0).pk,
@@ -145,7 +145,7 @@ def test_get_bundle_query_count_does_not_grow_with_messages(world, start, make_c
 
     def say(times):
         for _ in range(times):
-            services.attempt_message(
+            messaging.attempt_message(
                 actor=world.learner,
                 attempt_id=attempt.pk,
                 chat_id=chat.pk,
@@ -204,7 +204,7 @@ def test_the_fast_history_row_equals_the_declared_fields(world, start):
     from attempts.serializers import AttemptOut
 
     attempt = start(world.learner, world.home)
-    services.attempt_end(
+    lifecycle.attempt_end(
         actor=world.learner,
         attempt_id=attempt.pk,
         chat_id=attempt.chats.get(position=0).pk,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils.html import escape
 
-from attempts import services
+from attempts import lifecycle, messaging
 from attempts.models import Message
 from system.tests.factories import sign_in
 
@@ -16,13 +16,13 @@ pytestmark = pytest.mark.django_db
 def graded(world, start):
     attempt = start(world.learner, world.home)
     chat_id = attempt.chats.order_by("position").first().pk
-    services.attempt_message(
+    messaging.attempt_message(
         actor=world.learner,
         attempt_id=attempt.pk,
         chat_id=chat_id,
         message="That sounds frustrating. What have you tried with the base case?",
     )
-    services.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chat_id, grade=True)
+    lifecycle.attempt_end(actor=world.learner, attempt_id=attempt.pk, chat_id=chat_id, grade=True)
     attempt.refresh_from_db()
     return attempt
 
@@ -68,7 +68,7 @@ def test_transcript_query_count_is_constant(
     attempt = start(world.learner, world.home)
     chat_id = attempt.chats.order_by("position").first().pk
     for number in range(messages):
-        services.attempt_message(
+        messaging.attempt_message(
             actor=world.learner,
             attempt_id=attempt.pk,
             chat_id=chat_id,

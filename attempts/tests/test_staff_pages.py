@@ -11,7 +11,7 @@ import re
 import pytest
 from django.core.management import call_command
 
-from attempts import analytics, services
+from attempts import analytics, lifecycle
 from attempts.models import Attempt
 from glow.accounts.models import Cohort, Profile
 from glow.catalog.models import Home, Simulation
@@ -120,7 +120,7 @@ def test_the_pages_query_counts_do_not_grow_with_the_rows(
     people, simulation = demo
     home = Home.objects.get(title="CS-180 TA training: office hours")
     for number in range(extra):
-        services.attempt_start(
+        lifecycle.attempt_start(
             actor=people["learner1"], home_id=home.pk, idempotency_key=f"k{number}"
         )
     cohort = Cohort.objects.get(name="CS-180 TAs Fall")

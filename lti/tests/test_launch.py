@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from lti_tool.models import Key, LtiRegistration, LtiUser
 
-from attempts import services as attempts
+from attempts import lifecycle, messaging
 from attempts.models import Attempt
 from glow.accounts.models import Profile
 from glow.accounts.tests.factories import CohortFactory, DepartmentFactory, ProfileFactory
@@ -228,9 +228,9 @@ def test_cookies_blocked_in_the_frame_answer_a_page_that_opens_a_new_tab(world, 
 def complete(attempt):
     profile = attempt.profile
     chat = attempt.chats.order_by("position").first()
-    attempts.attempt_message(actor=profile, attempt_id=attempt.pk, chat_id=chat.pk, message=TEXT)
-    attempts.attempt_end(actor=profile, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
-    return attempts.attempt_complete(actor=profile, attempt_id=attempt.pk)
+    messaging.attempt_message(actor=profile, attempt_id=attempt.pk, chat_id=chat.pk, message=TEXT)
+    lifecycle.attempt_end(actor=profile, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
+    return lifecycle.attempt_complete(actor=profile, attempt_id=attempt.pk)
 
 
 def test_completing_sends_the_score_to_a_line_item_created_with_the_simulation_label(world, client):
@@ -246,7 +246,7 @@ def test_completing_sends_the_score_to_a_line_item_created_with_the_simulation_l
     assert item.body["resourceLinkId"] == "resource-link-1"
     assert ScorePassback.objects.get().status == PassbackStatus.SENT
     # complete again answers the same completion and sends nothing more
-    attempts.attempt_complete(actor=attempt.profile, attempt_id=attempt.pk)
+    lifecycle.attempt_complete(actor=attempt.profile, attempt_id=attempt.pk)
     assert len(world.platform.scores()) == 1
 
 

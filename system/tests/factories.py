@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from glow.accounts.tests.factories import ProfileFactory
 from glow.ai import CompletionRequest
-from system import services
+from system import gateway, ledger
 from system.models import ClientKind, Group, Session
 
 
@@ -41,14 +41,14 @@ def sign_in(client, profile) -> None:
 def books(*, profile, model=None, groups: int = 1, runs: int = 2, session=None) -> Session:
     """A session of `profile` with groups of finished runs, each a real model_call (local
     provider, the echo model unless `model` says otherwise), counters kept by the services."""
-    session = session or services.session_touch(actor=profile, client_kind="api", auth="api_key")
+    session = session or ledger.session_touch(actor=profile, client_kind="api", auth="api_key")
     for group_number in range(groups):
-        group = services.group_create(
+        group = ledger.group_create(
             actor=profile, session=session, family="persona", name=f"Persona draft {group_number}"
         )
         for run_number in range(runs):
-            run = services.run_create(group=group, kind="generate", model=model)
-            services.model_call(
+            run = ledger.run_create(group=group, kind="generate", model=model)
+            gateway.model_call(
                 run=run,
                 request=CompletionRequest(
                     messages=[{"role": "user", "content": f"Say hello number {run_number}."}],

@@ -14,7 +14,7 @@ from django.utils import timezone
 from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
 from glow.catalog.tests.factories import ModelFactory
 from glow.core.registry import registry
-from system import services
+from system import ledger
 from system.models import Group, Run, Session, TimelineEvent
 from system.tests.factories import GroupFactory, SessionFactory, books
 
@@ -237,7 +237,7 @@ def test_session_detail_query_count_is_constant(
     session = SessionFactory(profile=learner)
     for _ in range(rows):
         group = GroupFactory(session=session)
-        services.timeline_record(
+        ledger.timeline_record(
             actor=learner, session=session, event_type="group.created", entity_id=group.pk
         )
         Run.objects.create(

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from glow.catalog.tests.factories import PersonaFactory
 from glow.core.registry import registry
-from system import services
+from system import ledger
 from system.models import Run, Session, TimelineEvent
 from system.tests.factories import GroupFactory, SessionFactory, sign_in
 
@@ -58,7 +58,7 @@ def _session_with_everything(learner) -> Session:
     session = SessionFactory(profile=learner)
     group = GroupFactory(session=session)
     for event_type in ("group.created", "attempt.archived", "attempt.exported"):
-        services.timeline_record(
+        ledger.timeline_record(
             actor=learner, session=session, event_type=event_type, entity_id=group.pk
         )
     Run.objects.create(
@@ -103,7 +103,7 @@ def test_the_filtered_session_query_count_is_constant(
 ):
     session = SessionFactory(profile=learner)
     for _ in range(rows):
-        services.timeline_record(actor=learner, session=session, event_type="attempt.archived")
+        ledger.timeline_record(actor=learner, session=session, event_type="attempt.archived")
     admin_client.op("system/session", {})
     with django_assert_max_num_queries(5):
         response = admin_client.op(

@@ -8,8 +8,8 @@ import pytest
 from django.db import transaction
 
 from system import events
+from system.ledger import group_create, run_create, session_touch
 from system.models import Event
-from system.services import group_create, run_create, session_touch
 
 
 @pytest.fixture

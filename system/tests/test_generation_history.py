@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from system.ledger import group_create, session_touch
 from system.models import Group
-from system.services import group_create, session_touch
 
 
 def make_groups(profile, count: int, *, family: str = "persona", name: str = "Persona run"):

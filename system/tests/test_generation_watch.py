@@ -14,8 +14,8 @@ from django_eventstream.views import get_listener_manager
 
 from glow.accounts.services import api_key_create
 from system import events, watch
+from system.ledger import group_create, run_create, run_finish, session_touch
 from system.models import RunStatus
-from system.services import group_create, run_create, run_finish, session_touch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from glow.ai import CompletionRequest, ProviderError, ProviderTimeout, StructuredOutputError, Usage
 from glow.catalog.tests.factories import ModelFactory
 from glow.core.models import Upload
-from system import services
+from system import exports, gateway, ledger
 from system.models import ClientKind, Group, Run, RunStatus, Session, TimelineEvent
 from system.tests.factories import books, sign_in
 from tests.support.fakeserver import Delay, FakeOpenAIServer, HTTPFailure, Reply
@@ -26,9 +26,9 @@ SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}, "requi
 
 
 def _run(profile, *, model=None, kind="persona_reply") -> Run:
-    session = services.session_touch(actor=profile, client_kind="api", auth="api_key")
-    group = services.group_create(actor=profile, session=session, family="attempt", name="Chat")
-    return services.run_create(group=group, kind=kind, model=model)
+    session = ledger.session_touch(actor=profile, client_kind="api", auth="api_key")
+    group = ledger.group_create(actor=profile, session=session, family="attempt", name="Chat")
+    return ledger.run_create(group=group, kind=kind, model=model)
 
 
 def _ask(text="Why was the midterm so hard?", model="", **fields) -> CompletionRequest:
@@ -41,21 +41,19 @@ def _ask(text="Why was the midterm so hard?", model="", **fields) -> CompletionR
 
 def test_a_session_lasts_until_thirty_idle_minutes(learner):
     start = timezone.now()
-    first = services.session_touch(actor=learner, client_kind="api", auth="api_key", now=start)
+    first = ledger.session_touch(actor=learner, client_kind="api", auth="api_key", now=start)
     later = start + timedelta(minutes=29)
     assert (
-        services.session_touch(actor=learner, client_kind="api", auth="api_key", now=later) == first
+        ledger.session_touch(actor=learner, client_kind="api", auth="api_key", now=later) == first
     )
     # Idle is measured from the last request, not from the start.
     still = later + timedelta(minutes=29)
     assert (
-        services.session_touch(actor=learner, client_kind="api", auth="api_key", now=still) == first
+        ledger.session_touch(actor=learner, client_kind="api", auth="api_key", now=still) == first
     )
 
     after_break = still + timedelta(minutes=31)
-    second = services.session_touch(
-        actor=learner, client_kind="api", auth="api_key", now=after_break
-    )
+    second = ledger.session_touch(actor=learner, client_kind="api", auth="api_key", now=after_break)
 
     assert second != first
     first.refresh_from_db()
@@ -67,18 +65,18 @@ def test_a_session_lasts_until_thirty_idle_minutes(learner):
 def test_the_idle_window_is_a_setting(learner, settings):
     settings.GLOW_SESSION_IDLE_MINUTES = 5
     start = timezone.now()
-    first = services.session_touch(actor=learner, client_kind="api", auth="api_key", now=start)
-    again = services.session_touch(
+    first = ledger.session_touch(actor=learner, client_kind="api", auth="api_key", now=start)
+    again = ledger.session_touch(
         actor=learner, client_kind="api", auth="api_key", now=start + timedelta(minutes=6)
     )
     assert again != first
 
 
 def test_clients_of_one_person_keep_separate_sessions(learner):
-    api = services.session_touch(actor=learner, client_kind="api", auth="api_key")
-    cli = services.session_touch(actor=learner, client_kind="cli", auth="api_key")
+    api = ledger.session_touch(actor=learner, client_kind="api", auth="api_key")
+    cli = ledger.session_touch(actor=learner, client_kind="cli", auth="api_key")
     assert api != cli
-    assert services.session_touch(actor=learner, client_kind="api", auth="api_key") == api
+    assert ledger.session_touch(actor=learner, client_kind="api", auth="api_key") == api
 
 
 @pytest.mark.parametrize(
@@ -92,7 +90,7 @@ def test_clients_of_one_person_keep_separate_sessions(learner):
     ],
 )
 def test_client_kind_of(auth, mcp, user_agent, kind):
-    assert services.client_kind_of(auth=auth, mcp=mcp, user_agent=user_agent) == kind
+    assert ledger.client_kind_of(auth=auth, mcp=mcp, user_agent=user_agent) == kind
 
 
 @pytest.mark.parametrize(
@@ -132,7 +130,7 @@ def test_cost_is_exact_decimal_from_prices_per_million(learner):
     )
     run = _run(learner, model=model)
 
-    result = services.model_call(run=run, request=_ask(task="persona_reply", context={}))
+    result = gateway.model_call(run=run, request=_ask(task="persona_reply", context={}))
 
     run.refresh_from_db()
     expected = (
@@ -196,7 +194,7 @@ def test_a_whole_openai_answer_is_booked_exactly(fake_openai, openai_model, lear
     fake_openai.enqueue(Reply("Three chapters, mostly proofs.", usage=Usage(1200, 345)))
     run = _run(learner, model=openai_model)
 
-    result = services.model_call(run=run, request=_ask())
+    result = gateway.model_call(run=run, request=_ask())
 
     run.refresh_from_db()
     assert result.text == "Three chapters, mostly proofs."
@@ -222,7 +220,7 @@ def test_a_streamed_openai_answer_is_booked_exactly(fake_openai, openai_model, l
     run = _run(learner, model=openai_model)
     deltas = []
 
-    result = services.model_call(run=run, request=_ask(), stream=True, on_delta=deltas.append)
+    result = gateway.model_call(run=run, request=_ask(), stream=True, on_delta=deltas.append)
 
     run.refresh_from_db()
     assert "".join(deltas) == "You can ask for a regrade in writing." == run.output
@@ -238,7 +236,7 @@ def test_a_server_error_then_success_books_one_successful_run(fake_openai, opena
     run = _run(learner, model=openai_model)
     before = len(fake_openai.requests)
 
-    services.model_call(run=run, request=_ask())
+    gateway.model_call(run=run, request=_ask())
 
     run.refresh_from_db()
     assert len(fake_openai.requests) - before == 2
@@ -254,7 +252,7 @@ def test_errors_past_the_retries_fail_the_run_and_keep_the_error(
     run = _run(learner, model=openai_model)
 
     with pytest.raises(ProviderError):
-        services.model_call(run=run, request=_ask())
+        gateway.model_call(run=run, request=_ask())
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
@@ -271,7 +269,7 @@ def test_a_timeout_fails_the_run(fake_openai, openai_model, learner, settings):
     run = _run(learner, model=openai_model)
 
     with pytest.raises(ProviderTimeout):
-        services.model_call(run=run, request=_ask())
+        gateway.model_call(run=run, request=_ask())
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
@@ -286,7 +284,7 @@ def test_malformed_json_is_repaired_once_and_both_calls_are_billed(
     )
     run = _run(learner, model=openai_model, kind="grade")
 
-    result = services.model_call(run=run, request=_ask(json_schema=SCHEMA))
+    result = gateway.model_call(run=run, request=_ask(json_schema=SCHEMA))
 
     run.refresh_from_db()
     assert result.data == {"score": 4}
@@ -304,7 +302,7 @@ def test_calls_naming_no_model_use_the_model_glow_ai_model_names_with_its_pinned
     fake_openai.enqueue(Reply('{"score": 2}', usage=Usage(10, 2)))
 
     run = _run(learner, kind="grade")
-    result = services.model_call(run=run, request=_ask(json_schema=SCHEMA))
+    result = gateway.model_call(run=run, request=_ask(json_schema=SCHEMA))
 
     assert run.model == openai_model and run.provider_model == "gpt-books"
     assert result.data == {"score": 2}
@@ -320,7 +318,7 @@ def test_malformed_json_twice_fails_the_structured_run(fake_openai, openai_model
     run = _run(learner, model=openai_model, kind="grade")
 
     with pytest.raises(StructuredOutputError):
-        services.model_call(run=run, request=_ask(json_schema=SCHEMA))
+        gateway.model_call(run=run, request=_ask(json_schema=SCHEMA))
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
@@ -336,9 +334,9 @@ def test_cancel_mid_stream_keeps_the_partial_text(fake_openai, openai_model, lea
     def on_delta(delta: str) -> None:
         received.append(delta)
         if len(received) == 3:
-            services.run_cancel(run=run)
+            ledger.run_cancel(run=run)
 
-    result = services.model_call(run=run, request=_ask(), stream=True, on_delta=on_delta)
+    result = gateway.model_call(run=run, request=_ask(), stream=True, on_delta=on_delta)
 
     run.refresh_from_db()
     assert result.finish_reason == "cancelled"
@@ -351,7 +349,7 @@ def test_cancel_mid_stream_keeps_the_partial_text(fake_openai, openai_model, lea
 
 
 def test_the_cancel_flag_stops_a_local_stream_between_chunks(learner, monkeypatch):
-    monkeypatch.setattr(services, "CANCEL_POLL_SECONDS", 0)
+    monkeypatch.setattr(gateway, "CANCEL_POLL_SECONDS", 0)
     run = _run(learner)
     received = []
 
@@ -362,7 +360,7 @@ def test_the_cancel_flag_stops_a_local_stream_between_chunks(learner, monkeypatc
             Run.objects.filter(pk=run.pk).update(cancel_requested=True)
 
     text = " ".join(f"word{n}" for n in range(30))
-    result = services.model_call(
+    result = gateway.model_call(
         run=run, request=_ask(text, model="echo"), stream=True, on_delta=on_delta
     )
 
@@ -379,7 +377,7 @@ def test_a_failing_delta_consumer_fails_the_run_instead_of_leaving_it_running(le
         raise RuntimeError("socket closed")
 
     with pytest.raises(RuntimeError):
-        services.model_call(run=run, request=_ask(model="echo"), stream=True, on_delta=on_delta)
+        gateway.model_call(run=run, request=_ask(model="echo"), stream=True, on_delta=on_delta)
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
@@ -388,9 +386,9 @@ def test_a_failing_delta_consumer_fails_the_run_instead_of_leaving_it_running(le
 
 def test_finishing_twice_counts_once(learner):
     run = _run(learner)
-    services.model_call(run=run, request=_ask(model="echo"))
+    gateway.model_call(run=run, request=_ask(model="echo"))
 
-    services.run_finish(run=run, status=RunStatus.FAILED, error="late duplicate")
+    ledger.run_finish(run=run, status=RunStatus.FAILED, error="late duplicate")
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
@@ -416,7 +414,7 @@ def test_refresh_repairs_drifted_counters_from_the_runs(learner):
     )
     Group.objects.filter(session=session).update(run_count=0, total_tokens=7, last_run_at=None)
 
-    assert services.session_counters_refresh(sessions=Session.objects.filter(pk=session.pk)) == 1
+    assert ledger.session_counters_refresh(sessions=Session.objects.filter(pk=session.pk)) == 1
 
     assert (
         Session.objects.values("group_count", "run_count", "total_tokens", "total_cost").get(
@@ -440,9 +438,9 @@ def test_refresh_repairs_drifted_counters_from_the_runs(learner):
 def test_export_writes_an_audited_zip_of_the_session(learner, org_admin):
     model = ModelFactory(organization=learner.organization)
     session = books(profile=learner, model=model, groups=2, runs=2)
-    audit = services.session_touch(actor=org_admin, client_kind="browser", auth="session")
+    audit = ledger.session_touch(actor=org_admin, client_kind="browser", auth="session")
 
-    upload = services.session_export(actor=org_admin, session=session, audit_session=audit)
+    upload = exports.session_export(actor=org_admin, session=session, audit_session=audit)
 
     assert upload.mime_type == "application/zip"
     assert upload.owner == org_admin
@@ -473,11 +471,11 @@ def test_export_includes_what_other_apps_contribute(learner, org_admin, monkeypa
     session = books(profile=learner, groups=1, runs=1)
     hooks = dict(registry.hooks)
     hooks["session_export"] = [
-        lambda actor, session: [services.ExportFile("attempts.csv", "attempt_id\nA1\nA2\n", 2)]
+        lambda actor, session: [exports.ExportFile("attempts.csv", "attempt_id\nA1\nA2\n", 2)]
     ]
     monkeypatch.setattr(registry, "hooks", hooks)
 
-    upload = services.session_export(actor=org_admin, session=session)
+    upload = exports.session_export(actor=org_admin, session=session)
 
     archive = zipfile.ZipFile(io.BytesIO(upload.file.read()))
     assert archive.read("attempts.csv").decode() == "attempt_id\nA1\nA2\n"

@@ -122,9 +122,9 @@ def test_session_pages_match_the_api(staff_client, admin_client, filled):
 
 
 def test_any_app_may_write_timeline_events_the_page_shows(staff_client, org_admin, filled):
-    from system import services
+    from system import ledger
 
-    services.timeline_record(
+    ledger.timeline_record(
         actor=org_admin,
         session=filled,
         event_type="run.reviewed",

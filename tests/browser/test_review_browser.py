@@ -32,7 +32,7 @@ def _person(organization, username: str, role: str, departments=()):
 
 @pytest.fixture
 def reviewed_world():
-    from attempts import services as attempts
+    from attempts import lifecycle, messaging
 
     university = OrganizationFactory(name="Demo University")
     computing = DepartmentFactory(organization=university, name="Computer Science")
@@ -47,15 +47,15 @@ def reviewed_world():
     home = HomeFactory(
         organization=university, department=computing, simulation=simulation, cohort=cohort
     )
-    attempt = attempts.attempt_start(actor=learner, home_id=home.pk)
+    attempt = lifecycle.attempt_start(actor=learner, home_id=home.pk)
     chat = attempt.chats.order_by("position").first()
-    attempts.attempt_message(
+    messaging.attempt_message(
         actor=learner,
         attempt_id=attempt.pk,
         chat_id=chat.pk,
         message="Whatever, the policy is the policy.",
     )
-    attempts.attempt_end(actor=learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
+    lifecycle.attempt_end(actor=learner, attempt_id=attempt.pk, chat_id=chat.pk, grade=True)
     chat.refresh_from_db()
     attempt.refresh_from_db()
     first_group = rubric.structure()[0]

@@ -59,7 +59,7 @@ def _person(organization, username: str, role: str, name: str, departments=()):
 
 def _graded_attempt(organization, department, learner, session):
     """A practice attempt in the learner's session: one chat messaged, ended and graded."""
-    from attempts import services as attempts
+    from attempts import lifecycle, messaging
 
     cohort = CohortFactory(organization=organization, department=department, name="CS-180 TAs")
     cohort.members.add(learner)
@@ -73,16 +73,16 @@ def _graded_attempt(organization, department, learner, session):
     home = HomeFactory(
         organization=organization, department=department, simulation=simulation, cohort=cohort
     )
-    attempt = attempts.attempt_start(actor=learner, home_id=home.pk, session=session)
+    attempt = lifecycle.attempt_start(actor=learner, home_id=home.pk, session=session)
     chat_id = attempt.chats.order_by("position").first().pk
-    attempts.attempt_message(
+    messaging.attempt_message(
         actor=learner,
         attempt_id=attempt.pk,
         chat_id=chat_id,
         message="That sounds frustrating. What have you tried with the base case so far?",
         session=session,
     )
-    attempts.attempt_end(
+    lifecycle.attempt_end(
         actor=learner, attempt_id=attempt.pk, chat_id=chat_id, grade=True, session=session
     )
     attempt.refresh_from_db()

@@ -445,7 +445,7 @@ WRITE_RE = re.compile(r'^\s*(?:INSERT INTO|UPDATE|DELETE FROM)\s+"?(\w+)"?', re.
 
 
 def build_world(media_root) -> World:
-    from attempts import services as attempt_services
+    from attempts import lifecycle, messaging
     from attempts.models import Attempt, AttemptStatus, Message
     from glow.catalog.models import Home, StandardGroup
     from tests_app.models import Invocation, SecretKey, TestGrade, ToolCall
@@ -501,9 +501,9 @@ def build_world(media_root) -> World:
     # Other College: its own rows, so probes mix "mine" with "theirs".
     other_admin, other_learner = people["other_admin"], people["other_learner"]
     home = Home.objects.get(organization=other)
-    mine = attempt_services.attempt_start(actor=other_learner, home_id=home.pk)
+    mine = lifecycle.attempt_start(actor=other_learner, home_id=home.pk)
     chat = first(mine.chats.all())
-    attempt_services.attempt_message(
+    messaging.attempt_message(
         actor=other_learner, attempt_id=mine.pk, chat_id=chat.pk, message="Hi, I need more time."
     )
     their_test = other_test(other_admin)
@@ -591,13 +591,13 @@ def other_test(admin) -> dict[str, Any]:
     """A test of Other College with a secret, a grade and a tool call: "my grade, your tool
     call" is probed too."""
     from glow.catalog.tests.factories import AgentFactory, EvalFactory, ModelFactory
-    from system.services import session_touch
-    from tests_app import services as test_services
+    from system.ledger import session_touch
+    from tests_app import lifecycle
     from tests_app.tests.factories import TestGradeFactory, ToolCallFactory
 
     department = Department.objects.filter(organization=admin.organization).first()
     evaluation = EvalFactory(organization=admin.organization, department=department)
-    test, _ = test_services.test_start(
+    test, _ = lifecycle.test_start(
         actor=admin,
         session=session_touch(actor=admin, client_kind="api", auth="api_key"),
         eval_id=evaluation.pk,

@@ -18,10 +18,10 @@ from glow.catalog.tests.factories import (
     RubricFactory,
     ScenarioFactory,
 )
+from system.ledger import session_touch
 from system.models import Run
-from system.services import session_touch
 from tests.integration.private_services import spawn_worker
-from tests_app import services
+from tests_app import lifecycle
 from tests_app.models import Invocation, Test, TestGrade
 from tests_app.tasks import invocations_drain
 
@@ -80,7 +80,7 @@ def start_grid(org_admin, base_url: str, *, models: int, scenarios: int, concurr
         for n in range(scenarios)
     ]
     agent = AgentFactory(organization=organization, department=department)
-    test, _ = services.test_start(
+    test, _ = lifecycle.test_start(
         actor=org_admin,
         session=session_touch(actor=org_admin, client_kind="api", auth="api_key"),
         eval_id=evaluation.pk,

@@ -48,8 +48,8 @@ class Catalog:
 
     def start_queued(self, actor, **overrides):
         """A started test whose invocations wait in the queue: no worker is dispatched."""
-        from system.services import session_touch
-        from tests_app import services
+        from system.ledger import session_touch
+        from tests_app import lifecycle
 
         arguments = {
             "eval_id": self.eval.pk,
@@ -58,7 +58,7 @@ class Catalog:
             "agent_ids": [row.pk for row in self.agents],
             **overrides,
         }
-        test, _ = services.test_start(
+        test, _ = lifecycle.test_start(
             actor=actor,
             session=session_touch(actor=actor, client_kind="api", auth="api_key"),
             dispatch=False,

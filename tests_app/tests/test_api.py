@@ -13,9 +13,9 @@ from django.db.models.functions import Cast
 
 from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
 from glow.catalog.tests.factories import EvalFactory, RubricFactory
+from system.ledger import run_create, run_mark_running
 from system.models import Event, Group, Run, TimelineEvent
-from system.services import run_create, run_mark_running
-from tests_app import runner
+from tests_app.engine import workers
 from tests_app.models import (
     Feedback,
     Invocation,
@@ -133,7 +133,7 @@ def test_grade_full_then_score_then_feedback_then_benchmark_then_complete(staff_
 
     graded = ok(staff_client.op("test/grade", {"invocation_id": str(first.pk), "full": True}))
     assert graded["score"] == 8 and graded["total_points"] == 8 and graded["full"] is True
-    assert graded["percent"] == 100.0 and graded["source"] == "manual"
+    assert graded["percent"] == 100.0 and graded["source"] == "reviewed"
     scored = ok(staff_client.op("test/grade", {"invocation_id": str(second.pk), "score": 3}))
     assert scored["score"] == 3 and scored["full"] is False
     # One grade per invocation: grading again updates it.
@@ -324,9 +324,9 @@ def test_decrypt_answers_only_the_invocations_own_keys_and_audits_each_call(staf
 
 def test_stop_halts_queued_and_running_cells_and_keeps_finished_ones(staff, staff_client, catalog):
     test = catalog.start_queued(staff, concurrency=2)
-    finished = runner.invocation_claim(test_id=test.pk, worker_token="w1")
-    runner.invocation_execute(invocation_id=finished)
-    in_flight = runner.invocation_claim(test_id=test.pk, worker_token="w2")
+    finished = workers.invocation_claim(test_id=test.pk, worker_token="w1")
+    workers.invocation_execute(invocation_id=finished)
+    in_flight = workers.invocation_claim(test_id=test.pk, worker_token="w2")
     # The cell is mid-turn: its envelope is written and running.
     envelope = run_create(group=test.group, kind="invocation", family="test", artifact_id=in_flight)
     run_mark_running(run=envelope)
@@ -345,7 +345,7 @@ def test_stop_halts_queued_and_running_cells_and_keeps_finished_ones(staff, staf
     test.refresh_from_db()
     assert test.status == "stopped"
     # A runner that was mid-turn notices and writes nothing more.
-    assert runner.invocation_execute(invocation_id=in_flight) == InvocationStatus.TERMINATED
+    assert workers.invocation_execute(invocation_id=in_flight) == InvocationStatus.TERMINATED
     again = ok(staff_client.op("test/stop", {"test_id": str(test.pk)}))
     assert again["stopped_count"] == 0 and again["invocation_id"] is None
     assert "Nothing to stop" in again["message"]
@@ -505,7 +505,7 @@ def test_every_op_answers_404_for_another_organizations_ids(staff_client, catalo
         error(outsider_client.op(op, body), 404)
     test = Test.objects.get(pk=test_id)
     assert (test.status, test.archived) == ("finished", False)
-    assert not Feedback.objects.exists() and TestGrade.objects.get(pk=grade.pk).source == "auto"
+    assert not Feedback.objects.exists() and TestGrade.objects.get(pk=grade.pk).source == "ai"
     assert not TimelineEvent.objects.filter(event_type__in=["test.decrypt", "test.export"]).exists()
 
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from glow.ai import ProviderError
 from glow.ai.local.provider import LocalProvider
 from system.models import Event, Group, Run, Session
-from tests_app import runner
+from tests_app.engine import claims, slots, workers
 from tests_app.models import Invocation, InvocationStatus, TestGrade, ToolCall
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,7 @@ def outcome(test) -> list[dict]:
                 "events": [
                     (event.seq, event.event_type, sorted(event.payload))
                     for event in Event.objects.filter(run_id=invocation.run_id).order_by("seq")
-                    if event.event_type != runner.TEST_PROGRESS_EVENT
+                    if event.event_type != slots.TEST_PROGRESS_EVENT
                 ],
             }
         )
@@ -87,7 +87,7 @@ def test_a_failed_call_fails_its_cell_and_the_others_go_on(staff, catalog, monke
         return real(self, request)
 
     monkeypatch.setattr(LocalProvider, "_complete", flaky)
-    runner.worker_run(test_id=test.pk, worker_token="w")
+    workers.worker_run(test_id=test.pk, worker_token="w")
     by_model = {
         invocation.model_id: invocation for invocation in test.invocations.order_by("position")
     }
@@ -106,7 +106,7 @@ def test_a_failed_call_fails_its_cell_and_the_others_go_on(staff, catalog, monke
     ) == [
         (1, "GenerationProgressEvent"),
         (2, "GenerationErrorEvent"),
-        (3, runner.TEST_PROGRESS_EVENT),
+        (3, slots.TEST_PROGRESS_EVENT),
     ]
     assert_books_balance(test)
 
@@ -121,7 +121,7 @@ def test_a_failed_grade_keeps_the_cells_conversation(staff, catalog, monkeypatch
         return real(self, request)
 
     monkeypatch.setattr(LocalProvider, "_complete", grader_down)
-    runner.worker_run(test_id=test.pk, worker_token="w")
+    workers.worker_run(test_id=test.pk, worker_token="w")
     for invocation in test.invocations.all():
         assert (invocation.status, invocation.error) == ("failed", "The grader is down.")
         assert [line["role"] for line in invocation.transcript] == ["agent", "persona"]
@@ -137,7 +137,7 @@ def meanwhile(monkeypatch):
     `action` after its next write while the call waits, as another process acts while a model
     answers (the loop thread never touches the database)."""
     pending: list = []
-    real = runner.Engine.flush
+    real = workers.Engine.flush
 
     def flush(self):
         written = real(self)
@@ -147,7 +147,7 @@ def meanwhile(monkeypatch):
             done.set()
         return written
 
-    monkeypatch.setattr(runner.Engine, "flush", flush)
+    monkeypatch.setattr(workers.Engine, "flush", flush)
 
     def request(action) -> None:
         done = threading.Event()
@@ -177,7 +177,7 @@ def test_a_cell_halted_mid_run_is_left_alone(staff, catalog, monkeypatch, meanwh
         return real(self, request)
 
     monkeypatch.setattr(LocalProvider, "_complete", halt_during_persona_reply)
-    runner.worker_run(test_id=test.pk, worker_token="w")
+    workers.worker_run(test_id=test.pk, worker_token="w")
     halted.refresh_from_db()
     assert halted.status == "terminated"
     assert [line["role"] for line in halted.transcript] == ["agent"]  # saved before the halt
@@ -189,7 +189,7 @@ def test_a_cell_halted_mid_run_is_left_alone(staff, catalog, monkeypatch, meanwh
 
 def test_the_envelope_costs_are_the_agents_own(staff, catalog):
     test = catalog.start_queued(staff, concurrency=BATCHED, model_ids=[catalog.models[0].pk])
-    runner.worker_run(test_id=test.pk, worker_token="w")
+    workers.worker_run(test_id=test.pk, worker_token="w")
     for invocation in test.invocations.all():
         agent_runs = Run.objects.filter(artifact_id=invocation.pk, kind="agent_turn")
         assert invocation.total_tokens == sum(run.total_tokens for run in agent_runs) > 0
@@ -197,7 +197,7 @@ def test_the_envelope_costs_are_the_agents_own(staff, catalog):
 
 
 def run_all(test, token: str = "w") -> int:
-    return runner.worker_run(test_id=test.pk, worker_token=token)
+    return workers.worker_run(test_id=test.pk, worker_token=token)
 
 
 def test_cells_in_flight_together_write_what_cells_one_at_a_time_write(staff, catalog):
@@ -212,7 +212,7 @@ def test_cells_in_flight_together_write_what_cells_one_at_a_time_write(staff, ca
     assert outcome(together) == expected
     assert_books_balance(together)
     progress = Event.objects.filter(
-        group_id=together.group_id, event_type=runner.TEST_PROGRESS_EVENT
+        group_id=together.group_id, event_type=slots.TEST_PROGRESS_EVENT
     ).order_by("id")
     assert progress.count() == 4
     assert progress.last().payload["finished"] is True
@@ -227,21 +227,21 @@ def test_cells_in_flight_together_write_what_cells_one_at_a_time_write(staff, ca
     finished_at = next(
         index
         for index, (kind, payload) in enumerate(stream)
-        if kind == runner.TEST_PROGRESS_EVENT and payload["finished"]
+        if kind == slots.TEST_PROGRESS_EVENT and payload["finished"]
     )
     completes = [kind for kind, _ in stream[:finished_at] if kind == "GenerationCompleteEvent"]
     assert len(completes) == 4
 
 
 def test_a_test_whose_cells_all_ended_is_finished_and_a_rerun_reopens_it(staff, catalog):
-    from tests_app import services
+    from tests_app import invocations
 
     test = catalog.start_queued(staff, concurrency=BATCHED)
     run_all(test)
     test.refresh_from_db()
     assert test.status == "finished"
     first = test.invocations.order_by("position").first()
-    services.invocation_run(actor=staff, invocation_id=first.pk)  # inline tasks: runs it again
+    invocations.invocation_run(actor=staff, invocation_id=first.pk)  # inline tasks: runs it again
     test.refresh_from_db()
     assert test.status == "finished"
     assert TestGrade.objects.filter(invocation__test=test).count() == 4
@@ -253,15 +253,15 @@ def test_claims_stay_within_the_concurrency_and_lapsed_leases_free_their_slots(s
     from django.utils import timezone
 
     test = catalog.start_queued(staff, concurrency=2)
-    first, left = runner.invocations_claim(test_id=test.pk, worker_token="a")
+    first, left = claims.invocations_claim(test_id=test.pk, worker_token="a")
     assert len(first) == 1 and left  # a share of 2 over four workers is one cell
-    assert len(runner.invocations_claim(test_id=test.pk, worker_token="b", limit=10)[0]) == 1
-    assert runner.invocations_claim(test_id=test.pk, worker_token="c") == ([], True)
+    assert len(claims.invocations_claim(test_id=test.pk, worker_token="b", limit=10)[0]) == 1
+    assert claims.invocations_claim(test_id=test.pk, worker_token="c") == ([], True)
     # Worker "a" died: once its lease has run out its cell is claimable, and counts as no slot.
     Invocation.objects.filter(pk=first[0].pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    taken, _ = runner.invocations_claim(test_id=test.pk, worker_token="c", limit=10)
+    taken, _ = claims.invocations_claim(test_id=test.pk, worker_token="c", limit=10)
     assert [row.pk for row in taken] == [first[0].pk]
     assert test.invocations.filter(status="running").count() == 2
 
@@ -272,7 +272,7 @@ def test_a_cell_taken_over_after_its_lease_ran_out_is_graded_once(staff, catalog
     from django.utils import timezone
 
     test = catalog.start_queued(staff, concurrency=BATCHED, model_ids=[catalog.models[0].pk])
-    lost, _ = runner.invocations_claim(test_id=test.pk, worker_token="dead", limit=1)
+    lost, _ = claims.invocations_claim(test_id=test.pk, worker_token="dead", limit=1)
     Invocation.objects.filter(pk=lost[0].pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -313,27 +313,27 @@ def test_recover_requeues_lapsed_cells_and_starts_workers(staff, catalog, monkey
 
     from django.utils import timezone
 
-    from tests_app import services
+    from tests_app import lifecycle
 
     started = []
     monkeypatch.setattr(
-        services, "workers_dispatch", lambda *, test, queued: started.append(queued) or 1
+        lifecycle, "workers_dispatch", lambda *, test, queued: started.append(queued) or 1
     )
     test = catalog.start_queued(staff, concurrency=BATCHED)
-    claimed, _ = runner.invocations_claim(test_id=test.pk, worker_token="dead")
-    assert services.test_recover(test_id=test.pk) == {"requeued": 0, "dispatched": 0}
+    claimed, _ = claims.invocations_claim(test_id=test.pk, worker_token="dead")
+    assert lifecycle.test_recover(test_id=test.pk) == {"requeued": 0, "dispatched": 0}
     Invocation.objects.filter(pk__in=[row.pk for row in claimed]).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert services.test_recover(test_id=test.pk) == {"requeued": 4, "dispatched": 1}
+    assert lifecycle.test_recover(test_id=test.pk) == {"requeued": 4, "dispatched": 1}
     assert started == [4]
     assert set(test.invocations.values_list("status", "worker_token")) == {("queued", "")}
 
 
 def test_writes_are_per_set_not_per_cell(staff, catalog, monkeypatch):
     """The same statements for 2 and for 4 cells when each write takes every ended cell."""
-    monkeypatch.setattr(runner, "END_FLUSH_SECONDS", 30.0)
-    monkeypatch.setattr(runner, "FLUSH_SECONDS", 30.0)
+    monkeypatch.setattr(workers, "END_FLUSH_SECONDS", 30.0)
+    monkeypatch.setattr(workers, "FLUSH_SECONDS", 30.0)
     counts = []
     for scenarios in (catalog.scenarios[:1], catalog.scenarios):
         test = catalog.start_queued(
@@ -348,17 +348,17 @@ def test_writes_are_per_set_not_per_cell(staff, catalog, monkeypatch):
 
 
 def test_dispatch_starts_enough_tasks_for_the_concurrency(staff, catalog, monkeypatch):
-    from tests_app import services
+    from tests_app import lifecycle
 
     enqueued = []
     monkeypatch.setattr("glow.core.tasks.enqueue", lambda task, *args: enqueued.append(args))
     for concurrency, tasks in ((1, 1), (2, 2), (4, 4), (16, 1), (64, 1)):
         enqueued.clear()
         test = catalog.start_queued(staff, concurrency=concurrency)
-        assert services.workers_dispatch(test=test, queued=4) == tasks
+        assert lifecycle.workers_dispatch(test=test, queued=4) == tasks
         assert len(enqueued) == tasks
     test = catalog.start_queued(staff, concurrency=64)
-    assert services.workers_dispatch(test=test, queued=1000) == 4  # four shares of 16
+    assert lifecycle.workers_dispatch(test=test, queued=1000) == 4  # four shares of 16
 
 
 def test_workers_share_the_concurrency_evenly(staff, catalog):
@@ -371,12 +371,12 @@ def test_workers_share_the_concurrency_evenly(staff, catalog):
     test = catalog.start_queued(
         staff, concurrency=4, scenario_ids=[row.pk for row in catalog.scenarios] + extra
     )
-    alone, _ = runner.invocations_claim(test_id=test.pk, worker_token="a", limit=4)
+    alone, _ = claims.invocations_claim(test_id=test.pk, worker_token="a", limit=4)
     assert len(alone) == 4  # a worker alone may take the whole concurrency
-    assert runner.invocations_claim(test_id=test.pk, worker_token="b", limit=4) == ([], True)
+    assert claims.invocations_claim(test_id=test.pk, worker_token="b", limit=4) == ([], True)
     # Two of a's cells end; "b" asked in vain a moment ago, so a refills no further than half.
     Invocation.objects.filter(pk__in=[row.pk for row in alone[:2]]).update(status="succeeded")
-    assert runner.invocations_claim(test_id=test.pk, worker_token="a", limit=4)[0] == []
-    taken, _ = runner.invocations_claim(test_id=test.pk, worker_token="b", limit=4)
+    assert claims.invocations_claim(test_id=test.pk, worker_token="a", limit=4)[0] == []
+    taken, _ = claims.invocations_claim(test_id=test.pk, worker_token="b", limit=4)
     assert len(taken) == 2
     assert test.invocations.filter(status="running").count() == 4

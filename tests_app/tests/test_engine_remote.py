@@ -10,7 +10,7 @@ from bench.latency_server import LatencyServer
 from glow.catalog.tests.factories import ModelFactory, ScenarioFactory
 from system.models import Group, Run
 from tests.support.fakeserver import FakeOpenAIServer
-from tests_app import runner
+from tests_app.engine import workers
 from tests_app.models import TestGrade
 from tests_app.tests.test_engine import assert_books_balance, outcome
 
@@ -40,8 +40,8 @@ def test_a_grid_on_remote_models_writes_what_the_local_simulator_writes(staff, c
         )
         on_local = catalog.start_queued(staff, concurrency=16, model_ids=[local.pk])
         on_remote = catalog.start_queued(staff, concurrency=16, model_ids=[remote.pk])
-        assert runner.worker_run(test_id=on_local.pk, worker_token="a") == 2
-        assert runner.worker_run(test_id=on_remote.pk, worker_token="b") == 2
+        assert workers.worker_run(test_id=on_local.pk, worker_token="a") == 2
+        assert workers.worker_run(test_id=on_remote.pk, worker_token="b") == 2
         assert len(server.requests) == 2  # the agent's turn of each cell went over HTTP
 
     assert [cell["status"] for cell in outcome(on_local)] == ["succeeded"] * 2
@@ -89,7 +89,7 @@ def test_the_tests_concurrency_caps_calls_in_flight_and_runs_record_their_own_la
     test = catalog.start_queued(
         staff, concurrency=3, model_ids=[model.pk], scenario_ids=many_cells(catalog, 9)
     )
-    assert runner.worker_run(test_id=test.pk, worker_token="w") == 9
+    assert workers.worker_run(test_id=test.pk, worker_token="w") == 9
     stats = latency_server.stats()
     assert stats["calls"] == 27  # agent, persona and grader per cell
     assert stats["max_in_flight"] == 3
@@ -113,7 +113,7 @@ def test_the_providers_own_cap_holds_whatever_the_tests_concurrency(
     test = catalog.start_queued(
         staff, concurrency=8, model_ids=[model.pk], scenario_ids=many_cells(catalog, 8)
     )
-    assert runner.worker_run(test_id=test.pk, worker_token="w") == 8
+    assert workers.worker_run(test_id=test.pk, worker_token="w") == 8
     assert latency_server.stats()["max_in_flight"] == 2
 
 
@@ -126,8 +126,8 @@ def test_429_with_retry_after_and_500s_are_retried_within_bounds(staff, catalog,
     # The first cell's agent call: a 429 asking for 0.4 s, then a 500, then an answer.
     latency_server.fail_next(429, 1, retry_after=0.4)
     latency_server.fail_next(500, 1)
-    runner.invocation_execute(
-        invocation_id=runner.invocation_claim(test_id=test.pk, worker_token="a")
+    workers.invocation_execute(
+        invocation_id=workers.invocation_claim(test_id=test.pk, worker_token="a")
     )
     first.refresh_from_db()
     assert first.status == "succeeded"
@@ -136,8 +136,8 @@ def test_429_with_retry_after_and_500s_are_retried_within_bounds(staff, catalog,
     assert agent_call.latency_ms >= 400 + 60  # the wait it was asked for, and the answer
     # The second cell's agent call: 500 on every attempt (two retries): the cell fails.
     latency_server.fail_next(500, 3)
-    runner.invocation_execute(
-        invocation_id=runner.invocation_claim(test_id=test.pk, worker_token="b")
+    workers.invocation_execute(
+        invocation_id=workers.invocation_claim(test_id=test.pk, worker_token="b")
     )
     second.refresh_from_db()
     assert second.status == "failed"

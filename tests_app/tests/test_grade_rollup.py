@@ -56,7 +56,7 @@ def test_feedback_on_every_group_recomputes_the_grades_total(staff_client, catal
     by_group = {g["standard_group_id"]: g["score"] for g in stored.groups}
     assert by_group[str(first.pk)] == 1.0
     assert stored.score == Decimal(str(sum(by_group.values())))
-    assert stored.full is False and stored.source == "manual"
+    assert stored.full is False and stored.source == "reviewed"
     cell = _cell(staff_client, started["test_id"], invocation)
     assert cell["score"] == float(stored.score)
     assert cell["percent"] == round(float(stored.score) * 100 / cell["total_points"], 1)

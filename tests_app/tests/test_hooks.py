@@ -7,8 +7,8 @@ import zipfile
 import pytest
 from django.test import Client
 
+from system import exports
 from system import selectors as system_selectors
-from system import services as system_services
 from system.models import Group
 from tests_app.models import Test
 
@@ -38,7 +38,7 @@ def test_activity_counts_tests_and_invocations(staff, started, learner):
 
 def test_a_session_export_lists_the_tests_started_in_it(staff, started):
     session = Group.objects.get(pk=started.group_id).session
-    upload = system_services.session_export(actor=staff, session=session)
+    upload = exports.session_export(actor=staff, session=session)
     with upload.file.open("rb") as handle, zipfile.ZipFile(handle) as archive:
         rows = archive.read("tests.csv").decode().strip().splitlines()
     assert rows[0].startswith("test_id,title,eval,status,invocations")

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests_app import selectors, services
+from tests_app import exports, selectors
 from tests_app.models import Feedback
 from tests_app.tests.factories import (
     InvocationFactory,
@@ -74,10 +74,10 @@ def test_benchmark_costs_the_same_queries_for_1_and_10_cells(
 
 def test_benchmark_shows_each_cells_model_latency_and_its_p50_and_p95(staff, catalog):
     from system.models import Run
-    from tests_app import runner
+    from tests_app.engine import workers
 
     test = catalog.start_queued(staff, concurrency=16)
-    runner.worker_run(test_id=test.pk, worker_token="w")
+    workers.worker_run(test_id=test.pk, worker_token="w")
     invocations = list(test.invocations.order_by("position"))
     for number, invocation in enumerate(invocations):
         Run.objects.filter(artifact_id=invocation.pk, kind="agent_turn").update(
@@ -127,12 +127,12 @@ def test_export_costs_the_same_queries_for_1_and_10_invocations(
     test = TestFactory(organization=catalog.organization, eval=catalog.eval)
     graded_cell(test, catalog)
     with CaptureQueriesContext(connection) as one:
-        upload = services.test_export(actor=staff, test_id=test.pk, view="invocations")
+        upload = exports.test_export(actor=staff, test_id=test.pk, view="invocations")
     assert upload.row_count == 1
     for _ in range(9):
         graded_cell(test, catalog)
     with django_assert_max_num_queries(len(one)):
-        upload = services.test_export(actor=staff, test_id=test.pk, view="invocations")
+        upload = exports.test_export(actor=staff, test_id=test.pk, view="invocations")
     assert upload.row_count == 10
 
 

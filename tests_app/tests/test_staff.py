@@ -62,9 +62,9 @@ def test_the_heatmap_shows_every_cell_with_its_colour_figures_and_trace_link(
 
 def test_the_benchmark_page_counts_cells_live_while_the_test_runs(browser, staff, catalog):
     test = catalog.start_queued(staff, concurrency=2)  # no worker: every cell queued
-    from tests_app import runner
+    from tests_app.engine import workers
 
-    runner.invocation_claim(test_id=test.pk, worker_token="w")
+    workers.invocation_claim(test_id=test.pk, worker_token="w")
     html = browser.get(f"/staff/tests/{test.pk}/benchmark/").content.decode()
     assert re.search(r'id="cell-progress">3 · 1 · 0 · 0<', html)
     # The grid follows the test over its SSE group while cells are active (staff.js).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from glow.ai.base import ProviderError
 from glow.ai.speech.base import (
     Speech,
     SpeechProvider,
@@ -13,40 +12,7 @@ from glow.ai.speech.base import (
 from glow.ai.speech.local import LocalSpeechProvider
 from glow.ai.speech.wav import AudioFormatError, Pcm, probe_wav, read_wav, resample, write_wav
 
-SPEECH_PROVIDER_NAMES = ("local", "openai")
-
-
-def get_speech_provider(
-    name: str = "local",
-    *,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    timeout: float | None = None,
-    max_retries: int | None = None,
-    transcription_model: str = "",
-    speech_model: str = "",
-) -> SpeechProvider:
-    """The speech provider called `name`; connection settings and models only apply to `openai`."""
-    if name == "local":
-        return LocalSpeechProvider()
-    if name == "openai":
-        models = {"transcription_model": transcription_model, "speech_model": speech_model}
-        from glow.ai.speech.openai_speech import OpenAISpeechProvider
-
-        return OpenAISpeechProvider(
-            base_url=base_url,
-            api_key=api_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            **{key: value for key, value in models.items() if value},
-        )
-    raise ProviderError(
-        f"Unknown speech provider {name!r}; expected one of {SPEECH_PROVIDER_NAMES}."
-    )
-
-
 __all__ = [
-    "SPEECH_PROVIDER_NAMES",
     "AudioFormatError",
     "LocalSpeechProvider",
     "OpenAISpeechProvider",
@@ -55,7 +21,6 @@ __all__ = [
     "SpeechProvider",
     "Transcription",
     "Word",
-    "get_speech_provider",
     "probe_wav",
     "read_wav",
     "resample",

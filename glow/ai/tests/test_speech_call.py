@@ -1,4 +1,4 @@
-"""system.services.speech_call: every speech call is a Run with its audio seconds, cost and status."""
+"""system.gateway.speech_call: every speech call is a Run with its audio seconds, cost and status."""
 
 from decimal import Decimal
 
@@ -7,7 +7,7 @@ import pytest
 from glow.ai import ProviderError, Usage
 from glow.ai.speech import AudioFormatError
 from glow.catalog.tests.factories import ModelFactory
-from system import services
+from system import gateway, ledger
 from system.models import Group, Run, RunStatus, Session
 from tests.support.fakeserver import FakeOpenAIServer, HTTPFailure, SpeechAudio, Transcript
 
@@ -17,9 +17,9 @@ SENTENCE = "please explain how recursion works"
 
 
 def _run(profile, *, model=None, params=None) -> Run:
-    session = services.session_touch(actor=profile, client_kind="api", auth="api_key")
-    group = services.group_create(actor=profile, session=session, family="attempt", name="Talk")
-    return services.run_create(group=group, kind="speech", model=model, params=params)
+    session = ledger.session_touch(actor=profile, client_kind="api", auth="api_key")
+    group = ledger.group_create(actor=profile, session=session, family="attempt", name="Talk")
+    return ledger.run_create(group=group, kind="speech", model=model, params=params)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def openai_model(fake_openai, learner, monkeypatch, settings):
 def test_local_speech_round_trip_is_two_free_succeeded_runs(learner):
     speak = _run(learner)
 
-    spoken = services.speech_call(run=speak, text=SENTENCE)
+    spoken = gateway.speech_call(run=speak, text=SENTENCE)
 
     speak.refresh_from_db()
     assert speak.status == RunStatus.SUCCEEDED
@@ -56,7 +56,7 @@ def test_local_speech_round_trip_is_two_free_succeeded_runs(learner):
     assert speak.messages == [{"role": "user", "content": SENTENCE}]
 
     hear = _run(learner)
-    heard = services.speech_call(run=hear, audio=spoken.audio)
+    heard = gateway.speech_call(run=hear, audio=spoken.audio)
 
     hear.refresh_from_db()
     assert hear.status == RunStatus.SUCCEEDED
@@ -71,7 +71,7 @@ def test_openai_transcription_is_charged_per_minute(fake_openai, openai_model, l
     fake_openai.enqueue(Transcript("Explain recursion.", seconds=90.0, usage=None))
     run = _run(learner, model=openai_model)
 
-    services.speech_call(run=run, audio=b"RIFF-not-checked-by-the-server")
+    gateway.speech_call(run=run, audio=b"RIFF-not-checked-by-the-server")
 
     run.refresh_from_db()
     # 90 s at $0.006 a minute.
@@ -91,7 +91,7 @@ def test_openai_tokens_reported_by_the_server_are_booked(fake_openai, openai_mod
     fake_openai.enqueue(Transcript("Hi.", usage=Usage(300, 5)))
     run = _run(learner, model=openai_model)
 
-    services.speech_call(run=run, audio=b"\x1aE\xdf\xa3", mime_type="audio/webm")
+    gateway.speech_call(run=run, audio=b"\x1aE\xdf\xa3", mime_type="audio/webm")
 
     run.refresh_from_db()
     assert (run.input_tokens, run.output_tokens, run.total_tokens) == (300, 5, 305)
@@ -104,7 +104,7 @@ def test_openai_speech_is_charged_on_the_seconds_spoken(
     fake_openai.enqueue(SpeechAudio(seconds=4.0))
     run = _run(learner, model=openai_model, params={"speech_model": "gpt-4o-mini-tts"})
 
-    spoken = services.speech_call(
+    spoken = gateway.speech_call(
         run=run, text="Recursion is a function calling itself.", voice="nova"
     )
 
@@ -120,10 +120,10 @@ def test_calls_on_one_open_run_add_up(fake_openai, openai_model, learner):
     fake_openai.enqueue(Transcript("One.", seconds=30.0), Transcript("Two.", seconds=30.0))
     run = _run(learner, model=openai_model)
 
-    services.speech_call(run=run, audio=b"first", finish=False)
+    gateway.speech_call(run=run, audio=b"first", finish=False)
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
-    services.speech_call(run=run, audio=b"second")
+    gateway.speech_call(run=run, audio=b"second")
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
@@ -137,7 +137,7 @@ def test_a_provider_error_fails_the_run_and_keeps_the_error(fake_openai, openai_
     run = _run(learner, model=openai_model)
 
     with pytest.raises(ProviderError):
-        services.speech_call(run=run, audio=b"audio")
+        gateway.speech_call(run=run, audio=b"audio")
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
@@ -150,7 +150,7 @@ def test_unreadable_local_audio_fails_the_run(learner):
     run = _run(learner)
 
     with pytest.raises(AudioFormatError):
-        services.speech_call(run=run, audio=b"not a wav")
+        gateway.speech_call(run=run, audio=b"not a wav")
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
@@ -161,8 +161,8 @@ def test_speech_call_takes_audio_or_text_not_both(learner):
     run = _run(learner)
 
     with pytest.raises(ValueError, match="either audio"):
-        services.speech_call(run=run, audio=b"x", text="y")
+        gateway.speech_call(run=run, audio=b"x", text="y")
     with pytest.raises(ValueError, match="either audio"):
-        services.speech_call(run=run)
+        gateway.speech_call(run=run)
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED

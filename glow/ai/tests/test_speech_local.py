@@ -6,15 +6,15 @@ import wave
 
 import pytest
 
-from glow.ai import ProviderError
-from glow.ai.speech import AudioFormatError, LocalSpeechProvider, get_speech_provider
+from glow.ai import ProviderError, get_provider
+from glow.ai.speech import AudioFormatError, LocalSpeechProvider
 
 SENTENCE = "please explain how recursion works"
 
 
 @pytest.fixture(scope="module")
 def provider():
-    return get_speech_provider("local")
+    return get_provider("local", kind="speech")
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,6 @@ def test_bad_requests_answer_a_provider_error(provider, call, error, message):
 
 
 def test_the_local_provider_is_the_default():
-    assert isinstance(get_speech_provider(), LocalSpeechProvider)
+    assert isinstance(get_provider(kind="speech"), LocalSpeechProvider)
     with pytest.raises(ProviderError, match="Unknown speech provider"):
-        get_speech_provider("nope")
+        get_provider("nope", kind="speech")

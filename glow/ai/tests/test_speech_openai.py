@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from glow.ai import ProviderError, ProviderTimeout, Usage
-from glow.ai.speech import OpenAISpeechProvider, get_speech_provider, speech_cost, write_wav
+from glow.ai import ProviderError, ProviderTimeout, Usage, get_provider
+from glow.ai.speech import OpenAISpeechProvider, speech_cost, write_wav
 from glow.ai.speech.wav import Pcm
 from tests.support.fakeserver import (
     Delay,
@@ -149,10 +149,11 @@ def test_a_mis_scripted_behaviour_fails_loudly(server):
         _provider(server).synthesize("Hello.")
 
 
-def test_get_speech_provider_builds_a_configured_openai_provider(server):
+def test_get_provider_builds_a_configured_openai_speech_provider(server):
     server.enqueue(Transcript("hi"))
-    provider = get_speech_provider(
+    provider = get_provider(
         "openai",
+        kind="speech",
         base_url=server.base_url,
         api_key="k",
         timeout=2,

@@ -1,0 +1,152 @@
+"""The rubric grader attempts and tests share: GradeSource, the grade schema, the request, the
+answer read back as criterion scores."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import models
+
+from glow.ai import CompletionRequest
+
+
+class GradeSource(models.TextChoices):
+    """Who set a grade: the rubric grader, an agent client, a copy, or staff over the grader."""
+
+    AI = "ai", "AI grader"
+    AGENT = "agent", "Given by an agent client"
+    COPIED = "copied", "Copied from a previous attempt"
+    REVIEWED = "reviewed", "Reviewed by staff"
+
+
+GRADE_SCHEMA = {
+    "type": "object",
+    "required": ["score", "total_points", "passed", "standards", "feedback"],
+    "properties": {
+        "score": {"type": "integer", "minimum": 0},
+        "total_points": {"type": "integer", "minimum": 0},
+        "passed": {"type": "boolean"},
+        "feedback": {"type": "string"},
+        "standards": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["standard_id", "group_id", "score", "points"],
+                "properties": {
+                    "standard_id": {"type": "string"},
+                    "group_id": {"type": "string"},
+                    "score": {"type": "integer", "minimum": 0},
+                    "points": {"type": "integer", "minimum": 0},
+                    "feedback": {"type": "string"},
+                },
+            },
+        },
+        "strengths": {"type": "array", "items": {"type": "string"}},
+        "improvements": {"type": "array", "items": {"type": "string"}},
+        "highlights": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["quote"],
+                "properties": {
+                    "quote": {"type": "string"},
+                    "comment": {"type": "string"},
+                    "message_id": {"type": "string"},
+                },
+            },
+        },
+        "replacements": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["original", "replacement"],
+                "properties": {
+                    "original": {"type": "string"},
+                    "replacement": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def grade_request(
+    *,
+    subject: str,
+    transcript: list[dict],
+    structure: list[dict],
+    pass_threshold: int,
+    instructions: list[str] = (),
+    scenario_title: str = "",
+    scenario: dict | None = None,
+    persona: dict | None = None,
+) -> CompletionRequest:
+    """Grade `subject` (the speaker of the transcript's "user" turns) against the rubric's
+    `structure`. `context` feeds the offline simulator; `messages` carry the same facts in words,
+    so a remote model gets everything it needs. Without a scenario or persona the simulator
+    judges the subject's moves alone."""
+    rubric = {"groups": structure}
+    conversation = "\n".join(
+        f"[{turn['id']}] {turn['role']}: {turn['content']}" for turn in transcript
+    )
+    extra = "\n".join(f"- {line}" for line in instructions)
+    heading = f"Scenario: {scenario_title}\n" if scenario_title else ""
+    return CompletionRequest(
+        messages=[
+            {
+                "role": "system",
+                "content": f"Grade {subject} (role user) in this conversation against "
+                "the rubric. Score each standard from 0 to its points, from evidence in the "
+                f"user's turns only. Passing is {pass_threshold}% of the total points. Answer "
+                "with JSON matching the schema."
+                + (f"\nAlso follow these instructions:\n{extra}" if extra else ""),
+            },
+            {
+                "role": "user",
+                "content": f"{heading}Rubric: {json.dumps(rubric)}\n\n"
+                f"Conversation:\n{conversation}",
+            },
+        ],
+        task="grade",
+        context={
+            "rubric": rubric,
+            "transcript": transcript,
+            "pass_threshold": pass_threshold,
+            "scenario": scenario or {},
+            "persona": persona or {},
+            "instructions": list(instructions),
+        },
+        json_schema=GRADE_SCHEMA,
+    )
+
+
+def standard_scores(data: dict, structure: list[dict]) -> list[dict]:
+    """The grader's criterion entries, each score clamped to its standard's points (the rubric's,
+    not the grader's word for them)."""
+    points_of = {s_["id"]: s_["points"] for group in structure for s_ in group["standards"]}
+    standards = []
+    for entry in data.get("standards") or []:
+        if not isinstance(entry, dict):
+            continue
+        points = int(points_of.get(str(entry.get("standard_id")), entry.get("points") or 0))
+        standards.append(
+            {
+                "standard_id": str(entry.get("standard_id", "")),
+                "group_id": str(entry.get("group_id", "")),
+                "score": max(0, min(points, int(entry.get("score") or 0))),
+                "points": points,
+                "feedback": str(entry.get("feedback") or ""),
+            }
+        )
+    return standards
+
+
+def group_totals(standards: list[dict]) -> dict[str, list[int]]:
+    """[earned, points] of each group the criterion entries name."""
+    by_group: dict[str, list[int]] = {}
+    for entry in standards:
+        row = by_group.setdefault(entry["group_id"], [0, 0])
+        row[0] += entry["score"]
+        row[1] += entry["points"]
+    return by_group
