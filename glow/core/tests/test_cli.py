@@ -1,4 +1,7 @@
-"""The `glow` command without a server: parsing, op resolution, output, errors, SSE, --wait, watch."""
+"""The `glow` command without a server: parsing, op resolution, output, errors, SSE, --wait, watch.
+
+The server is an httpx handler (its Request and Response are a handy way to describe HTTP);
+`transport()` puts it behind the CLI's own stdlib transport interface."""
 
 from __future__ import annotations
 
@@ -14,8 +17,15 @@ import httpx
 import pytest
 from django.urls import get_resolver
 from django.urls import resolve as url_resolve
+from drf_spectacular.generators import SchemaGenerator
 
 from glow import cli
+from glow.cli import catalogue as commands
+from glow.cli import http as cli_http
+from glow.cli import output, watch
+from glow.cli.args import help_text
+from glow.cli.errors import Dropped, NoAnswerInTime, Unreachable
+from glow.cli.sse import SSEEvent, SSEParser
 from glow.core.registry import op_table, registry
 
 BASE = "http://glow.test/api/v5/artifacts"
@@ -24,7 +34,7 @@ RUN_ID = "11111111-1111-1111-1111-111111111111"
 GROUP_ID = "22222222-2222-2222-2222-222222222222"
 
 # A small catalogue in the registry's shape: these tests must not depend on which apps have landed.
-CATALOGUE = cli.Catalogue(
+CATALOGUE = commands.Catalogue(
     ops={
         "attempt": ["archive", "audio/start", "audio/stop", "get", "search", "start"],
         "persona": ["generate", "get", "search", "watch"],
@@ -56,11 +66,39 @@ class Invocation:
         return [json.loads(line) for line in self.stdout.splitlines() if line]
 
 
+def transport(handler, requests: list[httpx.Request]) -> cli_http.Transport:
+    """The CLI's transport answered by an httpx handler; httpx's errors become the CLI's."""
+
+    def send(request: cli_http.Request) -> cli_http.Response:
+        outgoing = httpx.Request(
+            request.method, request.url, headers=request.headers, content=request.body
+        )
+        requests.append(outgoing)
+        try:
+            answer = handler(outgoing)
+        except httpx.TimeoutException as exc:
+            raise NoAnswerInTime(str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(str(exc)) from exc
+
+        def chunks():
+            try:
+                yield from answer.iter_bytes()
+            except httpx.TransportError as exc:
+                raise Dropped(str(exc)) from exc
+
+        headers = {name.lower(): value for name, value in answer.headers.items()}
+        return cli_http.Response(
+            answer.status_code, answer.reason_phrase, headers, chunks(), url=request.url
+        )
+
+    return send
+
+
 def glow(*argv, handler=None, env=ENV, stdin="", stdout=None, catalogue=CATALOGUE) -> Invocation:
     requests: list[httpx.Request] = []
 
-    def record(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
+    def answer(request: httpx.Request) -> httpx.Response:
         if handler is None:
             return httpx.Response(200, json={"ok": True})
         return handler(request)
@@ -73,7 +111,7 @@ def glow(*argv, handler=None, env=ENV, stdin="", stdout=None, catalogue=CATALOGU
         stdout=out,
         stderr=err,
         catalogue=catalogue,
-        transport=httpx.MockTransport(record),
+        transport=transport(answer, requests),
     )
     return Invocation(code, out.getvalue(), err.getvalue(), requests)
 
@@ -144,30 +182,40 @@ def artifact_routes() -> set[str]:
     raise AssertionError("no artifacts namespace in glow.urls")
 
 
-def test_the_clis_op_list_is_the_routers():
-    catalogue = cli.load_catalogue()
-    cli_ops = {f"{family}/{op}" for family, ops in catalogue.ops.items() for op in ops}
+@pytest.fixture(scope="module")
+def served() -> commands.Catalogue:
+    """The catalogue the CLI reads from this server's OpenAPI schema."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return commands.from_schema(json.loads(json.dumps(schema, default=str)))
+
+
+def test_the_clis_op_list_read_from_the_schema_is_the_routers(served):
+    cli_ops = {f"{family}/{op}" for family, ops in served.ops.items() for op in ops}
     assert cli_ops == artifact_routes()
-    assert catalogue.ops == op_table()
+    assert {family: sorted(ops) for family, ops in served.ops.items()} == {
+        family: sorted(ops) for family, ops in op_table().items()
+    }
+    for name in served.ops:
+        assert served.plurals[name] == registry.get(name).plural
 
 
-def test_every_registered_op_resolves_from_plural_words_to_its_route():
-    catalogue = cli.load_catalogue()
+def test_every_registered_op_resolves_from_plural_words_to_its_route(served):
+    catalogue = served
     for name, ops in op_table().items():
         plural = registry.get(name).plural
         for op in ops:
             for words in ([plural, op], [name, *op.split("/")]):
-                target = cli.resolve(words, catalogue)
+                target = commands.resolve(words, catalogue)
                 assert (target.family, target.op, target.args) == (name, op, ())
                 match = url_resolve(f"/api/v5/artifacts/{target.path}")
                 assert match.view_name == f"artifacts:{name}-{op}"
 
 
-def test_help_lists_every_family_and_op():
-    catalogue = cli.load_catalogue()
-    overview = cli.help_text([], catalogue)
+def test_help_lists_every_family_and_op(served):
+    catalogue = served
+    overview = help_text([], catalogue)
     for name, ops in op_table().items():
-        family_help = cli.help_text([registry.get(name).plural], catalogue)
+        family_help = help_text([registry.get(name).plural], catalogue)
         assert registry.get(name).plural in overview
         for op in ops:
             assert re.search(rf"(^|[\s|]){re.escape(op)}($|[\s|])", family_help, re.M), (name, op)
@@ -175,9 +223,9 @@ def test_help_lists_every_family_and_op():
             assert re.search(rf"\s{re.escape(op)}(\s|$)", overview), (name, op)
 
 
-def test_op_help_shows_the_request_fields():
-    catalogue = cli.load_catalogue()
-    result = cli.help_text(["personas", "search"], catalogue)
+def test_op_help_shows_the_request_fields(served):
+    catalogue = served
+    result = help_text(["personas", "search"], catalogue)
     assert "POST persona/search" in result
     assert "page_size" in result
 
@@ -205,7 +253,7 @@ def test_help_exits_0_on_stdout_and_bare_glow_is_a_usage_error():
     ],
 )
 def test_resolve(words, family, op, args):
-    assert cli.resolve(words, CATALOGUE) == cli.Target(family=family, op=op, args=args)
+    assert commands.resolve(words, CATALOGUE) == commands.Target(family=family, op=op, args=args)
 
 
 @pytest.mark.parametrize(
@@ -412,8 +460,8 @@ def test_connection_errors_exit_1_with_the_url():
 # -- the SSE parser ------------------------------------------------------------------------
 
 
-def parse_chunks(*chunks: str) -> list[cli.SSEEvent]:
-    parser = cli.SSEParser()
+def parse_chunks(*chunks: str) -> list[SSEEvent]:
+    parser = SSEParser()
     return [event for chunk in chunks for event in parser.feed(chunk)]
 
 
@@ -429,9 +477,9 @@ def test_sse_parser_follows_the_event_stream_format():
         "event: unterminated\ndata: lost\n",
     )
     assert events == [
-        cli.SSEEvent(event="one", data='{"a": 1}', id="7"),
-        cli.SSEEvent(event="message", data="first line\nsecond", id="7"),
-        cli.SSEEvent(event="three", data="", id="9"),
+        SSEEvent(event="one", data='{"a": 1}', id="7"),
+        SSEEvent(event="message", data="first line\nsecond", id="7"),
+        SSEEvent(event="three", data="", id="9"),
     ]
 
 
@@ -455,7 +503,7 @@ def test_sse_parser_handles_a_crlf_split_across_chunks_and_lone_cr():
     ],
 )
 def test_terminal_events(event, payload, verdict):
-    assert cli.outcome(event, payload) == verdict
+    assert watch.outcome(event, payload) == verdict
 
 
 # -- generate --wait and watch -------------------------------------------------------------
@@ -537,7 +585,7 @@ def test_a_dropped_stream_resumes_once_with_last_event_id():
 
 
 def test_a_resume_waits_for_a_restarting_server(monkeypatch):
-    monkeypatch.setattr(cli, "RESUME_DELAY", 0)
+    monkeypatch.setattr(watch, "RESUME_DELAY", 0)
     calls = []
 
     def handler(request):
@@ -558,8 +606,8 @@ def test_a_resume_waits_for_a_restarting_server(monkeypatch):
 
 
 def test_a_resume_gives_up_when_the_server_stays_away(monkeypatch):
-    monkeypatch.setattr(cli, "RESUME_DELAY", 0)
-    monkeypatch.setattr(cli, "RESUME_WINDOW", 0)
+    monkeypatch.setattr(watch, "RESUME_DELAY", 0)
+    monkeypatch.setattr(watch, "RESUME_WINDOW", 0)
 
     def handler(request):
         if "last-event-id" in request.headers:
@@ -618,7 +666,7 @@ def test_watch_of_another_organizations_run_prints_the_404():
 
 
 def test_a_silent_wait_shows_dots_on_a_terminal(monkeypatch):
-    monkeypatch.setattr(cli, "DOT_SECONDS", 0.01)
+    monkeypatch.setattr(output, "DOT_SECONDS", 0.01)
 
     def slow_stream(request):
         def body():
@@ -636,7 +684,7 @@ def test_a_silent_wait_shows_dots_on_a_terminal(monkeypatch):
         stdout=io.StringIO(),
         stderr=err,
         catalogue=CATALOGUE,
-        transport=httpx.MockTransport(slow_stream),
+        transport=transport(slow_stream, []),
     )
     assert code == 0
     assert err.getvalue().startswith("..")
