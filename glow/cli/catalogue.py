@@ -136,7 +136,9 @@ def from_schema(schema: dict) -> Catalogue:
             summary = operation.get("summary") or operation.get("description") or ""
             summaries.setdefault(family, {})[name] = summary.strip().split("\n", 1)[0]
             methods.setdefault((family, name), []).append(method)
-            if method == "post" or (family, name) not in requests:
+            known = requests.get((family, name))
+            # The POST's body where it has one, else the query parameters of the GET (watch).
+            if known is None or ("requestBody" in operation and "requestBody" not in known):
                 requests[(family, name)] = operation
     details: dict[str, dict[str, OpInfo]] = {}
     for (family, name), operation in requests.items():
