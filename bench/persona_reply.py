@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bench_database, figure, percentile, production_env, serve, setup_django  # noqa: E402
+from glow.cli.sse import SSEParser  # noqa: E402
 
 FIRST_TEXT_BUDGET_MS = 300.0
 PACE = "0.07"
@@ -80,12 +80,11 @@ async def _measure(url: str, key: str, messages: int) -> tuple[list[float], list
                 async with client.stream(
                     "GET", api + "watch", params={"group_id": group_id}, timeout=None
                 ) as stream:
-                    event = None
+                    parser = SSEParser()
                     async for line in stream.aiter_lines():
-                        if line.startswith("event:"):
-                            event = line.split(":", 1)[1].strip()
-                        elif line.startswith("data:") and event == "ChatDeltaEvent":
-                            data = json.loads(line.split(":", 1)[1])
+                        event = parser.line(line)
+                        if event is not None and event.event == "ChatDeltaEvent":
+                            data = event.json()
                             if data.get("index") == 0 and not future.done():
                                 future.set_result(time.perf_counter())
 
