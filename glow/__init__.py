@@ -1,6 +1,7 @@
 """Glow: practise hard conversations against AI-simulated people."""
 
-__all__ = ["celery_app"]
+__version__ = "0.1.0"
+__all__ = ["__version__", "celery_app"]
 
 
 def __getattr__(name: str):

@@ -30,13 +30,9 @@ STREAM_READ_TIMEOUT = 60.0  # the server sends a keep-alive every 20 s: a silent
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
+    from glow import __version__
 
-    try:
-        return installed("glow")
-    except PackageNotFoundError:
-        return "0"
+    return __version__
 
 
 class Api:

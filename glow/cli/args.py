@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -121,6 +120,8 @@ def op_help(target: Target, plural: str, catalogue: Catalogue) -> str:
 
 
 def wrap(text: str, *, indent: int, width: int = 96) -> str:
+    import textwrap
+
     pad = " " * indent
     # Op names keep their hyphens whole (end-all, use-previous): a break there names no op.
     return textwrap.fill(

@@ -3,7 +3,6 @@ schema (x-glow-family, x-glow-plural, x-glow-op, x-glow-alias-of), and words res
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +101,8 @@ class Catalogue:
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     if not close:
         return ""

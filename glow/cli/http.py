@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import uuid
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +135,7 @@ def stringify(value: Any) -> str:
 
 def multipart(fields: dict[str, Any], upload: Path, mime_type: str) -> tuple[bytes, str]:
     """A multipart/form-data body: --body fields as form fields, then the file as `file`."""
-    boundary = uuid.uuid4().hex
+    boundary = os.urandom(16).hex()
     parts = []
     for key, value in fields.items():
         parts.append(

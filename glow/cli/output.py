@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _thread
 import json
-import threading
 from typing import IO, Any
 
 DOT_SECONDS = 3.0
@@ -16,7 +16,7 @@ class Console:
         self.stdout, self.stderr = stdout, stderr
         self.pretty = isatty(stdout)
         self.progress = not quiet
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()  # threading itself only when a watch ticks
         self.dots = False
 
     def result(self, data: Any) -> None:
@@ -71,6 +71,8 @@ class Ticker:
     """A dot on stderr every few seconds without events, so a long wait looks alive."""
 
     def __init__(self, console: Console, seconds: float | None = None) -> None:
+        import threading
+
         self.console = console
         self.seconds = DOT_SECONDS if seconds is None else seconds
         self.beat = threading.Event()

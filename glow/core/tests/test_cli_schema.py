@@ -331,3 +331,9 @@ def test_glow_help_imports_neither_django_nor_drf_nor_celery(schema_http_server,
 
 
 HEAVY = {"django", "rest_framework", "drf_spectacular", "celery", "httpx", "kombu"}
+
+
+def test_the_version_the_cli_sends_is_the_installed_packages():
+    from importlib.metadata import version
+
+    assert cli.version() == version("glow")
