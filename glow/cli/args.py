@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from glow.cli.catalogue import GENERATE, POSITIONALS, WATCH, Catalogue, Target, resolve
 from glow.cli.errors import UsageError
@@ -154,8 +153,7 @@ def read_body(raw: str | None, stdin: IO[str]) -> dict:
     return body
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     target: Target
     body: dict
     stream: bool = False  # watch: GET with the body as query parameters

@@ -4,8 +4,7 @@ schema (x-glow-family, x-glow-plural, x-glow-op, x-glow-alias-of), and words res
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from glow.cli.errors import UsageError
 
@@ -15,16 +14,14 @@ POSITIONALS = {GENERATE: ("modality", "title"), WATCH: ("run_id",)}
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     name: str
     kind: str  # "uuid", "one of text, audio", "list", "object {a, b}", "file (--file)"
     required: bool = False
     help: str = ""
 
 
-@dataclass(frozen=True)
-class OpInfo:
+class OpInfo(NamedTuple):
     methods: tuple[str, ...] = ("post",)
     fields: tuple[Field, ...] = ()
 
@@ -36,16 +33,15 @@ class OpInfo:
 FILE_KIND = "file (--file)"
 
 
-@dataclass(frozen=True)
-class Catalogue:
+class Catalogue(NamedTuple):
     """Families and their ops as the router mounts them: {singular: [ops]} plus the CLI words."""
 
     ops: Mapping[str, list[str]]
     plurals: Mapping[str, str]
-    summaries: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    aliases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # alias -> op
-    descriptions: Mapping[str, str] = field(default_factory=dict)
-    details: Mapping[str, Mapping[str, OpInfo]] = field(default_factory=dict)
+    summaries: Mapping[str, Mapping[str, str]] = {}
+    aliases: Mapping[str, Mapping[str, str]] = {}  # alias -> op
+    descriptions: Mapping[str, str] = {}
+    details: Mapping[str, Mapping[str, OpInfo]] = {}
 
     def canonical_ops(self, family: str) -> list[str]:
         """Ops without their second spellings (file_download beside file/download)."""
@@ -74,7 +70,7 @@ class Catalogue:
             "descriptions": self.descriptions,
             "details": {
                 family: {
-                    op: [list(info.methods), [list(vars(item).values()) for item in info.fields]]
+                    op: [list(info.methods), [list(item) for item in info.fields]]
                     for op, info in ops.items()
                 }
                 for family, ops in self.details.items()
@@ -254,8 +250,7 @@ def describe(node: dict) -> str:
 # -- words to one op -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     family: str  # singular, as in the URL
     op: str  # as mounted, slashes kept: "audio/start"
     args: tuple[str, ...] = ()

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -19,13 +18,18 @@ READ_TIMEOUT = 300.0
 CHUNK = 64 * 1024
 
 
-@dataclass
 class Request:
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    read_timeout: float = READ_TIMEOUT
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        *,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.method, self.url, self.headers = method, url, headers or {}
+        self.body, self.read_timeout = body, read_timeout
 
 
 class Response:
