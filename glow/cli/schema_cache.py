@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from glow.cli.catalogue import Catalogue, from_schema
 from glow.cli.errors import Failure, NoAnswerInTime, Unreachable
-from glow.cli.http import Request, Transport
+from glow.cli.http import Request, Transport, api_failure
 
 # Bumped when the cached catalogue's shape changes: an older file is then ignored.
 CACHE_FORMAT = 1
@@ -87,10 +87,8 @@ def load(
             if response.status == 304 and cached is not None:
                 return cached, None
             if response.status != 200:
-                raise Failure(
-                    f"the schema at {url} answered HTTP {response.status} {response.reason}; "
-                    "is --url/GLOW_INSTANCE_URL the /api/v5/artifacts base of a Glow server?"
-                )
+                reason = api_failure(response)
+                raise Failure(f"cannot read the ops from {url}: {reason}")
             try:
                 catalogue = from_schema(response.json())
             except ValueError as exc:

@@ -337,3 +337,13 @@ def test_the_version_the_cli_sends_is_the_installed_packages():
     from importlib.metadata import version
 
     assert cli.version() == version("glow")
+
+
+def test_a_refused_schema_shows_the_servers_error(env):
+    def refuse(request):
+        return httpx.Response(401, json={"detail": "Invalid API key.", "code": "invalid_api_key"})
+
+    code, _, err, _ = glow("--help", server=refuse, env=env)
+    assert code == 1
+    assert "cannot read the ops from http://glow.test/api/v5/schema?format=json" in err
+    assert "Invalid API key. (invalid_api_key, HTTP 401)" in err and "check GLOW_TOKEN" in err
