@@ -7,14 +7,19 @@ If-None-Match and reads the commands from disk on the 304. Measured, interleaved
 - `glow personas search --body ...`: process start to exit;
 - that search's own request, made from this (warm) process on a fresh connection as the CLI
   makes it; the call's CLI overhead is the CLI's time minus its request's time, run by run.
+Wall time moves with the machine's load (other processes take the cores); the CPU time the
+process itself used (user + system) is reported beside it. The CLI's modules are compiled to
+bytecode first, as `pip install` does (PYTHONDONTWRITEBYTECODE would leave them uncompiled).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import http.client
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,7 +30,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import figure, percentile, serve  # noqa: E402
+from bench import embedded_env, figure, manage, percentile, serve  # noqa: E402
 
 HELP_BUDGET_S = 0.3
 OVERHEAD_BUDGET_S = 0.15
@@ -33,23 +38,21 @@ GLOW = Path(sys.executable).parent / "glow"
 BODY = {"page_size": 5}
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str], cpu: list[float] | None = None) -> float:
+    """Wall seconds from spawn to exit; the process's CPU seconds appended to `cpu`."""
+    used = children_cpu()
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{command} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    if cpu is not None:
+        cpu.append(children_cpu() - used)
     return seconds
 
 
@@ -90,28 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args(argv)
+    compileall.compile_dir(ROOT / "glow" / "cli", quiet=1)
+    compileall.compile_file(ROOT / "glow" / "__init__.py", quiet=1)
     with tempfile.TemporaryDirectory(prefix="glow-bench-cli-") as var:
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL")
-        }
-        server_env = {
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "glow.settings",
-            "GLOW_VAR_DIR": var,
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",
-            "LOG_LEVEL": "WARNING",
-            "GLOW_THROTTLE_READ": "1000000/min",
-        }
-        _manage(server_env, "migrate", "--noinput", "-v0")
-        _manage(server_env, "glow_demo")
-        key = _manage(server_env, "createapikey", "admin").strip().splitlines()[-1]
+        server_env = embedded_env(
+            var, DEBUG="false", SECURE_SSL_REDIRECT="false", GLOW_THROTTLE_READ="1000000/min"
+        )
+        key = manage(server_env, "createapikey", "admin").strip().splitlines()[-1]
         with serve(server_env) as urls:
             base = f"{urls[0]}/api/v5/artifacts"
             cli_env = {
-                **clean,
+                **server_env,
                 "GLOW_INSTANCE_URL": base,
                 "GLOW_TOKEN": key,
                 "XDG_CACHE_HOME": f"{var}/cache",
@@ -123,10 +115,11 @@ def main(argv: list[str] | None = None) -> int:
             timed(call, cli_env)
             request_seconds(base, key)
             python, helps, calls, requests, overheads = [], [], [], [], []
+            python_cpu, help_cpu, call_cpu = [], [], []
             for _ in range(args.runs):
-                python.append(timed([sys.executable, "-S", "-c", "pass"], cli_env))
-                helps.append(timed([str(GLOW), "--help"], cli_env))
-                calls.append(timed(call, cli_env))
+                python.append(timed([sys.executable, "-c", "pass"], cli_env, python_cpu))
+                helps.append(timed([str(GLOW), "--help"], cli_env, help_cpu))
+                calls.append(timed(call, cli_env, call_cpu))
                 requests.append(request_seconds(base, key))
                 overheads.append(calls[-1] - requests[-1])
     figure("glow --help, no cache yet (fetches the schema)", "-", f"{first * 1000:.0f} ms", None)
@@ -134,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     report("glow personas search, whole process", calls, None)
     report("persona/search request alone (warm client)", requests, None)
     report("glow call's own overhead (process - request)", overheads, OVERHEAD_BUDGET_S)
-    report("python -S -c pass (interpreter start, for scale)", python, None)
+    report("python -c pass, wall (interpreter start, for scale)", python, None)
+    report("glow --help, CPU time of the process", help_cpu, None)
+    report("glow personas search, CPU time of the process", call_cpu, None)
+    report("python -c pass, CPU time", python_cpu, None)
+    print(f"load average after the runs: {os.getloadavg()}")
     ok = percentile(helps, 50) < HELP_BUDGET_S and percentile(overheads, 50) < OVERHEAD_BUDGET_S
     return 0 if ok else 1
 

@@ -63,11 +63,7 @@ class Catalogue(NamedTuple):
 
     def to_json(self) -> dict:
         return {
-            "ops": self.ops,
-            "plurals": self.plurals,
-            "summaries": self.summaries,
-            "aliases": self.aliases,
-            "descriptions": self.descriptions,
+            **self._asdict(),
             "details": {
                 family: {
                     op: [list(info.methods), [list(item) for item in info.fields]]
@@ -86,14 +82,7 @@ class Catalogue(NamedTuple):
             }
             for family, ops in data["details"].items()
         }
-        return cls(
-            ops=data["ops"],
-            plurals=data["plurals"],
-            summaries=data["summaries"],
-            aliases=data["aliases"],
-            descriptions=data["descriptions"],
-            details=details,
-        )
+        return cls(**{**data, "details": details})
 
 
 def did_you_mean(word: str, choices: list[str]) -> str:
