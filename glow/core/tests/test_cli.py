@@ -227,6 +227,12 @@ def test_help_lists_every_family_and_op(served):
             assert re.search(rf"\s{re.escape(op)}(\s|$)", overview), (name, op)
 
 
+def test_family_help_shows_the_familys_description(served):
+    persona = registry.get("persona")
+    assert persona.description
+    assert persona.description in help_text(["personas"], served)
+
+
 def test_op_help_shows_the_request_fields(served):
     catalogue = served
     result = help_text(["personas", "search"], catalogue)
