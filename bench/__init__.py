@@ -265,3 +265,28 @@ def start_body(evaluation, *, models, agents, scenarios, **extra) -> dict:
         "scenario_ids": [str(row.pk) for row in scenarios],
         **extra,
     }
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """`manage.py <args>` in `env`; answers its stdout."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def embedded_env(var: str, **extra: str) -> dict[str, str]:
+    """The embedded profile (`make run`: SQLite and in-process events under `var`), whatever
+    services the caller's environment names, migrated and with the demo data."""
+    services = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in services}
+    env |= {"DJANGO_SETTINGS_MODULE": "glow.settings", "GLOW_VAR_DIR": var, "LOG_LEVEL": "WARNING"}
+    env |= extra
+    manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "glow_demo")
+    return env

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from bench import (  # noqa: E402
     serve,
     setup_django,
 )
+from glow.cli.sse import SSEParser  # noqa: E402
 
 TRIGGER_BUDGET_MS = 100.0
 RECEIVE_BUDGET_MS = 250.0
@@ -107,12 +107,14 @@ class Watcher:
                 return
             while (await reader.readline()) not in (b"\r\n", b""):
                 pass
+            parser = SSEParser()
             while line := await reader.readline():
                 if line.startswith(b": stream open"):
                     self.opened.set()
-                elif line.startswith(b"data: "):
+                event = parser.line(line.decode().rstrip("\r\n"))
+                if event is not None and event.data:
                     received = time.time()
-                    data = json.loads(line[6:])
+                    data = event.json()
                     if "completed_resources" in data:
                         self.latencies.append((received - data["sent_at"]) * 1000)
                     if data.get("success") is not None:

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +29,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import bench_database, figure, percentile, production_env, serve, setup_django  # noqa: E402
+from bench import (  # noqa: E402
+    bench_database,
+    embedded_env,
+    figure,
+    manage,
+    percentile,
+    production_env,
+    serve,
+    setup_django,
+)
+from glow.cli.sse import SSEParser  # noqa: E402
 
 FIRST_TEXT_BUDGET_MS = 300.0
 PACE = "0.07"
@@ -43,18 +50,6 @@ LINES = [
     "That makes sense. What have you tried so far?",
     "Let's agree on a next step: try the base case first, then come back on Thursday.",
 ]
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
 
 
 async def _measure(url: str, key: str, messages: int) -> tuple[list[float], list[float]]:
@@ -80,12 +75,11 @@ async def _measure(url: str, key: str, messages: int) -> tuple[list[float], list
                 async with client.stream(
                     "GET", api + "watch", params={"group_id": group_id}, timeout=None
                 ) as stream:
-                    event = None
+                    parser = SSEParser()
                     async for line in stream.aiter_lines():
-                        if line.startswith("event:"):
-                            event = line.split(":", 1)[1].strip()
-                        elif line.startswith("data:") and event == "ChatDeltaEvent":
-                            data = json.loads(line.split(":", 1)[1])
+                        event = parser.line(line)
+                        if event is not None and event.event == "ChatDeltaEvent":
+                            data = event.json()
                             if data.get("index") == 0 and not future.done():
                                 future.set_result(time.perf_counter())
 
@@ -136,7 +130,7 @@ def _report(profile: str, firsts: list[float], wholes: list[float]) -> bool:
 
 
 def _key(env: dict[str, str]) -> str:
-    return _manage(env, "createapikey", LEARNER).strip().splitlines()[-1]
+    return manage(env, "createapikey", LEARNER).strip().splitlines()[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,20 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
 
     with tempfile.TemporaryDirectory(prefix="glow-bench-embedded-") as var:
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL")
-        }
-        embedded = {
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "glow.settings",
-            "GLOW_VAR_DIR": var,
-            "GLOW_LOCAL_STREAM_DELAY": PACE,
-            "LOG_LEVEL": "WARNING",
-        }
-        _manage(embedded, "migrate", "--noinput", "-v0")
-        _manage(embedded, "glow_demo")
+        embedded = embedded_env(var, GLOW_LOCAL_STREAM_DELAY=PACE)
         key = _key(embedded)
         with serve(embedded) as urls:
             firsts, wholes = asyncio.run(_measure(urls[0], key, args.messages))
@@ -168,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_django()
     with bench_database("persona_reply", keep=False) as database:
         env = production_env(database, GLOW_LOCAL_STREAM_DELAY=PACE)
-        _manage(env, "glow_demo")
+        manage(env, "glow_demo")
         key = _key(env)
         with serve(env) as urls:
             firsts, wholes = asyncio.run(_measure(urls[0], key, args.messages))

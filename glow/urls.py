@@ -10,6 +10,7 @@ from attempts import pages as learner_pages
 from glow.core import errors
 from glow.core.health import healthz
 from glow.core.routers import artifact_urlpatterns
+from glow.core.schema_etag import with_etag
 
 urlpatterns = [
     path("", learner_pages.root, name="root"),
@@ -17,7 +18,7 @@ urlpatterns = [
     path("learn/", include("attempts.page_urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("api/v5/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v5/schema", with_etag(SpectacularAPIView.as_view()), name="schema"),
     path("api/v5/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v5/artifacts/", include((artifact_urlpatterns(), "artifacts"))),
     path("api/v5/", include("glow.core.media_urls")),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +12,7 @@ from django_eventstream import eventstream
 from django_eventstream.views import get_listener_manager
 
 from glow.accounts.services import api_key_create
+from glow.cli.sse import SSEEvent, SSEParser
 from system import events, watch
 from system.ledger import group_create, run_create, run_finish, session_touch
 from system.models import RunStatus
@@ -34,18 +34,9 @@ class Frame:
     data: dict
 
 
-def parse(text: str) -> list[Frame]:
-    frames = []
-    for block in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            if line.startswith(":") or ":" not in line:
-                continue
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
-        if "event" in fields:
-            frames.append(Frame(fields["event"], fields.get("id"), json.loads(fields["data"])))
-    return frames
+def parse(events: list[SSEEvent]) -> list[Frame]:
+    """The events with data (the stream's empty bookkeeping frames are not frames of a run)."""
+    return [Frame(event.event, event.id, event.json()) for event in events if event.data]
 
 
 class Stream:
@@ -53,40 +44,30 @@ class Stream:
 
     def __init__(self, response) -> None:
         self.chunks = response.streaming_content.__aiter__()
-        self.buffer = ""
+        self.parser = SSEParser()
+        self.pending: list[Frame] = []
         self.ended = False
 
     async def next_frames(self, count: int, timeout: float = 5.0) -> list[Frame]:
         async with asyncio.timeout(timeout):
-            while len(parse(self.complete_part())) < count:
+            while len(self.pending) < count:
                 try:
-                    self.buffer += (await self.chunks.__anext__()).decode()
+                    chunk = await self.chunks.__anext__()
                 except StopAsyncIteration:
                     self.ended = True
                     break
-        frames = parse(self.complete_part())
-        taken = frames[:count]
-        # Drop the consumed frames from the buffer.
-        blocks = self.buffer.split("\n\n")
-        kept, seen = [], 0
-        for block in blocks:
-            if seen < len(taken) and "event:" in block:
-                seen += 1
-                continue
-            kept.append(block)
-        self.buffer = "\n\n".join(kept)
+                self.pending += parse(self.parser.feed_bytes(chunk))
+        taken, self.pending = self.pending[:count], self.pending[count:]
         return taken
-
-    def complete_part(self) -> str:
-        return self.buffer.rsplit("\n\n", 1)[0] if "\n\n" in self.buffer else ""
 
     async def rest(self, timeout: float = 5.0) -> list[Frame]:
         """Everything until the server ends the stream (fails if it does not end)."""
         async with asyncio.timeout(timeout):
             async for chunk in self.chunks:
-                self.buffer += chunk.decode()
+                self.pending += parse(self.parser.feed_bytes(chunk))
         self.ended = True
-        return parse(self.buffer)
+        taken, self.pending = self.pending, []
+        return taken
 
     async def close(self) -> None:
         await self.chunks.aclose()
@@ -134,8 +115,9 @@ async def open_watch(client, query: str, **headers):
     stream = Stream(response)
     # The first bytes (with any replay) come once the stream listens: later events reach it.
     async with asyncio.timeout(5):
-        stream.buffer += (await stream.chunks.__anext__()).decode()
-    assert stream.buffer.startswith(": stream open")
+        first = await stream.chunks.__anext__()
+    assert first.startswith(b": stream open")
+    stream.pending += parse(stream.parser.feed_bytes(first))
     return stream
 
 

@@ -1,21 +1,35 @@
-"""The `glow` command without a server: parsing, op resolution, output, errors, SSE, --wait, watch."""
+"""The `glow` command without a server: its commands read from a schema, parsing, op resolution,
+output, errors, SSE, --wait, watch; and `glow --help` importing no Django.
+
+The server is an httpx handler (its Request and Response are a handy way to describe HTTP);
+`transport()` puts it behind the CLI's own stdlib transport interface."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from django.urls import get_resolver
 from django.urls import resolve as url_resolve
+from drf_spectacular.generators import SchemaGenerator
 
 from glow import cli
+from glow.cli import catalogue as commands
+from glow.cli import http as cli_http
+from glow.cli import output, schema_cache, watch
+from glow.cli.args import help_text
+from glow.cli.errors import Dropped, NoAnswerInTime, Unreachable
+from glow.cli.sse import SSEEvent, SSEParser
 from glow.core.registry import op_table, registry
 
 BASE = "http://glow.test/api/v5/artifacts"
@@ -24,7 +38,7 @@ RUN_ID = "11111111-1111-1111-1111-111111111111"
 GROUP_ID = "22222222-2222-2222-2222-222222222222"
 
 # A small catalogue in the registry's shape: these tests must not depend on which apps have landed.
-CATALOGUE = cli.Catalogue(
+CATALOGUE = commands.Catalogue(
     ops={
         "attempt": ["archive", "audio/start", "audio/stop", "get", "search", "start"],
         "persona": ["generate", "get", "search", "watch"],
@@ -56,11 +70,39 @@ class Invocation:
         return [json.loads(line) for line in self.stdout.splitlines() if line]
 
 
+def transport(handler, requests: list[httpx.Request]) -> cli_http.Transport:
+    """The CLI's transport answered by an httpx handler; httpx's errors become the CLI's."""
+
+    def send(request: cli_http.Request) -> cli_http.Response:
+        outgoing = httpx.Request(
+            request.method, request.url, headers=request.headers, content=request.body
+        )
+        requests.append(outgoing)
+        try:
+            answer = handler(outgoing)
+        except httpx.TimeoutException as exc:
+            raise NoAnswerInTime(str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(str(exc)) from exc
+
+        def chunks():
+            try:
+                yield from answer.iter_bytes()
+            except httpx.TransportError as exc:
+                raise Dropped(str(exc)) from exc
+
+        headers = {name.lower(): value for name, value in answer.headers.items()}
+        return cli_http.Response(
+            answer.status_code, answer.reason_phrase, headers, chunks(), url=request.url
+        )
+
+    return send
+
+
 def glow(*argv, handler=None, env=ENV, stdin="", stdout=None, catalogue=CATALOGUE) -> Invocation:
     requests: list[httpx.Request] = []
 
-    def record(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
+    def answer(request: httpx.Request) -> httpx.Response:
         if handler is None:
             return httpx.Response(200, json={"ok": True})
         return handler(request)
@@ -73,7 +115,7 @@ def glow(*argv, handler=None, env=ENV, stdin="", stdout=None, catalogue=CATALOGU
         stdout=out,
         stderr=err,
         catalogue=catalogue,
-        transport=httpx.MockTransport(record),
+        transport=transport(answer, requests),
     )
     return Invocation(code, out.getvalue(), err.getvalue(), requests)
 
@@ -144,30 +186,40 @@ def artifact_routes() -> set[str]:
     raise AssertionError("no artifacts namespace in glow.urls")
 
 
-def test_the_clis_op_list_is_the_routers():
-    catalogue = cli.load_catalogue()
-    cli_ops = {f"{family}/{op}" for family, ops in catalogue.ops.items() for op in ops}
+@pytest.fixture(scope="module")
+def served() -> commands.Catalogue:
+    """The catalogue the CLI reads from this server's OpenAPI schema."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return commands.from_schema(json.loads(json.dumps(schema, default=str)))
+
+
+def test_the_clis_op_list_read_from_the_schema_is_the_routers(served):
+    cli_ops = {f"{family}/{op}" for family, ops in served.ops.items() for op in ops}
     assert cli_ops == artifact_routes()
-    assert catalogue.ops == op_table()
+    assert {family: sorted(ops) for family, ops in served.ops.items()} == {
+        family: sorted(ops) for family, ops in op_table().items()
+    }
+    for name in served.ops:
+        assert served.plurals[name] == registry.get(name).plural
 
 
-def test_every_registered_op_resolves_from_plural_words_to_its_route():
-    catalogue = cli.load_catalogue()
+def test_every_registered_op_resolves_from_plural_words_to_its_route(served):
+    catalogue = served
     for name, ops in op_table().items():
         plural = registry.get(name).plural
         for op in ops:
             for words in ([plural, op], [name, *op.split("/")]):
-                target = cli.resolve(words, catalogue)
+                target = commands.resolve(words, catalogue)
                 assert (target.family, target.op, target.args) == (name, op, ())
                 match = url_resolve(f"/api/v5/artifacts/{target.path}")
                 assert match.view_name == f"artifacts:{name}-{op}"
 
 
-def test_help_lists_every_family_and_op():
-    catalogue = cli.load_catalogue()
-    overview = cli.help_text([], catalogue)
+def test_help_lists_every_family_and_op(served):
+    catalogue = served
+    overview = help_text([], catalogue)
     for name, ops in op_table().items():
-        family_help = cli.help_text([registry.get(name).plural], catalogue)
+        family_help = help_text([registry.get(name).plural], catalogue)
         assert registry.get(name).plural in overview
         for op in ops:
             assert re.search(rf"(^|[\s|]){re.escape(op)}($|[\s|])", family_help, re.M), (name, op)
@@ -175,9 +227,15 @@ def test_help_lists_every_family_and_op():
             assert re.search(rf"\s{re.escape(op)}(\s|$)", overview), (name, op)
 
 
-def test_op_help_shows_the_request_fields():
-    catalogue = cli.load_catalogue()
-    result = cli.help_text(["personas", "search"], catalogue)
+def test_family_help_shows_the_familys_description(served):
+    persona = registry.get("persona")
+    assert persona.description
+    assert persona.description in help_text(["personas"], served)
+
+
+def test_op_help_shows_the_request_fields(served):
+    catalogue = served
+    result = help_text(["personas", "search"], catalogue)
     assert "POST persona/search" in result
     assert "page_size" in result
 
@@ -205,7 +263,7 @@ def test_help_exits_0_on_stdout_and_bare_glow_is_a_usage_error():
     ],
 )
 def test_resolve(words, family, op, args):
-    assert cli.resolve(words, CATALOGUE) == cli.Target(family=family, op=op, args=args)
+    assert commands.resolve(words, CATALOGUE) == commands.Target(family=family, op=op, args=args)
 
 
 @pytest.mark.parametrize(
@@ -412,8 +470,8 @@ def test_connection_errors_exit_1_with_the_url():
 # -- the SSE parser ------------------------------------------------------------------------
 
 
-def parse_chunks(*chunks: str) -> list[cli.SSEEvent]:
-    parser = cli.SSEParser()
+def parse_chunks(*chunks: str) -> list[SSEEvent]:
+    parser = SSEParser()
     return [event for chunk in chunks for event in parser.feed(chunk)]
 
 
@@ -429,9 +487,9 @@ def test_sse_parser_follows_the_event_stream_format():
         "event: unterminated\ndata: lost\n",
     )
     assert events == [
-        cli.SSEEvent(event="one", data='{"a": 1}', id="7"),
-        cli.SSEEvent(event="message", data="first line\nsecond", id="7"),
-        cli.SSEEvent(event="three", data="", id="9"),
+        SSEEvent(event="one", data='{"a": 1}', id="7"),
+        SSEEvent(event="message", data="first line\nsecond", id="7"),
+        SSEEvent(event="three", data="", id="9"),
     ]
 
 
@@ -455,7 +513,7 @@ def test_sse_parser_handles_a_crlf_split_across_chunks_and_lone_cr():
     ],
 )
 def test_terminal_events(event, payload, verdict):
-    assert cli.outcome(event, payload) == verdict
+    assert watch.outcome(event, payload) == verdict
 
 
 # -- generate --wait and watch -------------------------------------------------------------
@@ -537,7 +595,7 @@ def test_a_dropped_stream_resumes_once_with_last_event_id():
 
 
 def test_a_resume_waits_for_a_restarting_server(monkeypatch):
-    monkeypatch.setattr(cli, "RESUME_DELAY", 0)
+    monkeypatch.setattr(watch, "RESUME_DELAY", 0)
     calls = []
 
     def handler(request):
@@ -558,8 +616,8 @@ def test_a_resume_waits_for_a_restarting_server(monkeypatch):
 
 
 def test_a_resume_gives_up_when_the_server_stays_away(monkeypatch):
-    monkeypatch.setattr(cli, "RESUME_DELAY", 0)
-    monkeypatch.setattr(cli, "RESUME_WINDOW", 0)
+    monkeypatch.setattr(watch, "RESUME_DELAY", 0)
+    monkeypatch.setattr(watch, "RESUME_WINDOW", 0)
 
     def handler(request):
         if "last-event-id" in request.headers:
@@ -618,7 +676,7 @@ def test_watch_of_another_organizations_run_prints_the_404():
 
 
 def test_a_silent_wait_shows_dots_on_a_terminal(monkeypatch):
-    monkeypatch.setattr(cli, "DOT_SECONDS", 0.01)
+    monkeypatch.setattr(output, "DOT_SECONDS", 0.01)
 
     def slow_stream(request):
         def body():
@@ -636,7 +694,7 @@ def test_a_silent_wait_shows_dots_on_a_terminal(monkeypatch):
         stdout=io.StringIO(),
         stderr=err,
         catalogue=CATALOGUE,
-        transport=httpx.MockTransport(slow_stream),
+        transport=transport(slow_stream, []),
     )
     assert code == 0
     assert err.getvalue().startswith("..")
@@ -668,3 +726,335 @@ def test_the_console_script_is_installed_with_its_exit_codes():
     )
     assert wrong.returncode == 2
     assert "glow: unrecognized arguments: --no-such-flag" in wrong.stderr
+
+
+# -- commands from the server's OpenAPI schema, cached per server --------------------------
+
+
+def operation(family, plural, op, *, alias_of=None, summary="", body=None, **extra) -> dict:
+    item = {"operationId": f"{family}_{op}", "x-glow-family": family, "x-glow-plural": plural}
+    item["x-glow-op"] = op
+    if alias_of:
+        item["x-glow-alias-of"] = alias_of
+    if summary:
+        item["description"] = summary
+    if body is not None:
+        item["requestBody"] = {"content": {"application/json": {"schema": body}}}
+    return {**item, **extra}
+
+
+# A schema in the server's shape, small enough to read: two families, an alias, a GET op.
+SCHEMA = {
+    "openapi": "3.0.3",
+    "tags": [{"name": "persona", "description": "Simulated people learners talk to."}],
+    "paths": {
+        "/api/v5/artifacts/persona/search": {
+            "post": operation(
+                "persona",
+                "personas",
+                "search",
+                summary="Search rows.",
+                body={"$ref": "#/components/schemas/SearchRequest"},
+            )
+        },
+        "/api/v5/artifacts/persona/watch": {
+            "get": operation(
+                "persona",
+                "personas",
+                "watch",
+                summary="Follow a run.",
+                parameters=[
+                    {"in": "query", "name": "run_id", "schema": {"type": "string", "format": "uuid"}}
+                ],
+            ),
+            "post": operation("persona", "personas", "watch", summary="Follow a run."),
+        },
+        "/api/v5/artifacts/persona/file/upload": {
+            "post": {
+                **operation("persona", "personas", "file/upload", summary="Upload a file."),
+                "requestBody": {
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"file": {"type": "string", "format": "binary"}},
+                                "required": ["file"],
+                            }
+                        }
+                    }
+                },
+            }
+        },
+        "/api/v5/artifacts/persona/upload": {
+            "post": operation("persona", "personas", "upload", alias_of="file/upload")
+        },
+        "/api/v5/artifacts/attempt/start": {
+            "post": operation(
+                "attempt",
+                "attempts",
+                "start",
+                summary="Start an attempt.\nLonger text.",
+                body={
+                    "oneOf": [
+                        {"type": "object", "properties": {"home_id": {"type": "string"}},
+                         "required": ["home_id", "mode"]},
+                        {"type": "object", "properties": {"practice_id": {"type": "string"}},
+                         "required": ["practice_id", "mode"]},
+                    ],
+                    "properties": {"mode": {"$ref": "#/components/schemas/ModeEnum"}},
+                },
+            )
+        },
+        "/api/v5/media/{upload_id}": {"get": {"operationId": "media_get"}},
+    },
+    "components": {
+        "schemas": {
+            "SearchRequest": {
+                "type": "object",
+                "properties": {
+                    "search": {"type": "string", "description": "Words in the  title."},
+                    "page_size": {"type": "integer"},
+                    "ids": {"type": "array", "items": {"type": "string"}},
+                    "id": {"type": "string", "readOnly": True},
+                },
+                "required": ["page_size"],
+            },
+            "ModeEnum": {"enum": ["text", "audio"], "type": "string"},
+        }
+    },
+}  # fmt: skip
+
+
+def test_the_schema_becomes_families_ops_aliases_and_fields():
+    catalogue = commands.from_schema(SCHEMA)
+    assert catalogue.ops == {
+        "attempt": ["start"],
+        "persona": ["search", "watch", "file/upload", "upload"],
+    }
+    assert catalogue.plurals == {"persona": "personas", "attempt": "attempts"}
+    assert catalogue.aliases == {"persona": {"upload": "file/upload"}}
+    assert catalogue.canonical_ops("persona") == ["search", "watch", "file/upload"]
+    assert catalogue.summaries["attempt"]["start"] == "Start an attempt."
+    assert catalogue.descriptions == {"persona": "Simulated people learners talk to."}
+    search = catalogue.info("persona", "search")
+    assert search.fields == (
+        commands.Field("search", "string", False, "Words in the title."),
+        commands.Field("page_size", "integer", True),
+        commands.Field("ids", "list", False),
+    )
+    assert catalogue.info("persona", "watch").methods == ("get", "post")
+    assert catalogue.info("persona", "watch").fields == (commands.Field("run_id", "uuid"),)
+    assert catalogue.info("persona", "upload").upload  # the alias reads as its op
+    start = {item.name: item for item in catalogue.info("attempt", "start").fields}
+    # Each form requires mode; home_id and practice_id are each required in one form only.
+    assert start["mode"] == commands.Field("mode", "one of text, audio", True)
+    assert not start["home_id"].required and not start["practice_id"].required
+
+
+def test_the_help_texts_read_the_parsed_schema():
+    catalogue = commands.from_schema(SCHEMA)
+    overview = help_text([], catalogue)
+    assert "  personas (persona)\n    search watch file/upload\n" in overview
+    family = help_text(["personas"], catalogue)
+    assert "Simulated people learners talk to." in family
+    assert "  file/upload | upload  Upload a file." in family
+    upload = help_text(["persona", "upload"], catalogue)
+    assert "usage: glow personas upload --file PATH [--body JSON]" in upload
+    assert "  file: file (--file) (required)" in upload
+    search = help_text(["personas", "search"], catalogue)
+    assert "POST persona/search" in search
+    assert "  page_size: integer (required)" in search
+    assert "GET/POST persona/watch" in help_text(["personas", "watch"], catalogue)
+
+
+def test_the_catalogue_survives_its_cache_format():
+    catalogue = commands.from_schema(SCHEMA)
+    again = commands.Catalogue.from_json(json.loads(json.dumps(catalogue.to_json())))
+    assert again == catalogue
+
+
+# -- the per-server cache and its ETag -----------------------------------------------------
+
+
+class SchemaServer:
+    """An httpx handler serving SCHEMA with an ETag, answering 304 to a matching If-None-Match."""
+
+    def __init__(self, schema=SCHEMA, etag='"v1"') -> None:
+        self.schema, self.etag, self.requests = schema, etag, []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v5/schema":
+            if request.headers.get("if-none-match") == self.etag:
+                return httpx.Response(304, headers={"etag": self.etag})
+            return httpx.Response(200, json=self.schema, headers={"etag": self.etag})
+        return httpx.Response(200, json={"ok": True})
+
+
+def glow_against(*argv, server, env):
+    """The CLI with no catalogue given: it reads the server's schema (through its cache)."""
+    out, err, requests = io.StringIO(), io.StringIO(), []
+    code = cli.run(
+        list(argv),
+        env=env,
+        stdin=io.StringIO(),
+        stdout=out,
+        stderr=err,
+        transport=transport(server, requests),
+    )
+    return code, out.getvalue(), err.getvalue(), requests
+
+
+@pytest.fixture
+def cache_env(tmp_path):
+    return {"GLOW_INSTANCE_URL": BASE, "GLOW_TOKEN": "k", "XDG_CACHE_HOME": str(tmp_path)}
+
+
+def test_the_schema_is_fetched_once_then_revalidated_with_its_etag(cache_env, tmp_path):
+    server = SchemaServer()
+    code, out, _, first = glow_against("--help", server=server, env=cache_env)
+    assert code == 0 and "personas (persona)" in out
+    (fetch,) = first
+    assert str(fetch.url) == "http://glow.test/api/v5/schema?format=json"
+    assert "if-none-match" not in fetch.headers
+    (cached,) = (tmp_path / "glow").iterdir()
+    assert json.loads(cached.read_text())["etag"] == '"v1"'
+
+    server.schema = {"paths": {}}  # were the body read again, no op would be left
+    code, out, _, second = glow_against("personas", "search", server=server, env=cache_env)
+    assert code == 0
+    revalidate, call = second
+    assert revalidate.headers["if-none-match"] == '"v1"'
+    assert call.url.path == "/api/v5/artifacts/persona/search"
+
+
+def test_a_new_etag_replaces_the_cached_commands(cache_env):
+    glow_against("--help", server=SchemaServer(), env=cache_env)
+    renamed = json.loads(json.dumps(SCHEMA).replace('"personas"', '"people"'))
+    code, out, _, _ = glow_against(
+        "--help", server=SchemaServer(renamed, etag='"v2"'), env=cache_env
+    )
+    assert code == 0 and "people (persona)" in out and "personas" not in out
+
+
+def test_the_cache_is_per_server(cache_env, tmp_path):
+    other = {**cache_env, "GLOW_INSTANCE_URL": "http://other.test:8001/api/v5/artifacts"}
+    glow_against("--help", server=SchemaServer(), env=cache_env)
+    renamed = json.loads(json.dumps(SCHEMA).replace('"personas"', '"people"'))
+    glow_against("--help", server=SchemaServer(renamed, etag='"v1"'), env=other)
+    assert len(list((tmp_path / "glow").iterdir())) == 2
+    assert schema_cache.cache_path(BASE, cache_env) != schema_cache.cache_path(
+        other["GLOW_INSTANCE_URL"], cache_env
+    )
+    # Each server's 304 answers with its own commands.
+    _, first, _, _ = glow_against("--help", server=SchemaServer(), env=cache_env)
+    _, second, _, _ = glow_against("--help", server=SchemaServer(), env=other)
+    assert "personas (persona)" in first and "people (persona)" in second
+
+
+def test_an_unreachable_server_falls_back_to_the_cache(cache_env):
+    glow_against("--help", server=SchemaServer(), env=cache_env)
+
+    def down(request):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    code, out, err, _ = glow_against("--help", server=down, env=cache_env)
+    assert code == 0 and "personas (persona)" in out
+    assert "did not answer ([Errno 111] Connection refused); using the ops cached" in err
+
+
+def test_help_without_a_server_says_how_to_set_one(tmp_path):
+    code, out, err, requests = glow_against(
+        "--help", server=SchemaServer(), env={"XDG_CACHE_HOME": str(tmp_path)}
+    )
+    assert code == 2 and requests == []
+    assert out.startswith("usage: glow <family> <op>")
+    assert "glow: no server: set GLOW_INSTANCE_URL (or pass --url)" in err
+
+
+def test_help_with_an_unreachable_server_and_no_cache_names_the_error(cache_env):
+    def down(request):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    code, out, err, _ = glow_against("--help", server=down, env=cache_env)
+    assert code == 1 and out.startswith("usage: glow")
+    assert (
+        "glow: cannot read the ops from http://glow.test/api/v5/schema?format=json: "
+        "[Errno 111] Connection refused" in err
+    )
+
+
+def test_a_server_without_glow_ops_is_explained(cache_env):
+    code, _, err, _ = glow_against("--help", server=SchemaServer({"paths": {}}), env=cache_env)
+    assert code == 1 and "lists no Glow ops" in err
+
+
+# -- the installed command, on a real socket -------------------------------------------------
+
+
+@pytest.fixture
+def schema_http_server():
+    """SCHEMA over real HTTP, with ETag and 304, on a free loopback port."""
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("If-None-Match"))
+            if self.headers.get("If-None-Match") == '"v1"':
+                self.send_response(304)
+                self.send_header("ETag", '"v1"')
+                self.end_headers()
+                return
+            body = json.dumps(SCHEMA).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("ETag", '"v1"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v5/artifacts", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_glow_help_imports_neither_django_nor_drf_nor_celery(schema_http_server, tmp_path):
+    url, seen = schema_http_server
+    script = Path(sys.executable).parent / "glow"
+    env = {**os.environ, "GLOW_INSTANCE_URL": url, "XDG_CACHE_HOME": str(tmp_path)}
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    for _ in range(2):  # the first fetches the schema, the second revalidates it
+        shown = subprocess.run([str(script), "--help"], env=env, capture_output=True, text=True)
+        assert shown.returncode == 0 and "personas (persona)" in shown.stdout
+        imported = {
+            line.rsplit("|", 1)[-1].strip()
+            for line in shown.stderr.splitlines()
+            if line.startswith("import time:")
+        }
+        assert "glow.cli" in imported
+        heavy = {name for name in imported if name.split(".")[0] in HEAVY}
+        assert heavy == set()
+    assert seen == [None, '"v1"']
+
+
+HEAVY = {"django", "rest_framework", "drf_spectacular", "celery", "httpx", "kombu"}
+
+
+def test_the_version_the_cli_sends_is_the_installed_packages():
+    from importlib.metadata import version
+
+    assert cli.version() == version("glow")
+
+
+def test_a_refused_schema_shows_the_servers_error(cache_env):
+    def refuse(request):
+        return httpx.Response(401, json={"detail": "Invalid API key.", "code": "invalid_api_key"})
+
+    code, _, err, _ = glow_against("--help", server=refuse, env=cache_env)
+    assert code == 1
+    assert "cannot read the ops from http://glow.test/api/v5/schema?format=json" in err
+    assert "Invalid API key. (invalid_api_key, HTTP 401)" in err and "check GLOW_TOKEN" in err

@@ -1,10 +1,11 @@
-"""A minimal Server-Sent Events reader over an httpx streaming response, for integration tests."""
+"""Server-Sent Events in the integration tests: glow.cli.sse's parser, each event's data as JSON."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from glow.cli.sse import events_from_lines
 
 
 @dataclass
@@ -17,17 +18,5 @@ class Frame:
 def frames(lines: Iterable[str]) -> Iterator[Frame]:
     """Frames as they arrive from `response.iter_lines()` (comments and keep-alives skipped);
     ends when the server closes the stream."""
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "event" in fields:
-                yield Frame(
-                    fields["event"], fields.get("id"), json.loads(fields.get("data") or "{}")
-                )
-            fields = {}
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        fields[name] = f"{fields[name]}\n{value}" if name == "data" and name in fields else value
+    for event in events_from_lines(lines):
+        yield Frame(event.event, event.id, event.json())

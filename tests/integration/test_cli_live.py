@@ -51,13 +51,20 @@ def world(org_admin, instructor, learner, outsider):
     )
 
 
+@pytest.fixture(scope="session")
+def cli_cache(tmp_path_factory) -> Path:
+    """The CLI's schema cache for this session's server (not the user's ~/.cache)."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture
-def glow(live_server_url):
+def glow(live_server_url, cli_cache):
     def run(token: str, *args: str) -> subprocess.CompletedProcess:
         env = {
             **os.environ,
             "GLOW_INSTANCE_URL": f"{live_server_url}/api/v5/artifacts",
             "GLOW_TOKEN": token,
+            "XDG_CACHE_HOME": str(cli_cache),
         }
         return subprocess.run(
             [str(GLOW), *args], env=env, capture_output=True, text=True, timeout=120
@@ -155,3 +162,14 @@ def test_a_failing_generation_exits_1(glow, world, celery_worker_process):
     assert "GenerationErrorEvent: The generated data was refused" in result.stderr
     assert Persona.objects.count() == personas_before
     assert Run.objects.get(pk=error["data"]["run_id"]).status == RunStatus.FAILED
+
+
+def test_help_lists_the_servers_ops_from_its_schema_then_from_the_cache(glow, world, cli_cache):
+    first = glow(world.keys["learner"], "--help")
+    assert first.returncode == 0, first.stderr
+    assert "personas (persona)" in first.stdout and "attempts (attempt)" in first.stdout
+    (cached,) = (cli_cache / "glow").iterdir()
+    etag = json.loads(cached.read_text())["etag"]
+    again = glow(world.keys["learner"], "--help")  # a 304: the same commands, from the file
+    assert again.stdout == first.stdout
+    assert json.loads(cached.read_text())["etag"] == etag

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -12,6 +11,7 @@ from django_eventstream import eventstream
 from django_eventstream.views import get_listener_manager
 
 from glow.accounts.services import api_key_create
+from glow.cli.sse import parse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,14 +24,8 @@ def _in_process_channel(monkeypatch):
 
 
 def frames_of(text: str) -> list[tuple[str, dict]]:
-    found = []
-    for block in text.split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if ": " in line and line[0] != ":"
-        )
-        if "event" in fields and "data" in fields:
-            found.append((fields["event"], json.loads(fields["data"])))
-    return found
+    """(event, data) of every event with data; the stream's empty bookkeeping frames are not."""
+    return [(event.event, event.json()) for event in parse(text + "\n\n") if event.data]
 
 
 async def test_watching_the_group_replays_until_every_invocation_is_done(staff, catalog):
