@@ -2,17 +2,20 @@
 
 The layers, lowest first, as read from the code (docs/architecture.md draws them):
 
-    0  glow.core                     the generic artifact framework; knows no app
-    1  glow.ai, glow.accounts        providers (no Django models); people, roles, API keys
-    2  glow.catalog                  the authored artifacts (personas ... models)
-    3  system                        sessions, runs, the AI gateway, generation, audit
-    4  attempts, tests_app           a learner's attempts; the Test artifact and its engines
-    5  lti                           the LTI 1.3 tool: launches into attempts
-    6  glow.urls, glow.mcp_server,   the site's URLs; the MCP server over the API;
-       glow.celery, glow.settings,   project plumbing
-       glow.wsgi
-    7  glow.cli, glow.asgi, glow     the command line (it launches the MCP server); the ASGI app
-                                     (it mounts the MCP server); the package (loads Celery)
+    0  glow.celery                   the Celery app: configured from settings by name, it imports
+                                     no module of ours, so core may load it in ready()
+    1  glow.core                     the generic artifact framework; knows no app
+    2  glow.ai, glow.accounts        providers (no Django models); people, roles, API keys
+    3  glow.catalog                  the authored artifacts (personas ... models)
+    4  system                        sessions, runs, the AI gateway, generation, audit
+    5  attempts, tests_app           a learner's attempts; the Test artifact and its engines
+    6  lti                           the LTI 1.3 tool: launches into attempts
+    7  glow.urls, glow.mcp_server,   the site's URLs; the MCP server over the API;
+       glow.settings, glow.wsgi      project plumbing
+    8  glow.asgi, glow               the ASGI app (it mounts the MCP server); the package (its
+                                     version, and Celery on demand)
+    9  glow.cli                      the command line (it launches the MCP server, reads the
+                                     package's version)
 
 A module may import its own unit and the layers below, never its own layer's other units nor a
 layer above, so no cycle can form. Production code never imports test code (`tests`, `bench`,
@@ -30,14 +33,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[tuple[str, ...]] = [
+    ("glow.celery",),
     ("glow.core",),
     ("glow.ai", "glow.accounts"),
     ("glow.catalog",),
     ("system",),
     ("attempts", "tests_app"),
     ("lti",),
-    ("glow.urls", "glow.mcp_server", "glow.celery", "glow.settings", "glow.wsgi"),
-    ("glow.cli", "glow.asgi", "glow"),
+    ("glow.urls", "glow.mcp_server", "glow.settings", "glow.wsgi"),
+    ("glow.asgi", "glow"),
+    ("glow.cli",),
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 PRODUCT = ("glow", "attempts", "tests_app", "system", "lti")
@@ -218,31 +223,31 @@ def write(root: Path, files: dict[str, str]) -> Path:
         # A top-level import from core into an app.
         (
             {"glow/core/viewsets.py": "from glow.accounts.auth import actor_of\n"},
-            "glow.core.viewsets:1 imports glow.accounts.auth: glow.core (layer 0) reaches a higher",
+            "glow.core.viewsets:1 imports glow.accounts.auth: glow.core (layer 1) reaches a higher",
         ),
         # The same, hidden inside a function.
         (
             {"glow/core/media_ops.py": "def f():\n    from attempts import models\n"},
-            "glow.core.media_ops:2 imports attempts: glow.core (layer 0) reaches a higher",
+            "glow.core.media_ops:2 imports attempts: glow.core (layer 1) reaches a higher",
         ),
         # Spelt `from glow import accounts`, or through import_module.
         (
             {"glow/core/x.py": "from glow import accounts\n", "glow/accounts/__init__.py": ""},
-            "glow.core.x:1 imports glow.accounts: glow.core (layer 0)",
+            "glow.core.x:1 imports glow.accounts: glow.core (layer 1)",
         ),
         (
             {"glow/core/x.py": "import importlib\nimportlib.import_module('system.models')\n"},
-            "glow.core.x:2 imports system.models: glow.core (layer 0)",
+            "glow.core.x:2 imports system.models: glow.core (layer 1)",
         ),
         # Core's own tests are held to core's rule.
         (
             {"glow/core/tests/test_x.py": "from tests_app.models import Test\n"},
-            "glow.core.tests.test_x:1 imports tests_app.models: glow.core (layer 0)",
+            "glow.core.tests.test_x:1 imports tests_app.models: glow.core (layer 1)",
         ),
         # Sideways between two apps of one layer.
         (
             {"attempts/x.py": "from tests_app import services\n"},
-            "attempts.x:1 imports tests_app: attempts (layer 4) reaches its own layer",
+            "attempts.x:1 imports tests_app: attempts (layer 5) reaches its own layer",
         ),
         # Production code using a test helper.
         (
