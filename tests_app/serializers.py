@@ -253,6 +253,12 @@ class TestStartRequest(serializers.Serializer):
         help_text="Run each cell this many times (seeds 0..repeats-1): the benchmark shows "
         "each cell's mean with a 95% interval.",
     )
+    parameter_id = UUID(
+        required=False,
+        allow_null=True,
+        help_text="A parameter set (family `parameter`) for the agent's calls in every cell; "
+        "without it, each agent's own parameter set.",
+    )
 
 
 class TestStartResponse(serializers.Serializer):
@@ -383,6 +389,12 @@ class InvocationCreateRequest(serializers.Serializer):
     agent_id = UUID()
     key_ids = id_list(required=False, max_length=50)
     secrets = SecretIn(many=True, required=False, max_length=50)
+    parameter_id = UUID(
+        required=False,
+        allow_null=True,
+        help_text="A parameter set (family `parameter`) for the agent's calls in this cell; "
+        "without it, each agent's own parameter set.",
+    )
 
 
 class InvocationTerminateResponse(serializers.Serializer):

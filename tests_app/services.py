@@ -86,6 +86,16 @@ def _scoped_rows(*, actor, family_name: str, ids, field: str) -> list:
     return [rows[pk] for pk in unique]
 
 
+def _parameter_set(*, actor, parameter_id: Any):
+    """The parameter set a test's cells name (404 if the actor cannot see it); None: none."""
+    if parameter_id is None:
+        return None
+    (row,) = _scoped_rows(
+        actor=actor, family_name="parameter", ids=[parameter_id], field="parameter_id"
+    )
+    return row
+
+
 def _key_ids(*, actor, key_ids, secrets) -> list[str]:
     """Existing keys of the organization plus new secrets, encrypted before they are stored."""
     unique = list(dict.fromkeys(key_ids or []))
@@ -220,6 +230,7 @@ def test_start(
     idempotency_key: str = "",
     dispatch: bool = True,
     repeats: int = 1,
+    parameter_id: Any = None,
 ) -> tuple[Test, bool]:
     """Create the test and one queued invocation per cell and repeat in one INSERT, then start
     its workers. Repeat r of a cell carries seed r, so two agents' r-th runs pair up.
@@ -250,6 +261,7 @@ def test_start(
         actor=actor, family_name="scenario", ids=scenario_ids, field="scenario_ids"
     )
     agents = _scoped_rows(actor=actor, family_name="agent", ids=agent_ids, field="agent_ids")
+    parameters = _parameter_set(actor=actor, parameter_id=parameter_id)
     keys = _key_ids(actor=actor, key_ids=key_ids, secrets=secrets)
     name = title.strip() or (
         f"{evaluation.title} · {len(models)} models × {len(scenarios)} scenarios × "
@@ -304,6 +316,7 @@ def test_start(
             "model_id": model.pk,
             "scenario_id": scenario.pk,
             "agent_id": agent.pk,
+            "parameter_set_id": parameters.pk if parameters else None,
             "position": position,
             "repeat": repeat,
             "seed": repeat,
@@ -925,6 +938,7 @@ def invocation_create(
     agent_id: Any,
     key_ids: list | None = None,
     secrets: list[dict] | None = None,
+    parameter_id: Any = None,
 ) -> Invocation:
     """Add one cell to an open test and queue it (a stopped test runs again)."""
     require_staff(actor)
@@ -935,6 +949,7 @@ def invocation_create(
         actor=actor, family_name="scenario", ids=[scenario_id], field="scenario_id"
     )
     (agent,) = _scoped_rows(actor=actor, family_name="agent", ids=[agent_id], field="agent_id")
+    parameters = _parameter_set(actor=actor, parameter_id=parameter_id)
     keys = _key_ids(actor=actor, key_ids=key_ids, secrets=secrets)
     last = Invocation.objects.filter(test=test).aggregate(last=Max("position"))["last"]
     invocation = Invocation.objects.create(
@@ -945,6 +960,7 @@ def invocation_create(
         model=model,
         scenario=scenario,
         agent=agent,
+        parameter_set=parameters,
         position=0 if last is None else last + 1,
         key_ids=keys,
     )
