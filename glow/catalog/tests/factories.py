@@ -219,7 +219,7 @@ class AgentFactory(DepartmentOwnedFactory):
     title = factory.Sequence(lambda n: f"Agent {n}")
     system_prompt = "You are a calm teaching assistant."
     default_model = factory.SubFactory(ModelFactory, organization=SAME_ORG)
-    parameter_set = factory.SubFactory(ParameterSetFactory, organization=SAME_ORG)
+    parameter_set = None  # the model server's defaults; pass a ParameterSetFactory() to set some
 
     @factory.post_generation
     def tools(self, create, extracted, **kwargs):
