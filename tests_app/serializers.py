@@ -132,6 +132,12 @@ class InvocationOut(OutputModelSerializer):
     agent_title = serializers.CharField(source="agent.title", read_only=True)
     cost = serializers.DecimalField(max_digits=14, decimal_places=6, coerce_to_string=True)
     key_ids = serializers.ListField(child=serializers.CharField())
+    parameter_id = serializers.UUIDField(
+        source="parameter_set_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The cell's parameter set; null: the agent's own, if any.",
+    )
 
     class Meta:
         model = Invocation
@@ -152,6 +158,7 @@ class InvocationOut(OutputModelSerializer):
             "scenario_title",
             "agent_id",
             "agent_title",
+            "parameter_id",
             "input_tokens",
             "output_tokens",
             "total_tokens",

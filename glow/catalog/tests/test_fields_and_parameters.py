@@ -202,6 +202,8 @@ def test_test_start_and_invocation_create_refuse_another_organizations_parameter
     from tests_app.models import Invocation
 
     assert Invocation.objects.get(pk=started["invocation_id"]).parameter_set == mine
+    got = ok(admin_client.op("invocation/get", {"invocation_id": started["invocation_id"]}))
+    assert got["parameter_id"] == str(mine.pk)
     cell = {
         "test_id": started["test_id"],
         "model_id": str(model.pk),
