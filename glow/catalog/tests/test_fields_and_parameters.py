@@ -299,3 +299,41 @@ def test_search_reads_the_same_queries_for_1_and_10_rows_with_their_references(
     with django_assert_max_num_queries(len(one)):
         body = ok(admin_client.op(f"{family}/search", {"page_size": 50}))
     assert len(body[plural]) == 10
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def test_the_demo_declares_fields_and_runs_its_grid_with_a_parameter_set():
+    import io
+
+    from glow.accounts import demo as accounts_demo
+    from glow.catalog import demo as catalog_demo
+    from tests_app import demo as tests_demo
+    from tests_app.models import Invocation
+
+    out = io.StringIO()
+    accounts_demo.seed(stdout=out)
+    catalog_demo.seed(stdout=out)
+    tool = m.Tool.objects.get(name="lookup_policy")
+    assert [field.name for field in tool.input_fields.all()] == ["topic"]
+    evaluation = m.Eval.objects.get(title="Office-hours eval")
+    assert {field.name for field in evaluation.input_fields.all()} == {
+        "assignment",
+        "regrade_requested",
+    }
+    coach = m.Agent.objects.get(title="Office-hours coach")
+    assert coach.parameter_set.title == "Balanced"
+
+    # A rerun leaves what people edited alone.
+    assignment = m.InputField.objects.get(name="assignment")
+    assignment.enum_values = ["PS1", "PS2"]
+    assignment.save()
+    catalog_demo.seed(stdout=out)
+    assignment.refresh_from_db()
+    assert assignment.enum_values == ["PS1", "PS2"]
+    assert m.InputField.objects.count() == 3 and m.ParameterSet.objects.count() == 2
+
+    tests_demo.seed(stdout=out)
+    chosen = {row.parameter_set.title for row in Invocation.objects.select_related("parameter_set")}
+    assert chosen == {"Deterministic (seed 7)"}
