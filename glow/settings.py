@@ -217,6 +217,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TextOnlyModalityEnum": [("text", "text")],
         "InvocationStatusEnum": "tests_app.models.InvocationStatus",
+        "FieldTypeEnum": "glow.catalog.models.FieldType",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

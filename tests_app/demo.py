@@ -19,6 +19,7 @@ TITLE = "Demo benchmark: office hours"
 SCENARIOS = ("Office hours: recursion confusion", "Office hours: midterm regrade dispute")
 MODELS = ("Glow local simulator",)
 AGENTS = ("Office-hours coach", "Terse TA")
+PARAMETERS = "Deterministic (seed 7)"  # every cell's, over each agent's own
 
 
 def seed(*, stdout) -> None:
@@ -32,6 +33,7 @@ def seed(*, stdout) -> None:
     models = [find(m.Model, demo, title) for title in MODELS]
     scenarios = [find(m.Scenario, demo, title) for title in SCENARIOS]
     agents = [find(m.Agent, demo, title) for title in AGENTS]
+    parameters = find(m.ParameterSet, demo, PARAMETERS)
     if None in (evaluation, *agents, *models, *scenarios):
         stdout.write("  tests: a demo eval, model, scenario or agent was deleted; no test started")
         return
@@ -43,6 +45,7 @@ def seed(*, stdout) -> None:
         model_ids=[row.pk for row in models],
         scenario_ids=[row.pk for row in scenarios],
         agent_ids=[agent.pk for agent in agents],
+        parameter_id=parameters.pk if parameters else None,
         title=TITLE,
         concurrency=1,
         secrets=[{"label": "Demo course API token", "value": "demo-token-for-decrypt"}],

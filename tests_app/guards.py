@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from glow.core.errors import NotFound, PermissionDenied, StateError
 from glow.core.registry import registry
 from glow.core.selectors import artifact_queryset
@@ -37,3 +39,13 @@ def _scoped_rows(*, actor, family_name: str, ids, field: str) -> list:
             f"Unknown {field}: {', '.join(missing)}.", code="unknown_ids", fields={field: missing}
         )
     return [rows[pk] for pk in unique]
+
+
+def _parameter_set(*, actor, parameter_id: Any):
+    """The parameter set a test's cells name (404 if the actor cannot see it); None: none."""
+    if parameter_id is None:
+        return None
+    (row,) = _scoped_rows(
+        actor=actor, family_name="parameter", ids=[parameter_id], field="parameter_id"
+    )
+    return row

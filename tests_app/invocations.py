@@ -9,7 +9,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from glow.core.errors import StateError
-from tests_app.guards import _scoped_rows, require_open, require_staff
+from tests_app.guards import _parameter_set, _scoped_rows, require_open, require_staff
 from tests_app.keys import _key_ids
 from tests_app.lifecycle import _halt, test_finish_if_done, workers_dispatch
 from tests_app.models import (
@@ -47,6 +47,7 @@ def invocation_create(
     agent_id: Any,
     key_ids: list | None = None,
     secrets: list[dict] | None = None,
+    parameter_id: Any = None,
 ) -> Invocation:
     """Add one cell to an open test and queue it (a stopped test runs again)."""
     require_staff(actor)
@@ -57,6 +58,7 @@ def invocation_create(
         actor=actor, family_name="scenario", ids=[scenario_id], field="scenario_id"
     )
     (agent,) = _scoped_rows(actor=actor, family_name="agent", ids=[agent_id], field="agent_id")
+    parameters = _parameter_set(actor=actor, parameter_id=parameter_id)
     keys = _key_ids(actor=actor, key_ids=key_ids, secrets=secrets)
     last = Invocation.objects.filter(test=test).aggregate(last=Max("position"))["last"]
     invocation = Invocation.objects.create(
@@ -67,6 +69,7 @@ def invocation_create(
         model=model,
         scenario=scenario,
         agent=agent,
+        parameter_set=parameters,
         position=0 if last is None else last + 1,
         key_ids=keys,
     )

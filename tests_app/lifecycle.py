@@ -19,7 +19,7 @@ from glow.core.selectors import artifact_access
 from system import events
 from system.ledger import group_create, run_finish, timeline_record
 from system.models import Run, RunStatus
-from tests_app.guards import _scoped_rows, require_open, require_staff
+from tests_app.guards import _parameter_set, _scoped_rows, require_open, require_staff
 from tests_app.keys import _key_ids
 from tests_app.models import (
     ACTIVE,
@@ -135,6 +135,7 @@ def test_start(
     idempotency_key: str = "",
     dispatch: bool = True,
     repeats: int = 1,
+    parameter_id: Any = None,
 ) -> tuple[Test, bool]:
     """Create the test and one queued invocation per cell and repeat in one INSERT, then start
     its workers. Repeat r of a cell carries seed r, so two agents' r-th runs pair up.
@@ -165,6 +166,7 @@ def test_start(
         actor=actor, family_name="scenario", ids=scenario_ids, field="scenario_ids"
     )
     agents = _scoped_rows(actor=actor, family_name="agent", ids=agent_ids, field="agent_ids")
+    parameters = _parameter_set(actor=actor, parameter_id=parameter_id)
     keys = _key_ids(actor=actor, key_ids=key_ids, secrets=secrets)
     name = title.strip() or (
         f"{evaluation.title} · {len(models)} models × {len(scenarios)} scenarios × "
@@ -219,6 +221,7 @@ def test_start(
             "model_id": model.pk,
             "scenario_id": scenario.pk,
             "agent_id": agent.pk,
+            "parameter_set_id": parameters.pk if parameters else None,
             "position": position,
             "repeat": repeat,
             "seed": repeat,

@@ -131,6 +131,10 @@ class Invocation(Artifact):
     model = models.ForeignKey("catalog.Model", on_delete=models.PROTECT, related_name="+")
     scenario = models.ForeignKey("catalog.Scenario", on_delete=models.PROTECT, related_name="+")
     agent = models.ForeignKey("catalog.Agent", on_delete=models.PROTECT, related_name="+")
+    # The cell's model parameters; None: the agent's parameter set, if it has one.
+    parameter_set = models.ForeignKey(
+        "catalog.ParameterSet", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     position = models.PositiveIntegerField(default=0)
     # Repeated runs of one cell (test/start `repeats`): which run this is, and the seed the
     # runner hands the models so repeats differ.

@@ -128,6 +128,12 @@ class InvocationOut(OutputModelSerializer):
     agent_title = serializers.CharField(source="agent.title", read_only=True)
     cost = serializers.DecimalField(max_digits=14, decimal_places=6, coerce_to_string=True)
     key_ids = serializers.ListField(child=serializers.CharField())
+    parameter_id = serializers.UUIDField(
+        source="parameter_set_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The cell's parameter set; null: the agent's own, if any.",
+    )
 
     class Meta:
         model = Invocation
@@ -148,6 +154,7 @@ class InvocationOut(OutputModelSerializer):
             "scenario_title",
             "agent_id",
             "agent_title",
+            "parameter_id",
             "input_tokens",
             "output_tokens",
             "total_tokens",
@@ -246,6 +253,12 @@ class TestStartRequest(serializers.Serializer):
         default=1,
         help_text="Run each cell this many times (seeds 0..repeats-1): the benchmark shows "
         "each cell's mean with a 95% interval.",
+    )
+    parameter_id = UUID(
+        required=False,
+        allow_null=True,
+        help_text="A parameter set (family `parameter`) for the agent's calls in every cell; "
+        "without it, each agent's own parameter set.",
     )
 
 
@@ -361,6 +374,12 @@ class InvocationCreateRequest(serializers.Serializer):
     agent_id = UUID()
     key_ids = id_list(required=False, max_length=50)
     secrets = SecretIn(many=True, required=False, max_length=50)
+    parameter_id = UUID(
+        required=False,
+        allow_null=True,
+        help_text="A parameter set (family `parameter`) for the agent's calls in this cell; "
+        "without it, each agent's own parameter set.",
+    )
 
 
 class InvocationTerminateResponse(serializers.Serializer):

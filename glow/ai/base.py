@@ -42,6 +42,9 @@ class CompletionRequest:
     json_mode: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    top_p: float | None = None
+    # Same seed, same sample where the server supports it; the local simulator hashes it in.
+    seed: int | None = None
 
 
 @dataclass

@@ -136,8 +136,9 @@ class OpenAIProvider(BaseProvider):
 
     def _create(self, request: CompletionRequest, *, stream: bool, client: Any = None) -> Any:
         options: dict[str, Any] = {"model": request.model, "messages": request.messages}
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
+        for name in ("temperature", "top_p", "seed"):
+            if getattr(request, name) is not None:
+                options[name] = getattr(request, name)
         if request.max_tokens is not None:
             # `max_tokens` rather than `max_completion_tokens`: compatible servers know it.
             options["max_tokens"] = request.max_tokens

@@ -221,7 +221,7 @@ class ScenarioAdmin(DepartmentOwnedAdmin):
     list_filter = [*DepartmentOwnedAdmin.list_filter, "modality"]
     list_select_related = ["organization", "department", "persona"]
     search_fields = ["title", "description", "context", "persona__title"]
-    autocomplete_fields = ["organization", "department", "persona", "documents"]
+    autocomplete_fields = ["organization", "department", "persona", "documents", "input_fields"]
 
 
 class StandardInline(InlinePermissions, admin.TabularInline):
@@ -386,6 +386,28 @@ class LanguageModelAdmin(ArtifactAdmin):
 class ToolAdmin(ArtifactAdmin):
     list_display = ["title", "name", "organization", "archived", "version"]
     search_fields = ["title", "description", "name"]
+    autocomplete_fields = ["organization", "input_fields"]
+
+
+@admin.register(m.InputField)
+class InputFieldAdmin(ArtifactAdmin):
+    list_display = ["title", "name", "type", "required", "organization", "archived", "version"]
+    list_filter = [*ArtifactAdmin.list_filter, "type", "required"]
+    search_fields = ["title", "description", "name"]
+
+
+@admin.register(m.ParameterSet)
+class ParameterSetAdmin(ArtifactAdmin):
+    list_display = [
+        "title",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "seed",
+        "organization",
+        "archived",
+        "version",
+    ]
 
 
 @admin.register(m.Agent)
@@ -393,7 +415,7 @@ class AgentAdmin(DepartmentOwnedAdmin):
     list_display = ["title", "default_model", "department", "archived", "version", "updated_at"]
     list_select_related = ["organization", "department", "default_model"]
     search_fields = ["title", "description", "system_prompt"]
-    autocomplete_fields = ["organization", "department", "default_model", "tools"]
+    autocomplete_fields = ["organization", "department", "default_model", "parameter_set", "tools"]
 
 
 @admin.register(m.Eval)
@@ -401,4 +423,4 @@ class EvalAdmin(DepartmentOwnedAdmin):
     list_display = ["title", "rubric", "turns", "department", "archived", "version"]
     list_select_related = ["organization", "department", "rubric"]
     search_fields = ["title", "description", "rubric__title"]
-    autocomplete_fields = ["organization", "department", "rubric", "scenarios"]
+    autocomplete_fields = ["organization", "department", "rubric", "scenarios", "input_fields"]

@@ -1,4 +1,4 @@
-"""The catalog: authored artifact families (personas, scenarios, rubrics, simulations, ...)."""
+"""The catalog: authored artifact families (personas, scenarios, rubrics, ..., fields, parameters)."""
 
 from django.apps import AppConfig
 

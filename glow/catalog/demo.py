@@ -235,6 +235,60 @@ RUBRIC = [
 ]
 
 
+# Inputs the demo tool, eval and first scenario declare: (key, title, attributes).
+FIELDS = [
+    (
+        "topic",
+        "Policy topic",
+        {
+            "type": m.FieldType.STRING,
+            "required": True,
+            "description": "What the course-policy question is about, e.g. 'regrades'.",
+        },
+    ),
+    (
+        "assignment",
+        "Assignment",
+        {
+            "type": m.FieldType.ENUM,
+            "enum_values": ["PS1", "PS2", "PS3", "Midterm", "Final"],
+            "required": True,
+            "description": "Which CS-180 assignment the student is asking about.",
+        },
+    ),
+    (
+        "regrade_requested",
+        "Regrade requested",
+        {
+            "type": m.FieldType.BOOLEAN,
+            "default": False,
+            "description": "Whether the student asks for a regrade.",
+        },
+    ),
+]
+# The first is the demo test grid's, the second the coach agent's own.
+PARAMETERS = [
+    (
+        "Deterministic (seed 7)",
+        {
+            "temperature": 0.0,
+            "seed": 7,
+            "max_tokens": 400,
+            "description": "Greedy sampling with a fixed seed: the same run twice reads the same.",
+        },
+    ),
+    (
+        "Balanced",
+        {
+            "temperature": 0.7,
+            "top_p": 0.95,
+            "max_tokens": 600,
+            "description": "Everyday sampling for a conversational agent.",
+        },
+    ),
+]
+
+
 def demo_key(organization, title: str) -> str:
     """A demo row's stable key: its organization and the title the demo first gave it."""
     return f"{organization.name}/{title}"
@@ -378,6 +432,13 @@ def seed(*, stdout) -> None:
         created_by=admin,
         description="Returns its input: for benchmarking the pipeline.",
     )
+    fields = {
+        name: _upsert(m.InputField, demo, title, name=name, created_by=admin, **spec)
+        for name, title, spec in FIELDS
+    }
+    deterministic, balanced = (
+        _upsert(m.ParameterSet, demo, title, created_by=admin, **spec) for title, spec in PARAMETERS
+    )
     lookup = _upsert(
         m.Tool,
         demo,
@@ -396,12 +457,15 @@ def seed(*, stdout) -> None:
         "Office-hours coach",
         department=cs,
         default_model=local,
+        parameter_set=balanced,
         created_by=admin,
         system_prompt="You are a calm, empathetic TA. Acknowledge feelings, ask open questions, "
         "explain policy accurately and end with next steps.",
     )
     if demo_written(coach):
         coach.tools.set([lookup])
+    if demo_written(lookup):
+        lookup.input_fields.set([fields["topic"]])
     _upsert(
         m.Agent,
         demo,
@@ -423,6 +487,9 @@ def seed(*, stdout) -> None:
     )
     if demo_written(evaluation):
         evaluation.scenarios.set(scenarios)
+        evaluation.input_fields.set([fields["assignment"], fields["regrade_requested"]])
+    if demo_written(scenarios[0]):
+        scenarios[0].input_fields.set([fields["assignment"]])
 
     other = Organization.objects.get(name="Other College")
     bio = Department.objects.get(organization=other, name="Biology")
@@ -467,5 +534,6 @@ def seed(*, stdout) -> None:
         department=bio,
     )
     stdout.write(
-        f"  catalog: {simulation.title} with {len(scenarios)} scenarios; eval {evaluation.title}"
+        f"  catalog: {simulation.title} with {len(scenarios)} scenarios; eval {evaluation.title}; "
+        f"{len(fields)} fields; parameter sets {deterministic.title}, {balanced.title}"
     )

@@ -8,7 +8,7 @@ from glow.catalog import filters as f
 from glow.catalog import models as m
 from glow.catalog import selectors as s
 from glow.catalog import serializers as out
-from glow.core.errors import ApplicationError
+from glow.core.errors import ApplicationError, NotFound
 from glow.core.registry import Facet, Family, registry
 
 DEPARTMENT = Facet(
@@ -24,6 +24,12 @@ SIMULATION = Facet(
     field="simulation_id",
     label="simulation__title",
     search_param="simulation_search",
+)
+PARAMETER = Facet(
+    name="parameter",
+    param="parameter_ids",
+    field="parameter_set_id",
+    label="parameter_set__title",
 )
 COHORT = Facet(name="cohort", param="cohort_ids", field="cohort_id", label="cohort__name")
 
@@ -45,6 +51,42 @@ def _ordered_rows(*, model, ids, organization_id, label: str):
             f"Unknown {label}: {', '.join(missing)}.", fields={f"{label}_ids": missing}
         )
     return [rows[pk] for pk in ids]
+
+
+def _org_refs(*, model, ids, organization_id, label: str) -> list:
+    """Rows of the instance's organization; any other id answers 404 naming it (as an unknown
+    id does), so a reference never tells whether another organization's row exists."""
+    unique = list(dict.fromkeys(ids))
+    found = model.objects.filter(organization_id=organization_id, id__in=unique).in_bulk()
+    missing = [str(pk) for pk in unique if pk not in found]
+    if missing:
+        raise NotFound(
+            f"Unknown {label}: {', '.join(missing)}.", code="unknown_ids", fields={label: missing}
+        )
+    return [found[pk] for pk in unique]
+
+
+def _declared_fields(instance, field_ids) -> None:
+    """Set the row's declared fields (tools, evals, scenarios); None leaves them as they are.
+    Called inside the write's transaction: a refused id rolls the whole write back."""
+    if field_ids is not None:
+        instance.input_fields.set(
+            _org_refs(
+                model=m.InputField,
+                ids=field_ids,
+                organization_id=instance.organization_id,
+                label="field_ids",
+            )
+        )
+
+
+@transaction.atomic
+def write_declaring(instance, data: dict):
+    """A plain row that declares fields (`field_ids`)."""
+    field_ids = data.pop("field_ids", None)
+    _save_plain(instance, data)
+    _declared_fields(instance, field_ids)
+    return instance
 
 
 @transaction.atomic
@@ -102,6 +144,18 @@ def write_simulation(instance: m.Simulation, data: dict):
 @transaction.atomic
 def write_agent(instance: m.Agent, data: dict):
     tool_ids = data.pop("tool_ids", None)
+    if "parameter_id" in data:
+        parameter_id = data.pop("parameter_id")
+        data["parameter_set"] = (
+            None
+            if parameter_id is None
+            else _org_refs(
+                model=m.ParameterSet,
+                ids=[parameter_id],
+                organization_id=instance.organization_id,
+                label="parameter_id",
+            )[0]
+        )
     _save_plain(instance, data)
     if tool_ids is not None:
         instance.tools.set(
@@ -115,7 +169,9 @@ def write_agent(instance: m.Agent, data: dict):
 @transaction.atomic
 def write_eval(instance: m.Eval, data: dict):
     scenario_ids = data.pop("scenario_ids", None)
+    field_ids = data.pop("field_ids", None)
     _save_plain(instance, data)
+    _declared_fields(instance, field_ids)
     if scenario_ids is not None:
         instance.scenarios.set(
             _ordered_rows(
@@ -233,6 +289,19 @@ def model_problems(model: m.Model) -> list[dict]:
     return []
 
 
+def field_context(field: m.InputField) -> str:
+    """How a field reads to a model: its key, type, whether it is required, what it means."""
+    kind = f"one of {', '.join(map(str, field.enum_values))}" if field.enum_values else field.type
+    required = "required" if field.required else "optional"
+    default = "" if field.default is None else f", default {field.default!r}"
+    return f"{field.name} ({kind}, {required}{default}): {field.description or field.title}"
+
+
+def parameter_context(parameters: m.ParameterSet) -> str:
+    options = ", ".join(f"{name}={value}" for name, value in parameters.options().items())
+    return f"{parameters.title}: {options or 'the model server defaults'}"
+
+
 def scenario_problems(scenario: m.Scenario) -> list[dict]:
     problems = []
     if scenario.persona.archived:
@@ -276,7 +345,7 @@ FAMILIES = [
             Facet(name="persona", param="persona_ids", field="persona_id", label="persona__title"),
         ],
         scope=s.scenario_scope,
-        writer=write_plain,
+        writer=write_declaring,
         context=scenario_context,
         problems=scenario_problems,
         description="One conversation: a persona, the situation, its modality (text, audio, video).",
@@ -342,11 +411,12 @@ FAMILIES = [
         output_serializer=out.AgentOut,
         write_serializer=out.AgentWrite,
         filterset=f.AgentFilterSet,
-        facets=[DEPARTMENT],
+        facets=[DEPARTMENT, PARAMETER],
         scope=s.staff_only_scope,
         writer=write_agent,
         context=lambda agent: f"{agent.title}\n{agent.system_prompt}",
-        description="An AI assistant under test: a system prompt, tools and a default model.",
+        description="An AI assistant under test: a system prompt, tools, a default model and "
+        "its model parameters.",
     ),
     Family(
         name="model",
@@ -371,7 +441,8 @@ FAMILIES = [
         facets=[DEPARTMENT],
         scope=s.staff_only_scope,
         writer=write_eval,
-        description="What a test measures: a rubric, default scenarios, turns per conversation.",
+        description="What a test measures: a rubric, default scenarios, turns per conversation, "
+        "declared fields.",
     ),
     Family(
         name="tool",
@@ -381,8 +452,8 @@ FAMILIES = [
         write_serializer=out.ToolWrite,
         filterset=f.ToolFilterSet,
         scope=s.staff_only_scope,
-        writer=write_plain,
-        description="A tool an agent may call, described by a JSON schema.",
+        writer=write_declaring,
+        description="A tool an agent may call, described by a JSON schema and declared fields.",
     ),
     Family(
         name="document",
@@ -396,6 +467,32 @@ FAMILIES = [
         writer=write_plain,
         context=lambda doc: f"{doc.title}\n{doc.text}",
         description="Text used as scenario context.",
+    ),
+    Family(
+        name="field",
+        plural="fields",
+        model=m.InputField,
+        output_serializer=out.InputFieldOut,
+        write_serializer=out.InputFieldWrite,
+        filterset=f.InputFieldFilterSet,
+        scope=s.staff_only_scope,
+        writer=write_plain,
+        context=field_context,
+        description="A typed, described input (string, integer, enum, ...) that tools, evals "
+        "and scenarios declare and reuse.",
+    ),
+    Family(
+        name="parameter",
+        plural="parameters",
+        model=m.ParameterSet,
+        output_serializer=out.ParameterSetOut,
+        write_serializer=out.ParameterSetWrite,
+        filterset=f.ParameterSetFilterSet,
+        scope=s.staff_only_scope,
+        writer=write_plain,
+        context=parameter_context,
+        description="A named set of model parameters (temperature, top_p, max_tokens, seed) "
+        "that agents and test cells use.",
     ),
 ]
 

@@ -31,6 +31,7 @@ class DocumentFilterSet(DepartmentFilterSet):
 
 class ScenarioFilterSet(DepartmentFilterSet):
     persona_ids = UUIDListFilter(field_name="persona_id")
+    field_ids = UUIDListFilter(field_name="input_fields__id", distinct=True)
     modality = django_filters.ChoiceFilter(choices=m.Modality.choices)
 
     class Meta:
@@ -82,6 +83,7 @@ class ModelFilterSet(ArtifactFilterSet):
 
 class ToolFilterSet(ArtifactFilterSet):
     search_fields = ("title", "description", "name")
+    field_ids = UUIDListFilter(field_name="input_fields__id", distinct=True)
 
     class Meta:
         model = m.Tool
@@ -89,6 +91,8 @@ class ToolFilterSet(ArtifactFilterSet):
 
 
 class AgentFilterSet(DepartmentFilterSet):
+    parameter_ids = UUIDListFilter(field_name="parameter_set_id")
+
     class Meta:
         model = m.Agent
         fields = []
@@ -96,7 +100,24 @@ class AgentFilterSet(DepartmentFilterSet):
 
 class EvalFilterSet(DepartmentFilterSet):
     rubric_ids = UUIDListFilter(field_name="rubric_id")
+    field_ids = UUIDListFilter(field_name="input_fields__id", distinct=True)
 
     class Meta:
         model = m.Eval
+        fields = []
+
+
+class InputFieldFilterSet(ArtifactFilterSet):
+    type = django_filters.ChoiceFilter(choices=m.FieldType.choices)
+    required = django_filters.BooleanFilter()
+    search_fields = ("title", "description", "name")
+
+    class Meta:
+        model = m.InputField
+        fields = []
+
+
+class ParameterSetFilterSet(ArtifactFilterSet):
+    class Meta:
+        model = m.ParameterSet
         fields = []

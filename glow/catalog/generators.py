@@ -12,6 +12,7 @@ import re
 
 from django.utils.text import slugify
 
+from glow.catalog import models as m
 from glow.catalog.scene_card import MIME_TYPE, scene_card_png
 from glow.core.errors import ApplicationError
 from glow.core.generation import GenerationContext, Generator
@@ -63,6 +64,29 @@ AGENT = _schema(**BASE, system_prompt=TEXT)
 EVAL = _schema(**BASE, turns={"type": "integer", "minimum": 1, "maximum": 50})
 TOOL = _schema(**BASE, name=TEXT, json_schema={"type": "object"})
 DOCUMENT = _schema(**BASE, text=TEXT)
+FIELD = _schema(
+    **BASE,
+    name=TEXT,
+    type={"type": "string", "enum": [choice.value for choice in m.FieldType]},
+    enum_values={"type": "array", "items": TEXT, "maxItems": 200},
+    required={"type": "boolean"},
+    optional={"default": {"type": ["string", "number", "boolean", "null"]}},
+)
+
+
+def _range(kind: str, bounds) -> dict:
+    return {"type": [kind, "null"], "minimum": bounds[0], "maximum": bounds[1]}
+
+
+PARAMETER = _schema(
+    **BASE,
+    temperature=_range("number", m.TEMPERATURE_RANGE),
+    optional={
+        "top_p": _range("number", m.TOP_P_RANGE),
+        "max_tokens": _range("integer", m.MAX_TOKENS_RANGE),
+        "seed": _range("integer", m.SEED_RANGE),
+    },
+)
 MEDIA_MODALITIES = ("image", "video")
 
 
@@ -218,12 +242,31 @@ def _tool_fields(data: dict) -> dict:
     return {**data, "name": name, "json_schema": schema}
 
 
+def _field_fields(data: dict) -> dict:
+    """A model's draft made consistent: a slug key, values only for an enum, a default that fits
+    (else none), so a sloppy draft is saved rather than refused."""
+    name = slugify(data.get("name") or data.get("title") or "").replace("-", "_")[:100]
+    kind = data.get("type") if data.get("type") in m.FieldType.values else m.FieldType.STRING
+    values = [str(value) for value in data.get("enum_values") or []]
+    values = list(dict.fromkeys(values)) if kind == m.FieldType.ENUM else []
+    if kind == m.FieldType.ENUM and not values:
+        kind = m.FieldType.STRING
+    fields = {**data, "name": name or "field", "type": kind, "enum_values": values}
+    default = data.get("default")
+    if m.field_problems(kind=kind, enum_values=values, default=default):
+        default = None
+    fields["default"] = default
+    return fields
+
+
 GENERATORS = {
     "persona": _single("persona", PERSONA),
     "rubric": _single("rubric", RUBRIC),
     "agent": _single("agent", AGENT),
     "document": _single("document", DOCUMENT),
     "tool": _single("tool", TOOL, prepare=_tool_fields),
+    "field": _single("field", FIELD, prepare=_field_fields),
+    "parameter": _single("parameter", PARAMETER),
     "scenario": Generator(
         run=generate_scenario,
         resources=_scenario_resources,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -56,6 +57,130 @@ class Document(DepartmentOwned):
         pass
 
 
+class FieldType(models.TextChoices):
+    STRING = "string", "Text"
+    INTEGER = "integer", "Whole number"
+    NUMBER = "number", "Number"
+    BOOLEAN = "boolean", "Yes or no"
+    ENUM = "enum", "One of a list"
+    DATE = "date", "Date (YYYY-MM-DD)"
+
+
+def _fits(kind: str, value, enum_values: list) -> bool:
+    if kind == FieldType.BOOLEAN:
+        return isinstance(value, bool)
+    if kind == FieldType.INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == FieldType.NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == FieldType.ENUM:
+        return value in enum_values
+    if kind == FieldType.DATE:
+        return isinstance(value, str) and _is_date(value)
+    return isinstance(value, str)
+
+
+def _is_date(value: str) -> bool:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def field_problems(*, kind: str, enum_values: list, default) -> dict[str, list[str]]:
+    """What makes a field's declaration unusable, by the attribute at fault (empty: none)."""
+    problems: dict[str, list[str]] = {}
+    if kind == FieldType.ENUM:
+        if not enum_values:
+            problems["enum_values"] = ["An enum field needs at least one value."]
+        elif len(set(map(str, enum_values))) != len(enum_values):
+            problems["enum_values"] = ["Each value may appear once."]
+    elif enum_values:
+        problems["enum_values"] = [f"Only an enum field lists values; this one is {kind}."]
+    if (
+        default is not None
+        and "enum_values" not in problems
+        and not _fits(kind, default, enum_values)
+    ):
+        allowed = f"one of {', '.join(map(str, enum_values))}" if kind == FieldType.ENUM else kind
+        problems["default"] = [f"The default must be {allowed}."]
+    return problems
+
+
+class InputField(Artifact):
+    """A typed, described input that tools, evals and scenarios declare and reuse."""
+
+    name = models.SlugField(max_length=100, help_text="The key it is sent under: grade_level.")
+    type = models.CharField(max_length=10, choices=FieldType.choices, default=FieldType.STRING)
+    enum_values = models.JSONField(
+        default=list, blank=True, help_text="The values an enum field takes, in order."
+    )
+    required = models.BooleanField(default=False)
+    default = models.JSONField(null=True, blank=True, help_text="Used when no value is given.")
+
+    class Meta(Artifact.Meta):
+        pass
+
+    def clean(self) -> None:
+        problems = field_problems(
+            kind=self.type, enum_values=self.enum_values, default=self.default
+        )
+        if problems:
+            raise ValidationError(problems)
+
+    def json_schema(self) -> dict:
+        """The field as a JSON Schema property (what a tool's arguments declare)."""
+        kind = {FieldType.ENUM: "string", FieldType.DATE: "string"}.get(self.type, self.type)
+        schema: dict = {"type": kind, "description": self.description or self.title}
+        if self.type == FieldType.ENUM:
+            schema["enum"] = list(self.enum_values)
+        if self.type == FieldType.DATE:
+            schema["format"] = "date"
+        if self.default is not None:
+            schema["default"] = self.default
+        return schema
+
+
+# Ranges every OpenAI-compatible server accepts; a parameter set outside them is refused on write.
+TEMPERATURE_RANGE = (0.0, 2.0)
+TOP_P_RANGE = (0.0, 1.0)
+MAX_TOKENS_RANGE = (1, 128_000)
+SEED_RANGE = (0, 2**31 - 1)
+
+
+def _between(bounds) -> list:
+    return [MinValueValidator(bounds[0]), MaxValueValidator(bounds[1])]
+
+
+class ParameterSet(Artifact):
+    """A named set of model parameters; empty ones are left to the model server's defaults."""
+
+    temperature = models.FloatField(null=True, blank=True, validators=_between(TEMPERATURE_RANGE))
+    top_p = models.FloatField(null=True, blank=True, validators=_between(TOP_P_RANGE))
+    max_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=_between(MAX_TOKENS_RANGE)
+    )
+    seed = models.BigIntegerField(
+        null=True, blank=True, validators=_between(SEED_RANGE), help_text="Same seed, same sample."
+    )
+
+    class Meta(Artifact.Meta):
+        pass
+
+    def options(self) -> dict:
+        """The parameters that are set, by their provider-call names."""
+        values = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
 class Modality(models.TextChoices):
     TEXT = "text", "Text"
     AUDIO = "audio", "Audio"
@@ -64,7 +189,7 @@ class Modality(models.TextChoices):
 
 class ScenarioQuerySet(ArtifactQuerySet):
     def for_api(self):
-        return self.select_related("persona")
+        return self.select_related("persona").prefetch_related("input_fields")
 
 
 class Scenario(DepartmentOwned):
@@ -84,6 +209,7 @@ class Scenario(DepartmentOwned):
     concerns = models.JSONField(
         default=list, blank=True, help_text="Concerns the student brings to this situation."
     )
+    input_fields = models.ManyToManyField(InputField, blank=True, related_name="scenarios")
 
     objects = ScenarioQuerySet.as_manager()
 
@@ -329,9 +455,18 @@ class Model(Artifact):
         pass
 
 
+class ToolQuerySet(ArtifactQuerySet):
+    def for_api(self):
+        return self.prefetch_related("input_fields")
+
+
 class Tool(Artifact):
     name = models.SlugField(max_length=100)
     json_schema = models.JSONField(default=dict, blank=True)
+    # Declared arguments, reused across tools; json_schema stays the tool's own, verbatim.
+    input_fields = models.ManyToManyField(InputField, blank=True, related_name="tools")
+
+    objects = ToolQuerySet.as_manager()
 
     class Meta(Artifact.Meta):
         pass
@@ -339,7 +474,7 @@ class Tool(Artifact):
 
 class AgentQuerySet(ArtifactQuerySet):
     def for_api(self):
-        return self.select_related("default_model").prefetch_related("tools")
+        return self.select_related("default_model", "parameter_set").prefetch_related("tools")
 
 
 class Agent(DepartmentOwned):
@@ -350,6 +485,14 @@ class Agent(DepartmentOwned):
     default_model = models.ForeignKey(
         Model, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    parameter_set = models.ForeignKey(
+        ParameterSet,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="agents",
+        help_text="Model parameters for the agent's calls, unless a test cell names its own.",
+    )
 
     objects = AgentQuerySet.as_manager()
 
@@ -359,7 +502,7 @@ class Agent(DepartmentOwned):
 
 class EvalQuerySet(ArtifactQuerySet):
     def for_api(self):
-        return self.select_related("rubric").prefetch_related("scenarios")
+        return self.select_related("rubric").prefetch_related("scenarios", "input_fields")
 
 
 class Eval(DepartmentOwned):
@@ -371,6 +514,7 @@ class Eval(DepartmentOwned):
         default=3, validators=[MinValueValidator(1), MaxValueValidator(50)]
     )
     settings = models.JSONField(default=dict, blank=True)
+    input_fields = models.ManyToManyField(InputField, blank=True, related_name="evals")
 
     objects = EvalQuerySet.as_manager()
 

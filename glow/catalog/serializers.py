@@ -71,11 +71,46 @@ ModelOut = out(
     "input_price_per_million",
     "output_price_per_million",
 )
+
+
+def _field_ids(row) -> list[str]:
+    """The row's declared fields (prefetched by its for_api), by name."""
+    return [str(field.pk) for field in sorted(row.input_fields.all(), key=lambda f: f.name)]
+
+
+FIELD_IDS = serializers.SerializerMethodField(
+    help_text="The fields (family `field`) this row declares, by name."
+)
+
+
+class DeclaresFields(serializers.Serializer):
+    """Output mixin of the families that declare fields: tools, evals, scenarios."""
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_field_ids(self, obj) -> list[str]:
+        return _field_ids(obj)
+
+
+InputFieldOut = out(
+    m.InputField,
+    "name",
+    "type",
+    "enum_values",
+    "required",
+    "default",
+    attrs={
+        "enum_values": StoredJSONField(serializers.ListField(child=serializers.CharField())),
+        "default": StoredJSONField(serializers.JSONField(allow_null=True)),
+    },
+)
+ParameterSetOut = out(m.ParameterSet, "temperature", "top_p", "max_tokens", "seed")
 ToolOut = out(
     m.Tool,
     "name",
     "json_schema",
-    attrs={"json_schema": StoredJSONField(serializers.DictField())},
+    "field_ids",
+    base=type("ToolBase", (DeclaresFields, ArtifactOut), {}),
+    attrs={"json_schema": StoredJSONField(serializers.DictField()), "field_ids": FIELD_IDS},
 )
 
 
@@ -111,7 +146,10 @@ ScenarioOut = out(
     "opening_line",
     "learner_goal",
     "concerns",
+    "field_ids",
+    base=type("ScenarioBase", (DeclaresFields, ArtifactOut), {}),
     attrs={
+        "field_ids": FIELD_IDS,
         "persona": ScenarioPersona(read_only=True),
         "persona_id": serializers.UUIDField(read_only=True),
         "questions": StoredJSONField(QuestionOut(many=True)),
@@ -261,25 +299,47 @@ class PracticeOut(EntryOut):
 class AgentOut(ArtifactOut):
     department_id = serializers.UUIDField(read_only=True, allow_null=True)
     default_model_id = serializers.UUIDField(read_only=True, allow_null=True)
+    parameter_id = serializers.UUIDField(
+        source="parameter_set_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The agent's parameter set (family `parameter`).",
+    )
     tool_ids = serializers.SerializerMethodField()
 
     class Meta:
         model = m.Agent
-        fields = [*BASE_FIELDS, "department_id", "system_prompt", "default_model_id", "tool_ids"]
+        fields = [
+            *BASE_FIELDS,
+            "department_id",
+            "system_prompt",
+            "default_model_id",
+            "parameter_id",
+            "tool_ids",
+        ]
 
     def get_tool_ids(self, obj) -> list[str]:
         return [str(tool.id) for tool in obj.tools.all()]
 
 
-class EvalOut(ArtifactOut):
+class EvalOut(DeclaresFields, ArtifactOut):
     department_id = serializers.UUIDField(read_only=True, allow_null=True)
     rubric_id = serializers.UUIDField(read_only=True)
     scenario_ids = serializers.SerializerMethodField()
     settings = StoredJSONField(serializers.DictField())
+    field_ids = FIELD_IDS
 
     class Meta:
         model = m.Eval
-        fields = [*BASE_FIELDS, "department_id", "rubric_id", "scenario_ids", "turns", "settings"]
+        fields = [
+            *BASE_FIELDS,
+            "department_id",
+            "rubric_id",
+            "scenario_ids",
+            "turns",
+            "settings",
+            "field_ids",
+        ]
 
     def get_scenario_ids(self, obj) -> list[str]:
         return [str(scenario.id) for scenario in obj.scenarios.all()]
@@ -344,6 +404,15 @@ class PersonaWrite(DepartmentWrite):
     )
 
 
+def field_ids_field():
+    return serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=100,
+        help_text="Fields (family `field`) of this organization that the row declares.",
+    )
+
+
 class DocumentWrite(DepartmentWrite):
     text = serializers.CharField(required=False, allow_blank=True)
 
@@ -369,6 +438,7 @@ class ScenarioWrite(DepartmentWrite):
     opening_line = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     learner_goal = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     concerns = serializers.ListField(child=ConcernWrite(), required=False, max_length=12)
+    field_ids = field_ids_field()
 
 
 class StandardWrite(serializers.Serializer):
@@ -470,12 +540,18 @@ class ModelWrite(ArtifactWrite):
 class ToolWrite(ArtifactWrite):
     name = serializers.SlugField(max_length=100)
     json_schema = serializers.DictField(required=False)
+    field_ids = field_ids_field()
 
 
 class AgentWrite(DepartmentWrite):
     system_prompt = serializers.CharField(required=False, allow_blank=True)
     tool_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=50)
     default_model = OrgScopedPK(queryset=m.Model.objects.all(), required=False, allow_null=True)
+    parameter_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="A parameter set (family `parameter`) of this organization; null: none.",
+    )
 
 
 class EvalWrite(DepartmentWrite):
@@ -485,3 +561,31 @@ class EvalWrite(DepartmentWrite):
     )
     turns = serializers.IntegerField(min_value=1, max_value=50, required=False)
     settings = serializers.DictField(required=False)
+    field_ids = field_ids_field()
+
+
+class InputFieldWrite(ArtifactWrite):
+    """Per attribute; the declaration as a whole (enum values iff an enum, a default of the
+    field's type) is the model's invariant, checked on save against the row's other values."""
+
+    name = serializers.SlugField(max_length=100)
+    type = serializers.ChoiceField(choices=m.FieldType.choices, required=False)
+    enum_values = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=200,
+        help_text="The values an enum field takes (required for type enum, refused otherwise).",
+    )
+    required = serializers.BooleanField(required=False)
+    default = serializers.JSONField(required=False, allow_null=True)
+
+
+def _range(bounds, kind=serializers.FloatField, **kwargs):
+    return kind(min_value=bounds[0], max_value=bounds[1], required=False, allow_null=True, **kwargs)
+
+
+class ParameterSetWrite(ArtifactWrite):
+    temperature = _range(m.TEMPERATURE_RANGE, help_text="0 (deterministic) to 2.")
+    top_p = _range(m.TOP_P_RANGE, help_text="Nucleus sampling mass, 0 to 1.")
+    max_tokens = _range(m.MAX_TOKENS_RANGE, serializers.IntegerField)
+    seed = _range(m.SEED_RANGE, serializers.IntegerField, help_text="Same seed, same sample.")

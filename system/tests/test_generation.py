@@ -14,7 +14,18 @@ from glow.core.registry import registry
 from system import events, generation
 from system.models import Event, Group, Run, RunStatus
 
-GENERATABLE = ["persona", "scenario", "rubric", "simulation", "agent", "eval", "tool", "document"]
+GENERATABLE = [
+    "persona",
+    "scenario",
+    "rubric",
+    "simulation",
+    "agent",
+    "eval",
+    "tool",
+    "document",
+    "field",
+    "parameter",
+]
 MODELS = {
     "persona": m.Persona,
     "scenario": m.Scenario,
@@ -24,6 +35,8 @@ MODELS = {
     "eval": m.Eval,
     "tool": m.Tool,
     "document": m.Document,
+    "field": m.InputField,
+    "parameter": m.ParameterSet,
 }
 
 

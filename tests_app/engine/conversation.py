@@ -82,6 +82,15 @@ class Conversation:
             context["seed"] = self.invocation.seed
         return context
 
+    def _parameters(self) -> dict:
+        """The cell's parameter set, else its agent's, as CompletionRequest fields; a set seed
+        is offset by the repeat so repeats of a cell still differ."""
+        chosen = self.invocation.parameter_set or self.invocation.agent.parameter_set
+        options = chosen.options() if chosen is not None else {}
+        if "seed" in options:
+            options["seed"] += self.invocation.seed
+        return options
+
     def _simulator_transcript(self, *, with_ids: bool = False) -> list[dict]:
         turns = []
         for index, message in enumerate(self.transcript):
@@ -130,6 +139,7 @@ class Conversation:
                 *self._chat(speaker="agent"),
             ],
             model=self.invocation.model.provider_model,
+            **self._parameters(),
             task="agent_turn",
             context=self._seeded(
                 {

@@ -29,19 +29,21 @@ class SlotCatalog:
         self.models: dict = {}
         self.scenarios: dict = {}
         self.agents: dict = {}
+        self.parameters: dict = {}
         self.tools: dict = {}
         self.rubrics: dict = {}
 
     def attach(self, invocations: list[Invocation]) -> None:
         """Set each invocation's model, scenario (with persona) and agent, reading the missing."""
-        from glow.catalog.models import Agent, Model, Scenario
+        from glow.catalog.models import Agent, Model, ParameterSet, Scenario
 
         for cache, name, queryset in (
             (self.models, "model_id", Model.objects.all()),
             (self.scenarios, "scenario_id", Scenario.objects.select_related("persona")),
-            (self.agents, "agent_id", Agent.objects.all()),
+            (self.agents, "agent_id", Agent.objects.select_related("parameter_set")),
+            (self.parameters, "parameter_set_id", ParameterSet.objects.all()),
         ):
-            missing = {getattr(row, name) for row in invocations} - cache.keys()
+            missing = {getattr(row, name) for row in invocations} - cache.keys() - {None}
             if missing:
                 cache.update(queryset.in_bulk(missing))
         missing = {row.agent_id for row in invocations} - self.tools.keys()
@@ -52,6 +54,7 @@ class SlotCatalog:
             row.model = self.models[row.model_id]
             row.scenario = self.scenarios[row.scenario_id]
             row.agent = self.agents[row.agent_id]
+            row.parameter_set = self.parameters.get(row.parameter_set_id)
 
     def test(self, test_id) -> Test | None:
         if test_id not in self.tests:

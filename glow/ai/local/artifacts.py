@@ -6,6 +6,7 @@ import random
 import re
 from collections.abc import Callable
 
+from glow.ai.local.declarations import FAMILY_FIELDS, FAMILY_TITLES
 from glow.ai.local.dialogue import temperament_of
 from glow.ai.local.grading import CONCEPT_CUES
 from glow.ai.local.lines import fallback_line
@@ -34,6 +35,8 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "rubric": ("title", "description", "groups"),
     "agent": ("name", "title", "description", "system_prompt"),
+    "field": ("title", "description", "name", "type", "enum_values", "required", "default"),
+    "parameter": ("title", "description", "temperature", "top_p", "max_tokens", "seed"),
 }
 
 TRAIT_WORDS = (
@@ -136,7 +139,11 @@ def generate_artifact(context: dict) -> dict:
     text = " ".join(instructions)
     rng = seeded_random("generate_artifact", context)
     fields = dict(context.get("fields") or {}) or dict.fromkeys(DEFAULT_FIELDS.get(family, ()), "")
-    data = {"title": title(instructions, family), "description": description(instructions, family)}
+    titled = FAMILY_TITLES.get(family)
+    data = {
+        "title": titled(text) if titled and text else title(instructions, family),
+        "description": description(instructions, family),
+    }
     for name, spec in fields.items():
         if name not in data:
             data[name] = fill_field(name, str(spec), family, text, rng)
@@ -162,7 +169,7 @@ def description(instructions: list[str], family: str) -> str:
 
 
 def fill_field(name: str, spec: str, family: str, text: str, rng: random.Random) -> object:
-    filler = _NAMED_FIELDS.get(name)
+    filler = FAMILY_FIELDS.get(family, {}).get(name) or _NAMED_FIELDS.get(name)
     if filler is not None:
         return filler(text, family, rng)
     return _by_type(name, spec.lower(), text)

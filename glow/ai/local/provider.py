@@ -81,6 +81,9 @@ class LocalProvider(BaseProvider):
 
     def _task_answer(self, request: CompletionRequest) -> Answer:
         context = request.context
+        if request.seed is not None:
+            # The simulator's choices are hashed from the context: another seed, another sample.
+            context = {**context, "request_seed": request.seed}
         if request.task in _DATA_TASKS:
             data = _DATA_TASKS[request.task](context)
             return json.dumps(data), data

@@ -187,6 +187,28 @@ class ToolFactory(ArtifactFactory):
     )
 
 
+class InputFieldFactory(ArtifactFactory):
+    class Meta:
+        model = m.InputField
+
+    title = factory.Sequence(lambda n: f"Field {n}")
+    name = factory.Sequence(lambda n: f"field_{n}")
+    type = m.FieldType.ENUM
+    enum_values = factory.LazyFunction(lambda: ["K-5", "6-8", "9-12"])
+    required = True
+
+
+class ParameterSetFactory(ArtifactFactory):
+    class Meta:
+        model = m.ParameterSet
+
+    title = factory.Sequence(lambda n: f"Parameters {n}")
+    temperature = 0.2
+    top_p = 0.9
+    max_tokens = 400
+    seed = factory.Sequence(int)
+
+
 class AgentFactory(DepartmentOwnedFactory):
     """`tools=[...]` attaches those; by default one new tool."""
 
@@ -197,6 +219,7 @@ class AgentFactory(DepartmentOwnedFactory):
     title = factory.Sequence(lambda n: f"Agent {n}")
     system_prompt = "You are a calm teaching assistant."
     default_model = factory.SubFactory(ModelFactory, organization=SAME_ORG)
+    parameter_set = None  # the model server's defaults; pass a ParameterSetFactory() to set some
 
     @factory.post_generation
     def tools(self, create, extracted, **kwargs):
@@ -241,6 +264,8 @@ FAMILY_FACTORIES = {
     "eval": EvalFactory,
     "tool": ToolFactory,
     "document": DocumentFactory,
+    "field": InputFieldFactory,
+    "parameter": ParameterSetFactory,
 }
 
 

@@ -35,7 +35,7 @@ def demo(db):
 def test_every_catalog_family_is_walked():
     assert set(FAMILIES) >= {
         "persona", "scenario", "rubric", "simulation", "home", "practice",
-        "agent", "model", "eval", "tool", "document",
+        "agent", "model", "eval", "tool", "document", "field", "parameter",
     }  # fmt: skip
 
 
