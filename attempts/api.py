@@ -12,9 +12,8 @@ from attempts import serializers as shapes
 from attempts.models import GRADE_ENTRY_KINDS
 from glow.core import selectors as core_selectors
 from glow.core import serializers as core_shapes
-from glow.core import services as core_services
 from glow.core.errors import ApplicationError, NotFound
-from glow.core.ops import op
+from glow.core.ops import STAFF, op, writers
 from glow.core.viewsets import ArtifactViewSet
 
 # A synchronous export beyond this many attempts would hold a web worker for minutes.
@@ -98,11 +97,11 @@ class AttemptViewSet(ArtifactViewSet):
         request=core_shapes.archive_request,
         response=core_shapes.archive_response,
         needs_model=True,
+        roles=writers,
     )
     def archive(self, request):
         """Archive or unarchive attempts: attempt_ids, or all: true with filters minus excluded_ids."""
         body = self.parse()
-        core_services.require_write(actor=self.actor, family=self.family)
         selection = core_selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
         count, learners = services.attempt_archive(
             selection=selection, archived=body.get("archived", True)
@@ -388,7 +387,7 @@ class AttemptViewSet(ArtifactViewSet):
         "review",
         request=shapes.AttemptReviewRequest,
         response=shapes.AttemptReviewResponse,
-        roles=("instructor", "admin"),
+        roles=STAFF,
     )
     def review(self, request):
         """Grade chat criteria by hand (score + comment); the judge's grade is kept beside it and
@@ -421,7 +420,7 @@ class AttemptViewSet(ArtifactViewSet):
         "annotate",
         request=shapes.AttemptAnnotateRequest,
         response=shapes.AttemptAnnotateResponse,
-        roles=("instructor", "admin"),
+        roles=STAFF,
     )
     def annotate(self, request):
         """Comment on one turn: visibility learner (shown beside that turn on the learner's

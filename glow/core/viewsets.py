@@ -10,10 +10,10 @@ from rest_framework.response import Response
 from glow.accounts.auth import actor_of
 from glow.core import selectors, services
 from glow.core import serializers as shapes
-from glow.core.errors import ApplicationError
+from glow.core.errors import ApplicationError, PermissionDenied
 from glow.core.generation import GenerationOpsMixin
 from glow.core.media_ops import MediaOpsMixin
-from glow.core.ops import OpSpec, op, resolve
+from glow.core.ops import OpSpec, op, resolve, writers
 from glow.core.registry import Family, registry
 from glow.core.schema import ArtifactAutoSchema
 
@@ -37,6 +37,20 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         super().initial(request, *args, **kwargs)
         # After authentication: lower apps (system's session books) see every API request.
         registry.run_hooks("request", request=request._request, actor=self.actor)
+        self.check_op_role()
+
+    def check_op_role(self) -> None:
+        """The one role gate: the op's declared roles, before its body parses anything. A role
+        refusal is 403 (the role is no secret); which rows an allowed role reaches is scope,
+        answered 404 by the selectors (artifact_access) for missing and forbidden alike."""
+        spec = self.spec(self.action)
+        if spec is not None and not spec.allows(self.family, self.actor):
+            roles = spec.roles_for(self.family)
+            raise PermissionDenied(
+                f"Your role may not call {self.family.name}/{spec.name} "
+                f"(it is for: {', '.join(roles)}).",
+                extra={"allowed_roles": list(roles)},
+            )
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -148,16 +162,22 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         request=shapes.archive_request,
         response=shapes.archive_response,
         needs_model=True,
+        roles=writers,
     )
     def archive(self, request):
         """Archive or unarchive rows: explicit ids, or all: true with flat filters minus excluded_ids."""
         body = self.parse()
-        services.require_write(actor=self.actor, family=self.family)
         selection = selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
         count = services.artifact_archive(selection=selection, archived=body.get("archived", True))
         return Response({"updated_count": count, "profile_ids_to_invalidate": []})
 
-    @op("draft", request=shapes.draft_request, response=shapes.draft_response, needs_model=True)
+    @op(
+        "draft",
+        request=shapes.draft_request,
+        response=shapes.draft_response,
+        needs_model=True,
+        roles=writers,
+    )
     def draft(self, request):
         """Save unpublished edits pinned to the version they start from."""
         data = self.parse()
@@ -200,6 +220,7 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         request=shapes.publish_request,
         response=lambda f: f.output_serializer,
         needs_model=True,
+        roles=writers,
     )
     def publish(self, request):
         """Publish a draft, or apply data at a version (no id: create a row)."""
