@@ -10,7 +10,6 @@ from rest_framework.response import Response
 from attempts import audio, reviews, selectors, services
 from attempts import serializers as shapes
 from attempts.models import GRADE_ENTRY_KINDS
-from glow.core import selectors as core_selectors
 from glow.core import serializers as core_shapes
 from glow.core.errors import ApplicationError, NotFound
 from glow.core.ops import STAFF, op, writers
@@ -101,14 +100,7 @@ class AttemptViewSet(ArtifactViewSet):
     )
     def archive(self, request):
         """Archive or unarchive attempts: attempt_ids, or all: true with filters minus excluded_ids."""
-        body = self.parse()
-        selection = core_selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
-        count, learners = services.attempt_archive(
-            selection=selection, archived=body.get("archived", True)
-        )
-        return Response(
-            {"updated_count": count, "profile_ids_to_invalidate": [str(pk) for pk in learners]}
-        )
+        return self.archive_with(archive=services.attempt_archive)
 
     def refresh_views(self) -> list[str]:
         return services.attempt_rollups_refresh(actor=self.actor)

@@ -52,22 +52,6 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
                 extra={"allowed_roles": list(roles)},
             )
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        spec = self.spec(self.action) if self.action else None
-        # Here rather than in the op: a family that overrides archive (attempt) is audited too.
-        if spec is not None and spec.name == "archive" and response.status_code == 200:
-            body = self.parse(shapes.archive_request(self.family))
-            services.artifact_archive_audit(
-                actor=self.actor,
-                family=self.family,
-                archived=body.get("archived", True),
-                count=response.data.get("updated_count", 0),
-                ids=body.get(self.family.ids_field) or body.get("ids"),
-                request=request._request,
-            )
-        return response
-
     @classmethod
     def op_specs(cls) -> list[OpSpec]:
         specs, seen = [], set()
@@ -166,10 +150,23 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     )
     def archive(self, request):
         """Archive or unarchive rows: explicit ids, or all: true with flat filters minus excluded_ids."""
-        body = self.parse()
-        selection = selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
-        count = services.artifact_archive(selection=selection, archived=body.get("archived", True))
-        return Response({"updated_count": count, "profile_ids_to_invalidate": []})
+        return self.archive_with(archive=None)
+
+    def archive_with(self, *, archive) -> Response:
+        """The archive op's body; a family passes its own archive write (attempts roll up)."""
+        count, invalidate = services.artifact_archive_bulk(
+            actor=self.actor,
+            family=self.family,
+            body=self.parse(),
+            archive=archive,
+            request=self.request._request,
+        )
+        return Response(
+            {
+                "updated_count": count,
+                "profile_ids_to_invalidate": [str(pk) for pk in invalidate],
+            }
+        )
 
     @op(
         "draft",
