@@ -7,16 +7,14 @@ from functools import cache
 from rest_framework import serializers as drf
 from rest_framework.response import Response
 
-from attempts import audio, reviews, selectors, services
+from attempts import audio, exports, reviews, selectors, services
 from attempts import serializers as shapes
 from attempts.models import GRADE_ENTRY_KINDS
 from glow.core import serializers as core_shapes
-from glow.core.errors import ApplicationError, NotFound
+from glow.core.errors import NotFound
+from glow.core.exports import export_body
 from glow.core.ops import STAFF, op, writers
 from glow.core.viewsets import ArtifactViewSet
-
-# A synchronous export beyond this many attempts would hold a web worker for minutes.
-MAX_EXPORT_ATTEMPTS = 10_000
 
 
 @cache
@@ -122,16 +120,7 @@ class AttemptViewSet(ArtifactViewSet):
             idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
             session=self.session,
         )
-        chat_ids = selectors.chat_ids(attempt)
-        return Response(
-            {
-                "attempt_id": attempt.pk,
-                "chat_entry_id": attempt.entry_id,
-                "attempt_chat_id": chat_ids[attempt.current_chat_index] if chat_ids else None,
-                "chat_ids": chat_ids,
-                "group_id": attempt.group_id,
-            }
-        )
+        return Response(selectors.attempt_start_summary(attempt))
 
     @op("message", request=shapes.AttemptMessageRequest, response=shapes.AttemptMessageResponse)
     def message(self, request):
@@ -341,37 +330,10 @@ class AttemptViewSet(ArtifactViewSet):
     @op("export", request=export_request, response=shapes.AttemptExportResponse)
     def export(self, request):
         """A ZIP of transcripts, grades and rubric scores; download it with file/download."""
-        data = self.parse()
-        attempt_id = data.get("attempt_id")
-        view = data.get("view") or ("attempt" if attempt_id else "dashboard")
-        if view == "attempt" and attempt_id is None:
-            raise ApplicationError(
-                "Name the attempt to export.", fields={"attempt_id": ["Required for view attempt."]}
-            )
-        attempts = selectors.export_selection(
-            actor=self.actor, view=view, params=data, attempt_id=attempt_id
+        result = exports.attempts_export(
+            actor=self.actor, params=self.parse(), session=self.session
         )
-        if attempts.count() > MAX_EXPORT_ATTEMPTS:
-            raise ApplicationError(
-                f"That is more than {MAX_EXPORT_ATTEMPTS} attempts: narrow the filters.",
-                code="export_too_large",
-            )
-        result = services.attempt_export(
-            actor=self.actor,
-            attempts=attempts,
-            view=view,
-            single=attempt_id is not None,
-            session=self.session,
-        )
-        return Response(
-            {
-                "file_id": result.upload.pk,
-                "upload_id": result.upload.pk,
-                "file_name": result.upload.file_name,
-                "row_count": result.row_count,
-                "message_count": result.message_count,
-            }
-        )
+        return Response(export_body(result.upload, message_count=result.message_count))
 
     # -- human review -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from glow.core import serializers as shapes
+from glow.core.exports import ExportResponse, export_body
 from glow.core.ops import STAFF, op
 from glow.core.registry import Family
 from glow.core.viewsets import ArtifactViewSet
@@ -78,7 +79,7 @@ class SystemViewSet(ArtifactViewSet):
         )
         return Response(s.ActivityResponse(activity, context=self.shape_context()).data)
 
-    @op("export", request=s.ExportRequest, response=s.ExportResponse)
+    @op("export", request=s.ExportRequest, response=ExportResponse)
     def export(self, request):
         """A ZIP of one session's groups, runs, timeline and attempts (read it with file/download);
         audited on the timeline."""
@@ -87,14 +88,7 @@ class SystemViewSet(ArtifactViewSet):
         upload = services.session_export(
             actor=self.actor, session=session, audit_session=self.current_session()
         )
-        return Response(
-            {
-                "file_id": upload.pk,
-                "upload_id": upload.pk,
-                "file_name": upload.file_name,
-                "row_count": upload.row_count,
-            }
-        )
+        return Response(export_body(upload))
 
     @op(
         "refresh",

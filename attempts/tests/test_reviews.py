@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from attempts import calibration, reviews, selectors, services
+from attempts import calibration, exports, reviews, selectors, services
 from attempts.models import Attempt, Grade, GradeSource, Review
 from conftest import client_for
 from system.models import TimelineEvent
@@ -114,7 +114,7 @@ def test_a_review_keeps_the_judges_grade_and_recomputes_score_feedback_and_compl
     assert bundle["chats"][0]["grade"]["based_on_id"] == str(judge_grade.pk)
 
     # The export's rubric scores carry staff's score with the judge's beside it.
-    export = services.attempt_export(
+    export = exports.attempt_export(
         actor=world.instructor,
         attempts=Attempt.objects.filter(pk=attempt.pk),
         view="attempt",

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests_app import selectors, services
+from tests_app import exports, selectors
 from tests_app.models import Feedback
 from tests_app.tests.factories import (
     InvocationFactory,
@@ -127,12 +127,12 @@ def test_export_costs_the_same_queries_for_1_and_10_invocations(
     test = TestFactory(organization=catalog.organization, eval=catalog.eval)
     graded_cell(test, catalog)
     with CaptureQueriesContext(connection) as one:
-        upload = services.test_export(actor=staff, test_id=test.pk, view="invocations")
+        upload = exports.test_export(actor=staff, test_id=test.pk, view="invocations")
     assert upload.row_count == 1
     for _ in range(9):
         graded_cell(test, catalog)
     with django_assert_max_num_queries(len(one)):
-        upload = services.test_export(actor=staff, test_id=test.pk, view="invocations")
+        upload = exports.test_export(actor=staff, test_id=test.pk, view="invocations")
     assert upload.row_count == 10
 
 
