@@ -91,6 +91,18 @@ def chat_ids(attempt: Attempt) -> list:
     )
 
 
+def attempt_start_summary(attempt: Attempt) -> dict:
+    """AttemptStartResponse: the chats in order, the current one, the entry and the group."""
+    ids = chat_ids(attempt)
+    return {
+        "attempt_id": attempt.pk,
+        "chat_entry_id": attempt.entry_id,
+        "attempt_chat_id": ids[attempt.current_chat_index] if ids else None,
+        "chat_ids": ids,
+        "group_id": attempt.group_id,
+    }
+
+
 def gradable_chat_ids(*, actor, attempt_id) -> list:
     """Ended chats with something to grade, of an attempt the actor may see."""
     attempt = attempt_access(actor=actor, pk=attempt_id)

@@ -211,3 +211,17 @@ def artifact_retitle(
         raise conflict(family=family, pk=instance.pk)
     instance.refresh_from_db()
     return instance
+
+
+@transaction.atomic
+def artifact_publish(*, actor, family: Family, body: dict) -> Model:
+    """The publish op: a draft (draft_id), or data applied at a version to a row
+    (<family>_id or id), or, with no id, a new row."""
+    pk = body.get(family.id_field) or body.get("id")
+    if body.get("draft_id"):
+        return draft_publish(actor=actor, family=family, draft_id=body["draft_id"])
+    if pk:
+        return artifact_update(
+            actor=actor, family=family, pk=pk, version=body["version"], data=body["data"]
+        )
+    return artifact_create(actor=actor, family=family, data=body["data"])

@@ -221,24 +221,9 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     )
     def publish(self, request):
         """Publish a draft, or apply data at a version (no id: create a row)."""
-        data = self.parse()
-        pk = data.get(self.family.id_field) or data.get("id")
-        if data.get("draft_id"):
-            instance = services.draft_publish(
-                actor=self.actor, family=self.family, draft_id=data["draft_id"]
-            )
-        elif pk:
-            instance = services.artifact_update(
-                actor=self.actor,
-                family=self.family,
-                pk=pk,
-                version=data["version"],
-                data=data["data"],
-            )
-        else:
-            instance = services.artifact_create(
-                actor=self.actor, family=self.family, data=data["data"]
-            )
+        instance = services.artifact_publish(
+            actor=self.actor, family=self.family, body=self.parse()
+        )
         return Response(self.output(instance))
 
     @op("title", request=shapes.title_request, response=shapes.title_response, needs_model=True)
