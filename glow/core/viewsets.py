@@ -26,6 +26,9 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     # JSON bodies only; upload ops declare multipart themselves (so the schema is exact).
     parser_classes = [JSONParser]
     disabled_ops: frozenset[str] = frozenset()
+    # A family's own archive write, (selection, archived) -> (count, learner ids to invalidate);
+    # None: the plain UPDATE. Wrap it in staticmethod.
+    archive_write = None
 
     # -- plumbing shared by every op ------------------------------------------------------
 
@@ -150,15 +153,11 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     )
     def archive(self, request):
         """Archive or unarchive rows: explicit ids, or all: true with flat filters minus excluded_ids."""
-        return self.archive_with(archive=None)
-
-    def archive_with(self, *, archive) -> Response:
-        """The archive op's body; a family passes its own archive write (attempts roll up)."""
         count, invalidate = services.artifact_archive_bulk(
             actor=self.actor,
             family=self.family,
             body=self.parse(),
-            archive=archive,
+            archive=self.archive_write,
             request=self.request._request,
         )
         return Response(
