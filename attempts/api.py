@@ -177,7 +177,9 @@ class AttemptViewSet(ArtifactViewSet):
             session=self.session,
         )
         grade = result.grade
-        hidden = grade is not None and self._awaiting(result.chat.attempt_id, result.chat.pk)
+        hidden = grade is not None and selectors.score_withheld(
+            actor=self.actor, attempt_id=result.chat.attempt_id, chat_id=result.chat.pk
+        )
         return Response(
             {
                 "chat_id": result.chat.pk,
@@ -188,15 +190,6 @@ class AttemptViewSet(ArtifactViewSet):
                 "awaiting_review": hidden,
             }
         )
-
-    def _awaiting(self, attempt_id, chat_id=None) -> bool:
-        """Whether the actor is a learner who may not see this chat's (or attempt's) judge score
-        yet: a criterion of a gated simulation awaits review."""
-        if self.actor.is_staff_role:
-            return False
-        attempt = selectors.attempt_access(actor=self.actor, pk=attempt_id)
-        gate = selectors.learner_gate(attempt)
-        return gate.chat_awaiting(chat_id) if chat_id is not None else gate.awaiting_review
 
     @op("end-all", request=shapes.AttemptEndAllRequest, response=shapes.AttemptEndAllResponse)
     def end_all(self, request):
@@ -225,7 +218,9 @@ class AttemptViewSet(ArtifactViewSet):
             given=_given_grade(data),
             session=self.session,
         )
-        hidden = self._awaiting(data["attempt_id"], chat.pk)
+        hidden = selectors.score_withheld(
+            actor=self.actor, attempt_id=data["attempt_id"], chat_id=chat.pk
+        )
         return Response(
             {
                 "chat_id": chat.pk,
@@ -246,7 +241,7 @@ class AttemptViewSet(ArtifactViewSet):
             message=data.get("message") or "",
             session=self.session,
         )
-        hidden = self._awaiting(completion.attempt_id)
+        hidden = selectors.score_withheld(actor=self.actor, attempt_id=completion.attempt_id)
         return Response(
             {
                 "attempt_id": completion.attempt_id,

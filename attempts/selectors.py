@@ -417,6 +417,15 @@ def turn_comments_for_staff(attempt: Attempt) -> dict:
     return calibration.turn_comments(attempt, staff=True)
 
 
+def score_withheld(*, actor, attempt_id, chat_id=None) -> bool:
+    """Whether the actor is a learner who may not see this chat's (or attempt's) judge score
+    yet: a criterion of a gated simulation awaits review."""
+    if actor.is_staff_role:
+        return False
+    gate = learner_gate(attempt_access(actor=actor, pk=attempt_id))
+    return gate.chat_awaiting(chat_id) if chat_id is not None else gate.awaiting_review
+
+
 def learner_gate(attempt: Attempt, chats: list[Chat] | None = None):
     """The calibration gate of an attempt: `.awaiting_review`, `.chat_awaiting(chat_id)`,
     `.criterion_status(chat_id, entry)` -> "ai" | "reviewed" | "awaiting_review"."""

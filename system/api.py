@@ -99,10 +99,9 @@ class SystemViewSet(ArtifactViewSet):
     def refresh(self, request):
         """Recompute the sessions' and groups' counters from their runs, repairing drift (staff)."""
         data = self.parse()
-        sessions = selectors.session_queryset(actor=self.actor)
-        if data.get("session_id"):
-            session = selectors.session_access(actor=self.actor, session_id=data["session_id"])
-            sessions = sessions.filter(pk=session.pk)
+        sessions = selectors.sessions_to_refresh(
+            actor=self.actor, session_id=data.get("session_id")
+        )
         count = services.session_counters_refresh(sessions=sessions)
         return Response(
             {
