@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from attempts import lifecycle, selectors, services, tasks
+from attempts import exports, lifecycle, selectors, tasks
 from attempts.models import Attempt, Chat, Grade, Message
 from glow.core.tasks import enqueue
 from system.staff import staff_actor
@@ -158,7 +158,7 @@ class AttemptAdmin(admin.ModelAdmin):
         actor = self._actor(request)
         if actor is None:
             return
-        result = services.attempt_export(actor=actor, attempts=queryset, view="admin")
+        result = exports.attempt_export(actor=actor, attempts=queryset, view="admin")
         url = reverse("media", args=[result.upload.pk])
         self.message_user(
             request,

@@ -7,18 +7,14 @@ from functools import cache
 from rest_framework import serializers as drf
 from rest_framework.response import Response
 
-from attempts import audio, grading, lifecycle, messaging, reviews, rollups, selectors, services
+from attempts import audio, exports, grading, lifecycle, messaging, reviews, rollups, selectors
 from attempts import serializers as shapes
 from attempts.models import GRADE_ENTRY_KINDS
-from glow.core import selectors as core_selectors
 from glow.core import serializers as core_shapes
-from glow.core import services as core_services
-from glow.core.errors import ApplicationError, NotFound
-from glow.core.ops import op
+from glow.core.errors import NotFound
+from glow.core.exports import export_body
+from glow.core.ops import STAFF, op
 from glow.core.viewsets import ArtifactViewSet
-
-# A synchronous export beyond this many attempts would hold a web worker for minutes.
-MAX_EXPORT_ATTEMPTS = 10_000
 
 
 @cache
@@ -93,23 +89,8 @@ class AttemptViewSet(ArtifactViewSet):
         result = selectors.attempt_search(actor=self.actor, params=self.parse())
         return Response(self.search_body(result))
 
-    @op(
-        "archive",
-        request=core_shapes.archive_request,
-        response=core_shapes.archive_response,
-        needs_model=True,
-    )
-    def archive(self, request):
-        """Archive or unarchive attempts: attempt_ids, or all: true with filters minus excluded_ids."""
-        body = self.parse()
-        core_services.require_write(actor=self.actor, family=self.family)
-        selection = core_selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
-        count, learners = lifecycle.attempt_archive(
-            selection=selection, archived=body.get("archived", True)
-        )
-        return Response(
-            {"updated_count": count, "profile_ids_to_invalidate": [str(pk) for pk in learners]}
-        )
+    # Archiving attempts recounts their learners' histories.
+    archive_write = staticmethod(lifecycle.attempt_archive)
 
     def refresh_views(self) -> list[str]:
         return rollups.attempt_rollups_refresh(actor=self.actor)
@@ -131,16 +112,7 @@ class AttemptViewSet(ArtifactViewSet):
             idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
             session=self.session,
         )
-        chat_ids = selectors.chat_ids(attempt)
-        return Response(
-            {
-                "attempt_id": attempt.pk,
-                "chat_entry_id": attempt.entry_id,
-                "attempt_chat_id": chat_ids[attempt.current_chat_index] if chat_ids else None,
-                "chat_ids": chat_ids,
-                "group_id": attempt.group_id,
-            }
-        )
+        return Response(selectors.attempt_start_summary(attempt))
 
     @op("message", request=shapes.AttemptMessageRequest, response=shapes.AttemptMessageResponse)
     def message(self, request):
@@ -205,7 +177,9 @@ class AttemptViewSet(ArtifactViewSet):
             session=self.session,
         )
         grade = result.grade
-        hidden = grade is not None and self._awaiting(result.chat.attempt_id, result.chat.pk)
+        hidden = grade is not None and selectors.score_withheld(
+            actor=self.actor, attempt_id=result.chat.attempt_id, chat_id=result.chat.pk
+        )
         return Response(
             {
                 "chat_id": result.chat.pk,
@@ -216,15 +190,6 @@ class AttemptViewSet(ArtifactViewSet):
                 "awaiting_review": hidden,
             }
         )
-
-    def _awaiting(self, attempt_id, chat_id=None) -> bool:
-        """Whether the actor is a learner who may not see this chat's (or attempt's) judge score
-        yet: a criterion of a gated simulation awaits review."""
-        if self.actor.is_staff_role:
-            return False
-        attempt = selectors.attempt_access(actor=self.actor, pk=attempt_id)
-        gate = selectors.learner_gate(attempt)
-        return gate.chat_awaiting(chat_id) if chat_id is not None else gate.awaiting_review
 
     @op("end-all", request=shapes.AttemptEndAllRequest, response=shapes.AttemptEndAllResponse)
     def end_all(self, request):
@@ -253,7 +218,9 @@ class AttemptViewSet(ArtifactViewSet):
             given=_given_grade(data),
             session=self.session,
         )
-        hidden = self._awaiting(data["attempt_id"], chat.pk)
+        hidden = selectors.score_withheld(
+            actor=self.actor, attempt_id=data["attempt_id"], chat_id=chat.pk
+        )
         return Response(
             {
                 "chat_id": chat.pk,
@@ -274,7 +241,7 @@ class AttemptViewSet(ArtifactViewSet):
             message=data.get("message") or "",
             session=self.session,
         )
-        hidden = self._awaiting(completion.attempt_id)
+        hidden = selectors.score_withheld(actor=self.actor, attempt_id=completion.attempt_id)
         return Response(
             {
                 "attempt_id": completion.attempt_id,
@@ -350,37 +317,10 @@ class AttemptViewSet(ArtifactViewSet):
     @op("export", request=export_request, response=shapes.AttemptExportResponse)
     def export(self, request):
         """A ZIP of transcripts, grades and rubric scores; download it with file/download."""
-        data = self.parse()
-        attempt_id = data.get("attempt_id")
-        view = data.get("view") or ("attempt" if attempt_id else "dashboard")
-        if view == "attempt" and attempt_id is None:
-            raise ApplicationError(
-                "Name the attempt to export.", fields={"attempt_id": ["Required for view attempt."]}
-            )
-        attempts = selectors.export_selection(
-            actor=self.actor, view=view, params=data, attempt_id=attempt_id
+        result = exports.attempts_export(
+            actor=self.actor, params=self.parse(), session=self.session
         )
-        if attempts.count() > MAX_EXPORT_ATTEMPTS:
-            raise ApplicationError(
-                f"That is more than {MAX_EXPORT_ATTEMPTS} attempts: narrow the filters.",
-                code="export_too_large",
-            )
-        result = services.attempt_export(
-            actor=self.actor,
-            attempts=attempts,
-            view=view,
-            single=attempt_id is not None,
-            session=self.session,
-        )
-        return Response(
-            {
-                "file_id": result.upload.pk,
-                "upload_id": result.upload.pk,
-                "file_name": result.upload.file_name,
-                "row_count": result.row_count,
-                "message_count": result.message_count,
-            }
-        )
+        return Response(export_body(result.upload, message_count=result.message_count))
 
     # -- human review -----------------------------------------------------------------------------
 
@@ -388,7 +328,7 @@ class AttemptViewSet(ArtifactViewSet):
         "review",
         request=shapes.AttemptReviewRequest,
         response=shapes.AttemptReviewResponse,
-        roles=("instructor", "admin"),
+        roles=STAFF,
     )
     def review(self, request):
         """Grade chat criteria by hand (score + comment); the judge's grade is kept beside it and
@@ -421,7 +361,7 @@ class AttemptViewSet(ArtifactViewSet):
         "annotate",
         request=shapes.AttemptAnnotateRequest,
         response=shapes.AttemptAnnotateResponse,
-        roles=("instructor", "admin"),
+        roles=STAFF,
     )
     def annotate(self, request):
         """Comment on one turn: visibility learner (shown beside that turn on the learner's

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from attempts import selectors
 from attempts.models import Chat, Message, Role
 from glow.catalog.models import Standard
+from glow.core.errors import ApplicationError
+from glow.core.exports import csv_member, export_store, json_member
 from glow.core.models import Upload
+from system.ledger import timeline_record
 
+# A synchronous export beyond this many attempts would hold a web worker for minutes.
+MAX_EXPORT_ATTEMPTS = 10_000
 # Streamed: every file is written while its rows are read with .iterator(), straight into the
 # ZIP on disk, so memory stays flat whatever the size; the number of queries is fixed.
 CHUNK = 2000  # rows per fetch from a server-side cursor
@@ -100,17 +105,6 @@ def _blank(value) -> object:
 
 def _joined(entries: list) -> str:
     return " | ".join(str(entry.get("content", "")) for entry in entries or [] if entry)
-
-
-def _write_csv(archive: zipfile.ZipFile, name: str, header: list[str], rows: Iterable) -> int:
-    count = 0
-    with archive.open(name, "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    return count
 
 
 def _attempt_rows(attempts: QuerySet) -> Iterator[list]:
@@ -357,40 +351,106 @@ def _write_audio(archive: zipfile.ZipFile, attempts: QuerySet) -> tuple[int, lis
     return copied, missing
 
 
-def write_export(*, path: str, actor, attempts: QuerySet, view: str) -> Counts:
-    """Write the ZIP at `path`; answer what it holds."""
+def write_members(archive: zipfile.ZipFile, *, actor, attempts: QuerySet, view: str) -> Counts:
+    """Write every member of the attempt export into the ZIP; answer what it holds."""
     counts = Counts()
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        counts.attempts = _write_csv(
-            archive, "attempts.csv", ATTEMPT_COLUMNS, _attempt_rows(attempts)
-        )
-        counts.chats = _write_csv(archive, "grades.csv", GRADE_COLUMNS, _grade_rows(attempts))
-        counts.rubric_scores = _write_csv(
-            archive,
-            "rubric_scores.csv",
-            RUBRIC_COLUMNS,
-            _rubric_rows(attempts, _standard_names(attempts)),
-        )
-        counts.messages = _write_transcripts(archive, attempts)
-        counts.audio_files, missing_audio = _write_audio(archive, attempts)
-        manifest = {
-            "format": "glow-attempt-export",
-            "version": 1,
-            "view": view,
-            "exported_at": _iso(timezone.now()),
-            "exported_by": actor.name,
-            "organization_id": str(actor.organization_id),
-            "counts": asdict(counts),
-            "files": {
-                "attempts.csv": "One row per attempt.",
-                "grades.csv": "One row per chat, with its current grade.",
-                "rubric_scores.csv": "One row per rubric standard of each graded chat.",
-                "transcripts/<attempt_id>.jsonl": "Every message, one JSON object a line.",
-                "transcripts/<attempt_id>.md": "The same conversations, readable.",
-                "audio/<upload_id>.<ext>": "Spoken messages' recordings and spoken replies, "
-                "named by the transcripts' audio_file.",
-            },
-            "missing_audio_upload_ids": missing_audio,
-        }
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+    counts.attempts = csv_member(archive, "attempts.csv", ATTEMPT_COLUMNS, _attempt_rows(attempts))
+    counts.chats = csv_member(archive, "grades.csv", GRADE_COLUMNS, _grade_rows(attempts))
+    counts.rubric_scores = csv_member(
+        archive,
+        "rubric_scores.csv",
+        RUBRIC_COLUMNS,
+        _rubric_rows(attempts, _standard_names(attempts)),
+    )
+    counts.messages = _write_transcripts(archive, attempts)
+    counts.audio_files, missing_audio = _write_audio(archive, attempts)
+    manifest = {
+        "format": "glow-attempt-export",
+        "version": 1,
+        "view": view,
+        "exported_at": _iso(timezone.now()),
+        "exported_by": actor.name,
+        "organization_id": str(actor.organization_id),
+        "counts": asdict(counts),
+        "files": {
+            "attempts.csv": "One row per attempt.",
+            "grades.csv": "One row per chat, with its current grade.",
+            "rubric_scores.csv": "One row per rubric standard of each graded chat.",
+            "transcripts/<attempt_id>.jsonl": "Every message, one JSON object a line.",
+            "transcripts/<attempt_id>.md": "The same conversations, readable.",
+            "audio/<upload_id>.<ext>": "Spoken messages' recordings and spoken replies, "
+            "named by the transcripts' audio_file.",
+        },
+        "missing_audio_upload_ids": missing_audio,
+    }
+    json_member(archive, "manifest.json", manifest)
     return counts
+
+
+@dataclass
+class ExportResult:
+    upload: Upload
+    row_count: int
+    message_count: int
+
+
+def attempt_export(
+    *, actor, attempts: QuerySet, view: str, single: bool = False, session=None
+) -> ExportResult:
+    """Write the ZIP to a temporary file (memory stays flat), store it, audit it (FERPA), through
+    the one export pipeline (glow.core.exports).
+
+    A single attempt's export is readable by whoever may read the attempt; a multi-attempt
+    export by its owner and the organization's admins.
+    """
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    first = attempts.values_list("pk", flat=True).first() if single else None
+    file_name = (
+        f"attempt-{str(first)[:8]}-{stamp}.zip" if single else f"attempts-{view}-{stamp}.zip"
+    )
+    counts = Counts()
+
+    def write(archive) -> int:
+        nonlocal counts
+        counts = write_members(archive, actor=actor, attempts=attempts, view=view)
+        return counts.attempts
+
+    upload = export_store(
+        actor=actor,
+        file_name=file_name,
+        write=write,
+        family="attempt" if single else "",
+        artifact_id=first,
+        audit=lambda upload: timeline_record(
+            actor=actor,
+            session=session,
+            event_type="attempt.exported",
+            entity_id=upload.pk,
+            entity_name=file_name,
+            extra_1=view,
+            extra_2=f"{counts.attempts} attempts, {counts.messages} messages",
+        ),
+    )
+    return ExportResult(upload=upload, row_count=counts.attempts, message_count=counts.messages)
+
+
+def attempts_export(*, actor, params: dict, session=None) -> ExportResult:
+    """The export op: which attempts (one attempt_id, a learner's record, or the dashboard's
+    filtered slice, bounded by MAX_EXPORT_ATTEMPTS), then `attempt_export`."""
+    attempt_id = params.get("attempt_id")
+    view = params.get("view") or ("attempt" if attempt_id else "dashboard")
+    if view == "attempt" and attempt_id is None:
+        raise ApplicationError(
+            "Name the attempt to export.", fields={"attempt_id": ["Required for view attempt."]}
+        )
+    attempts = selectors.export_selection(
+        actor=actor, view=view, params=params, attempt_id=attempt_id
+    )
+    if attempts.count() > MAX_EXPORT_ATTEMPTS:
+        raise ApplicationError(
+            f"That is more than {MAX_EXPORT_ATTEMPTS} attempts: narrow the filters.",
+            code="export_too_large",
+        )
+    return attempt_export(
+        actor=actor, attempts=attempts, view=view, single=attempt_id is not None, session=session
+    )

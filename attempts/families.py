@@ -119,7 +119,7 @@ FAMILY = Family(
     facets=FACETS,
     scope=selectors.attempt_scope,
     # Learners archive and retitle their own attempts; scoping limits everyone to what they see.
-    can_write=lambda actor: True,
+    write_roles=("learner", "instructor", "admin"),
     writer=write_attempt,
     context=attempt_context,
     problems=attempt_problems,

@@ -91,6 +91,18 @@ def chat_ids(attempt: Attempt) -> list:
     )
 
 
+def attempt_start_summary(attempt: Attempt) -> dict:
+    """AttemptStartResponse: the chats in order, the current one, the entry and the group."""
+    ids = chat_ids(attempt)
+    return {
+        "attempt_id": attempt.pk,
+        "chat_entry_id": attempt.entry_id,
+        "attempt_chat_id": ids[attempt.current_chat_index] if ids else None,
+        "chat_ids": ids,
+        "group_id": attempt.group_id,
+    }
+
+
 def gradable_chat_ids(*, actor, attempt_id) -> list:
     """Ended chats with something to grade, of an attempt the actor may see."""
     attempt = attempt_access(actor=actor, pk=attempt_id)
@@ -403,6 +415,15 @@ def turn_comments_for_learner(attempt: Attempt) -> dict:
 def turn_comments_for_staff(attempt: Attempt) -> dict:
     """message id -> every comment on that turn (learner and staff-only), oldest first."""
     return calibration.turn_comments(attempt, staff=True)
+
+
+def score_withheld(*, actor, attempt_id, chat_id=None) -> bool:
+    """Whether the actor is a learner who may not see this chat's (or attempt's) judge score
+    yet: a criterion of a gated simulation awaits review."""
+    if actor.is_staff_role:
+        return False
+    gate = learner_gate(attempt_access(actor=actor, pk=attempt_id))
+    return gate.chat_awaiting(chat_id) if chat_id is not None else gate.awaiting_review
 
 
 def learner_gate(attempt: Attempt, chats: list[Chat] | None = None):

@@ -6,6 +6,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from attempts.models import GRADE_ENTRY_KINDS, Attempt
+from glow.core.exports import ExportResponse
 from glow.core.serializers import JSONObjectField, OutputModelSerializer, StrictUUIDField
 
 MAX_MESSAGE_CHARS = 20_000
@@ -379,11 +380,7 @@ class AttemptGroupResponse(serializers.Serializer):
     run_count = serializers.IntegerField()
 
 
-class AttemptExportResponse(serializers.Serializer):
-    file_id = serializers.UUIDField()
-    upload_id = serializers.UUIDField()
-    file_name = serializers.CharField()
-    row_count = serializers.IntegerField()
+class AttemptExportResponse(ExportResponse):
     message_count = serializers.IntegerField()
 
 

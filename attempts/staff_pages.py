@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
-from attempts import analytics, lifecycle, services
+from attempts import analytics, exports, lifecycle
 from attempts.models import AttemptStatus
 from glow.catalog.models import LeaderboardMethod, Simulation
 from system.staff import date_field, staff_page
@@ -145,7 +145,7 @@ def attempt_export(request):
     if filters is None:
         return redirect(f"{reverse('staff-attempts')}?{request.POST.urlencode()}")
     attempts = analytics.filtered_attempts(actor=request.actor, filters=filters)
-    result = services.attempt_export(actor=request.actor, attempts=attempts, view="dashboard")
+    result = exports.attempt_export(actor=request.actor, attempts=attempts, view="dashboard")
     return redirect(reverse("media", kwargs={"upload_id": result.upload.pk}))
 
 

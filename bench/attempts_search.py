@@ -441,7 +441,7 @@ def export_attempt(admin, messages: int):
 
 def measure_export(admin) -> tuple[float, float, float]:
     """(seconds for 10,000 messages, peak MB at 10,000, peak MB at 30,000 messages)."""
-    from attempts.services import attempt_export
+    from attempts.exports import attempt_export
     from glow.core.models import Upload, UploadKind
 
     sizes = (EXPORT_MESSAGES, 3 * EXPORT_MESSAGES)

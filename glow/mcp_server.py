@@ -5,6 +5,9 @@ CLI: one tool per canonical op (`attempt_start`, `simulation_search`, ...), its 
 op's request schema. A tool call is the API call itself, made in-process (or to
 GLOW_INSTANCE_URL) with the caller's API key and `X-MCP: 1`, so authentication, role and
 organization scoping, errors and the MCP marking on the Session and Runs are exactly the API's.
+In-process, the key's role is also asked of each op's declaration (`op_allows`, the API's own
+gate): tools/list offers only the ops the role may call, and a call to another answers 403
+without a request.
 
 Two transports:
 - stdio: `glow mcp` (the key from GLOW_TOKEN or --token), for agents that spawn their tools;
@@ -46,6 +49,8 @@ class ToolSpec:
     path: str  # under /api/v5/artifacts/: "attempt/start"
     description: str
     input_schema: dict
+    family: str = ""  # "attempt"
+    op: str = ""  # "start"
 
 
 def _is_json_op(op_name: str) -> bool:
@@ -112,6 +117,8 @@ def tool_specs() -> tuple[ToolSpec, ...]:
                     path=f"{family.name}/{spec.name}",
                     description=(operation.get("description") or spec.summary).strip(),
                     input_schema=_with_defs(request_schema, components),
+                    family=family.name,
+                    op=spec.name,
                 )
             )
     return tuple(sorted(tools, key=lambda tool: tool.name))
@@ -129,6 +136,7 @@ class Dispatcher:
     """POSTs a tool's arguments to its op, as the API client the key belongs to, marked MCP."""
 
     def __init__(self, base_url: str | None = None, *, app=None) -> None:
+        self.local = not base_url
         if base_url:  # a remote Glow: the same calls over the network
             self.base_url = base_url.rstrip("/") + "/"
             transport = None
@@ -158,8 +166,40 @@ class Dispatcher:
             payload = {"detail": response.text[:2000] or response.reason_phrase}
         return response.status_code, payload
 
+    async def actor(self, key: str):
+        """The key's profile when the API is this process's (else None: the remote API alone
+        decides); None too for a key the API would refuse, so that it answers the 401."""
+        if not self.local:
+            return None
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(_actor_for_key)(key)
+
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def _actor_for_key(key: str):
+    """The profile of a valid key, authenticated exactly as the API does."""
+    from types import SimpleNamespace
+
+    from rest_framework.exceptions import AuthenticationFailed
+
+    from glow.accounts.auth import ApiKeyAuthentication
+
+    request = SimpleNamespace(META={"HTTP_X_API_KEY": key}, _request=SimpleNamespace())
+    try:
+        found = ApiKeyAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return None
+    return getattr(found[0], "profile", None) if found else None
+
+
+def allowed(tool: ToolSpec, actor) -> bool:
+    """The API's role gate for this tool's op; an unknown actor (a remote API) is not judged."""
+    from glow.core.routers import op_allows
+
+    return actor is None or op_allows(tool.family, tool.op, actor)
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -205,11 +245,20 @@ def build_server(dispatcher: Dispatcher, *, fixed_key: str | None = None):
     import mcp.types as types
     from mcp.server.lowlevel import Server
 
+    def key_of(ctx) -> str | None:
+        if fixed_key is not None:
+            return fixed_key
+        request = getattr(ctx, "request", None)
+        return presented_key(request.headers) if request is not None else None
+
     async def list_tools(ctx, params) -> types.ListToolsResult:
+        key = key_of(ctx)
+        actor = await dispatcher.actor(key) if key else None
         return types.ListToolsResult(
             tools=[
                 types.Tool(name=t.name, description=t.description, input_schema=t.input_schema)
                 for t in tool_specs()
+                if allowed(t, actor)
             ]
         )
 
@@ -217,12 +266,18 @@ def build_server(dispatcher: Dispatcher, *, fixed_key: str | None = None):
         tool = _by_name().get(params.name)
         if tool is None:
             return _result(404, {"detail": f"Unknown tool {params.name!r}.", "code": "not_found"})
-        key = fixed_key
-        if key is None:
-            request = getattr(ctx, "request", None)
-            key = presented_key(request.headers) if request is not None else None
+        key = key_of(ctx)
         if not key:
             return _result(401, {"detail": "No API key.", "code": "not_authenticated"})
+        if not allowed(tool, await dispatcher.actor(key)):
+            return _result(
+                403,
+                {
+                    "detail": f"Your role may not call {tool.path}.",
+                    "code": "permission_denied",
+                    "fields": {},
+                },
+            )
         status, payload = await dispatcher.call(tool, dict(params.arguments or {}), key)
         return _result(status, payload)
 

@@ -6,14 +6,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from glow.core import serializers as shapes
-from glow.core.errors import PermissionDenied
-from glow.core.ops import op
+from glow.core.exports import ExportResponse, export_body
+from glow.core.ops import STAFF, op
 from glow.core.viewsets import ArtifactViewSet
 from system import exports, ledger, selectors
 from system import serializers as s
 from system.models import Session
-
-STAFF = ("instructor", "admin")
 
 
 class SystemRefreshResponse(shapes.RefreshResponse):
@@ -80,7 +78,7 @@ class SystemViewSet(ArtifactViewSet):
         )
         return Response(s.ActivityResponse(activity, context=self.shape_context()).data)
 
-    @op("export", request=s.ExportRequest, response=s.ExportResponse)
+    @op("export", request=s.ExportRequest, response=ExportResponse)
     def export(self, request):
         """A ZIP of one session's groups, runs, timeline and attempts (read it with file/download);
         audited on the timeline."""
@@ -89,14 +87,7 @@ class SystemViewSet(ArtifactViewSet):
         upload = exports.session_export(
             actor=self.actor, session=session, audit_session=self.current_session()
         )
-        return Response(
-            {
-                "file_id": upload.pk,
-                "upload_id": upload.pk,
-                "file_name": upload.file_name,
-                "row_count": upload.row_count,
-            }
-        )
+        return Response(export_body(upload))
 
     @op(
         "refresh",
@@ -107,12 +98,9 @@ class SystemViewSet(ArtifactViewSet):
     def refresh(self, request):
         """Recompute the sessions' and groups' counters from their runs, repairing drift (staff)."""
         data = self.parse()
-        if not self.actor.is_staff_role:
-            raise PermissionDenied("Only staff may refresh the books.")
-        sessions = selectors.session_queryset(actor=self.actor)
-        if data.get("session_id"):
-            session = selectors.session_access(actor=self.actor, session_id=data["session_id"])
-            sessions = sessions.filter(pk=session.pk)
+        sessions = selectors.sessions_to_refresh(
+            actor=self.actor, session_id=data.get("session_id")
+        )
         count = ledger.session_counters_refresh(sessions=sessions)
         return Response(
             {

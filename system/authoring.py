@@ -21,6 +21,7 @@ from rest_framework.exceptions import ValidationError as InputError
 from glow.accounts.models import Department
 from glow.core.errors import ApplicationError, ConflictError, PermissionDenied
 from glow.core.registry import registry
+from glow.core.routers import op_allows
 from glow.core.selectors import artifact_access, artifact_queryset
 from glow.core.services import (
     artifact_archive,
@@ -327,7 +328,7 @@ def catalog_list(request):
         "staff/catalog.html",
         {
             "families": families,
-            "may_write": all(registry.get(n).can_write(request.actor) for n in AUTHORED),
+            "may_write": all(op_allows(n, "publish", request.actor) for n in AUTHORED),
             "actor": request.actor,
         },
     )
@@ -398,7 +399,7 @@ def author(request, family_name: str, pk=None):
             "errors": errors,
             "stale": stale,
             "notice": notice,
-            "may_write": family.can_write(actor),
+            "may_write": op_allows(family, "publish", actor),
             "departments": Department.objects.filter(organization_id=actor.organization_id),
             "personas": artifact_queryset(
                 actor=actor, family=registry.get("persona"), include_archived=False
@@ -414,7 +415,7 @@ def author(request, family_name: str, pk=None):
 @transaction.atomic
 def _archive(*, actor, family, row, version: int, on: bool) -> None:
     """Archive or restore one row, refusing a stale form like publish does."""
-    if not family.can_write(actor):
+    if not op_allows(family, "archive", actor):
         raise PermissionDenied(f"Your role may not change {family.plural}.")
     selection = family.model.objects.filter(pk=row.pk, version=version)
     if not selection.exists():

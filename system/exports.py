@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import tempfile
-import zipfile
 from dataclasses import dataclass
 
 from django.utils import timezone
 
-from glow.core.media import upload_save_file
-from glow.core.models import UploadKind
+from glow.core.exports import csv_member, export_store, json_member, jsonl_member
+from glow.core.exports import iso as _iso
 from glow.core.registry import registry
 from system.ledger import timeline_record
 from system.models import Group, Run, Session
@@ -25,21 +20,6 @@ class ExportFile:
     name: str
     content: str | bytes
     row_count: int = 0
-
-
-def _iso(value) -> str:
-    return value.isoformat() if value else ""
-
-
-def _csv(archive: zipfile.ZipFile, name: str, header: list[str], rows) -> int:
-    count = 0
-    with archive.open(name, "w") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    return count
 
 
 GROUP_COLUMNS = [
@@ -152,58 +132,57 @@ def _run_json(run: Run) -> dict:
 def session_export(*, actor, session: Session, audit_session: Session | None = None):
     """Write a ZIP of the session's groups, runs (with messages and events), timeline and what
     other apps add through the "session_export" hook, store it as the actor's export Upload
-    (read back with file/download), and audit it on the timeline (FERPA)."""
+    (read back with file/download), and audit it on the timeline (FERPA) in the same
+    transaction."""
     from system.selectors import EXPORT_EVENT, session_export_data
 
     groups, runs, timeline = session_export_data(session=session)
     file_name = f"glow-session-{session.created_at:%Y%m%d}-{str(session.pk)[:8]}.zip"
-    counts: dict[str, int] = {}
-    with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
-        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            counts["groups.csv"] = _csv(
-                archive, "groups.csv", GROUP_COLUMNS, map(_group_row, groups)
-            )
-            run_rows = []
-            with archive.open("runs.jsonl", "w") as raw:
-                for run in runs.iterator(chunk_size=500):
-                    raw.write((json.dumps(_run_json(run), default=str) + "\n").encode())
-                    run_rows.append(_run_row(run))
-            counts["runs.csv"] = _csv(archive, "runs.csv", RUN_COLUMNS, run_rows)
-            counts["timeline.csv"] = _csv(
-                archive, "timeline.csv", TIMELINE_COLUMNS, map(_timeline_row, timeline)
-            )
-            for contribution in registry.run_hooks("session_export", actor=actor, session=session):
-                for part in contribution or []:
-                    archive.writestr(part.name, part.content)
-                    counts[part.name] = part.row_count
-            manifest = {
-                "session_id": str(session.pk),
-                "profile_id": str(session.profile_id),
-                "profile_name": session.profile.name,
-                "session_created_at": _iso(session.created_at),
-                "exported_at": _iso(timezone.now()),
-                "exported_by": actor.name,
-                "files": counts,
-            }
-            archive.writestr("manifest.json", json.dumps(manifest, indent=2))
-        handle.flush()
-        upload = upload_save_file(
-            organization_id=actor.organization_id,
-            owner=actor,
-            path=handle.name,
-            file_name=file_name,
-            mime_type="application/zip",
-            kind=UploadKind.EXPORT,
-            # Sessions are no registered row family: the exporter (and admins) may read it back.
-            row_count=sum(counts.values()),
+
+    def write(archive) -> int:
+        counts = {
+            "groups.csv": csv_member(archive, "groups.csv", GROUP_COLUMNS, map(_group_row, groups))
+        }
+        run_rows = []
+
+        def run_objects():
+            for run in runs.iterator(chunk_size=500):
+                run_rows.append(_run_row(run))
+                yield _run_json(run)
+
+        jsonl_member(archive, "runs.jsonl", run_objects())
+        counts["runs.csv"] = csv_member(archive, "runs.csv", RUN_COLUMNS, run_rows)
+        counts["timeline.csv"] = csv_member(
+            archive, "timeline.csv", TIMELINE_COLUMNS, map(_timeline_row, timeline)
         )
-    timeline_record(
+        for contribution in registry.run_hooks("session_export", actor=actor, session=session):
+            for part in contribution or []:
+                archive.writestr(part.name, part.content)
+                counts[part.name] = part.row_count
+        manifest = {
+            "session_id": str(session.pk),
+            "profile_id": str(session.profile_id),
+            "profile_name": session.profile.name,
+            "session_created_at": _iso(session.created_at),
+            "exported_at": _iso(timezone.now()),
+            "exported_by": actor.name,
+            "files": counts,
+        }
+        json_member(archive, "manifest.json", manifest)
+        return sum(counts.values())
+
+    # Sessions are no registered row family: the exporter (and admins) may read it back.
+    return export_store(
         actor=actor,
-        session=audit_session,
-        event_type=EXPORT_EVENT,
-        entity_id=session.pk,
-        entity_name=f"Session of {session.profile.name}",
-        extra_1=upload.pk,
-        extra_2=file_name,
+        file_name=file_name,
+        write=write,
+        audit=lambda upload: timeline_record(
+            actor=actor,
+            session=audit_session,
+            event_type=EXPORT_EVENT,
+            entity_id=session.pk,
+            entity_name=f"Session of {session.profile.name}",
+            extra_1=upload.pk,
+            extra_2=file_name,
+        ),
     )
-    return upload

@@ -68,6 +68,15 @@ def run_queryset(*, actor) -> QuerySet:
     return _scoped(Run.objects.all(), actor)
 
 
+def sessions_to_refresh(*, actor, session_id: Any = None) -> QuerySet:
+    """The sessions a refresh recomputes: the one named (404 if the actor may not see it), or
+    every session the actor sees."""
+    sessions = session_queryset(actor=actor)
+    if session_id:
+        sessions = sessions.filter(pk=session_access(actor=actor, session_id=session_id).pk)
+    return sessions
+
+
 def session_access(*, actor, session_id: Any) -> Session:
     """One session, or NotFound: unknown, another organization's and out of scope look alike."""
     try:

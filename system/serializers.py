@@ -272,10 +272,3 @@ class ActivityResponse(ActivityTotals):
 
     def get_actor_name(self, activity) -> str:
         return self.context["actor"].name
-
-
-class ExportResponse(serializers.Serializer):
-    file_id = serializers.UUIDField()
-    upload_id = serializers.UUIDField(help_text="Same as file_id.")
-    file_name = serializers.CharField()
-    row_count = serializers.IntegerField()

@@ -5,13 +5,22 @@ from __future__ import annotations
 from rest_framework.response import Response
 
 from glow.core import serializers as shapes
-from glow.core.ops import op
+from glow.core.exports import ExportResponse, export_body
+from glow.core.ops import STAFF, op
 from glow.core.viewsets import ArtifactViewSet
 from system.ledger import session_for_request
-from tests_app import compare, exports, grading, guards, invocations, keys, lifecycle, selectors
+from tests_app import (
+    compare,
+    exports,
+    grading,
+    guards,
+    invocations,
+    keys,
+    lifecycle,
+    selectors,
+    summaries,
+)
 from tests_app import serializers as s
-
-STAFF = s.STAFF
 
 
 class SessionMixin:
@@ -31,16 +40,7 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
             idempotency_key=request.headers.get("Idempotency-Key", "").strip()[:200],
             **data,
         )
-        return Response(
-            {
-                "test_id": test.pk,
-                "invocation_id": lifecycle.first_invocation_id(test),
-                "benchmark_id": test.pk,
-                "group_id": test.group_id,
-                "invocation_count": lifecycle.invocation_count(test),
-                "key_ids": lifecycle.started_key_ids(test),
-            }
-        )
+        return Response(summaries.test_start_summary(test))
 
     @op("stop", request=s.TestRef, response=s.TestStopResponse, roles=STAFF)
     def stop(self, request):
@@ -84,19 +84,9 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
             test_id=data["pk"],
             message=data.get("message", ""),
         )
-        counts = selectors.test_progress(test_id=test.pk)["counts"]
-        return Response(
-            {
-                "test_id": test.pk,
-                "success": True,
-                "status": test.status,
-                "completed_at": test.completed_at,
-                "invocation_count": sum(counts.values()),
-                "counts": {status: counts.get(status, 0) for status in s.InvocationStatus.values},
-            }
-        )
+        return Response(summaries.test_completion_summary(test))
 
-    @op("export", request=s.TestExportRequest, response=s.TestExportResponse, needs_model=True)
+    @op("export", request=s.TestExportRequest, response=ExportResponse, needs_model=True)
     def export(self, request):
         """A ZIP of the test (view test) or its invocations with transcripts (view invocations)."""
         data = self.parse()
@@ -107,14 +97,12 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
             view=data["view"],
             invocation_id=data.get("invocation_id"),
         )
-        return Response(
-            {
-                "file_id": upload.pk,
-                "upload_id": upload.pk,
-                "file_name": upload.file_name,
-                "row_count": upload.row_count or 0,
-            }
-        )
+        return Response(export_body(upload))
+
+    @op("refresh", request=shapes.EmptyRequest, response=shapes.RefreshResponse, roles=STAFF)
+    def refresh(self, request):
+        """Re-copy each test's department from its eval where the eval moved (staff)."""
+        return super().refresh(request)
 
     def refresh_views(self) -> list[str]:
         """Tests copy their eval's department: refresh re-copies it where the eval moved."""

@@ -351,13 +351,6 @@ class TestExportRequest(TestRef):
     invocation_id = UUID(required=False, allow_null=True)
 
 
-class TestExportResponse(serializers.Serializer):
-    file_id = serializers.UUIDField()
-    upload_id = serializers.UUIDField()
-    file_name = serializers.CharField()
-    row_count = serializers.IntegerField()
-
-
 # -- invocation ops ---------------------------------------------------------------------------
 
 

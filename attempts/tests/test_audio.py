@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from attempts import messaging, services
+from attempts import exports, messaging
 from attempts.models import AudioSession, AudioSessionStatus, Message, Role
 from glow.ai.speech import LocalSpeechProvider, Pcm, write_wav
 from glow.catalog.models import Modality
@@ -377,7 +377,7 @@ def test_export_query_count_does_not_grow_with_recordings(world, start, audio_ho
     def export_queries() -> int:
         selection = type(attempt).objects.filter(pk=attempt.pk)
         with CaptureQueriesContext(connection) as captured:
-            services.attempt_export(actor=world.admin, attempts=selection, view="dashboard")
+            exports.attempt_export(actor=world.admin, attempts=selection, view="dashboard")
         return len(captured)
 
     spoken_turn(world, attempt)

@@ -13,13 +13,13 @@ from django.test.utils import CaptureQueriesContext
 
 from attempts import (
     calibration,
+    exports,
     grading,
     lifecycle,
     messaging,
     reviews,
     rollups,
     selectors,
-    services,
 )
 from attempts.models import Attempt, Grade, Review
 from conftest import client_for
@@ -124,7 +124,7 @@ def test_a_review_keeps_the_judges_grade_and_recomputes_score_feedback_and_compl
     assert bundle["chats"][0]["grade"]["based_on_id"] == str(judge_grade.pk)
 
     # The export's rubric scores carry staff's score with the judge's beside it.
-    export = services.attempt_export(
+    export = exports.attempt_export(
         actor=world.instructor,
         attempts=Attempt.objects.filter(pk=attempt.pk),
         view="attempt",

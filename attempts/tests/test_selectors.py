@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from attempts import lifecycle, messaging, selectors, services
+from attempts import exports, lifecycle, messaging, selectors
 from attempts.models import Attempt
 from attempts.serializers import AttemptOut
 from glow.core.models import Upload
@@ -125,7 +125,7 @@ def test_export_query_count_is_the_same_for_1_and_10_attempts(world, start):
             )
         selection = Attempt.objects.filter(pk__in=[a.pk for a in attempts])
         return queries_of(
-            lambda: services.attempt_export(actor=world.admin, attempts=selection, view="dashboard")
+            lambda: exports.attempt_export(actor=world.admin, attempts=selection, view="dashboard")
         )
 
     assert export(1) == export(10)

@@ -9,6 +9,7 @@ from django.db.models import Count, QuerySet, Sum
 from glow.accounts.models import Profile
 from glow.catalog import models as m
 from glow.core.registry import registry
+from glow.core.routers import op_allows
 from glow.core.services import artifact_archive
 
 ARTIFACT_READONLY = ["version", "created_by", "created_at", "updated_at", "archived_at"]
@@ -28,8 +29,8 @@ def admin_actor(request) -> Profile | None:
 
 
 class FamilyPermissions:
-    """The admin asks the family's `can_write`, the same question the API's draft, publish and
-    archive ask, instead of Django's per-model permissions (which no instructor held, so every
+    """The admin asks the API's own declaration of its `publish` op (`op_allows`: the family's
+    write roles, as draft, publish and archive declare them), instead of Django's per-model permissions (which no instructor held, so every
     catalog page answered 403 to a role the API let publish). Staff roles may view; deleting is
     left to superusers (the API archives instead). Inlines ask their parent's family."""
 
@@ -51,7 +52,7 @@ class FamilyPermissions:
             return True
         actor = admin_actor(request)
         family = self.family()
-        return actor is not None and family is not None and family.can_write(actor)
+        return actor is not None and family is not None and op_allows(family, "publish", actor)
 
     def has_module_permission(self, request):
         return self.may_view(request)

@@ -428,7 +428,7 @@ FAMILIES = [
         scope=s.staff_only_scope,
         writer=write_plain,
         problems=model_problems,
-        can_write=lambda actor: actor.is_admin,
+        write_roles=("admin",),
         description="A language model behind a provider, with prices per million tokens.",
     ),
     Family(

@@ -12,7 +12,7 @@ def family_docs(*, family: Family, viewset, artifact: dict | None) -> dict:
             "method": "/".join(method.upper() for method in spec.methods),
             "path": f"/api/v5/artifacts/{family.name}/{name}",
             "summary": spec.summary,
-            "roles": list(spec.roles),
+            "roles": list(spec.roles_for(family)),
         }
         for spec in viewset.op_specs()
         for name in (spec.name, *spec.aliases)

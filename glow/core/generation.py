@@ -17,7 +17,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from glow.core.ops import op
+from glow.core.ops import op, writers
 from glow.core.registry import Family, registry
 from glow.core.serializers import MAX_INT, JSONObjectField, camel, make
 
@@ -255,6 +255,7 @@ class GenerationOpsMixin:
         response=ArtifactGenerateResponse,
         needs_model=True,
         when=generatable,
+        roles=writers,
     )
     def generate(self, request):
         """Start generating from instructions; answers group_id and run_id at once (watch follows)."""

@@ -1,4 +1,5 @@
-"""The `op` decorator: a DRF action mounted at <family>/<name>, with its request and response shapes."""
+"""The `op` decorator: a DRF action mounted at <family>/<name>, with its request and response
+shapes and the roles that may call it (enforced once, before the view runs: `OpSpec.allows`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rest_framework.decorators import action
+
+# The roles of glow.accounts.Role, as strings: core names them without importing the app.
+ALL_ROLES = ("learner", "instructor", "admin")
+STAFF = ("instructor", "admin")
+
+
+def writers(family) -> tuple[str, ...]:
+    """The roles that may change the family's rows (draft, publish, archive, generate)."""
+    return family.write_roles
 
 
 @dataclass(frozen=True)
@@ -18,9 +28,17 @@ class OpSpec:
     aliases: tuple[str, ...] = ()
     summary: str = ""
     needs_model: bool = True  # universal ops on rows; off for model-less namespaces
-    roles: tuple[str, ...] = field(default=("learner", "instructor", "admin"))
+    # Who may call the op: roles, or family -> roles (e.g. `writers`). Scope (which rows) is the
+    # selectors' business; this is the role gate that answers 403 before the view runs.
+    roles: tuple[str, ...] | Callable = field(default=ALL_ROLES)
     # family -> bool: the op is mounted only where it holds (e.g. the family has a generator).
     when: Callable | None = None
+
+    def roles_for(self, family) -> tuple[str, ...]:
+        return tuple(self.roles(family)) if callable(self.roles) else self.roles
+
+    def allows(self, family, actor) -> bool:
+        return actor is not None and actor.role in self.roles_for(family)
 
 
 def op(
@@ -32,7 +50,7 @@ def op(
     aliases=(),
     summary: str = "",
     needs_model: bool = False,
-    roles=("learner", "instructor", "admin"),
+    roles=ALL_ROLES,
     when=None,
     parser_classes=None,
 ):
@@ -47,7 +65,7 @@ def op(
             aliases=tuple(aliases),
             summary=summary or (doc[0] if doc else name),
             needs_model=needs_model,
-            roles=tuple(roles),
+            roles=roles if callable(roles) else tuple(roles),
             when=when,
         )
         # DRF passes an action's extra kwargs to as_view(): e.g. multipart parsing for uploads only.

@@ -36,8 +36,9 @@ class Family:
     facets: list[Facet] = field(default_factory=list)
     # Role scoping inside the actor's organization (organization is applied by the framework).
     scope: Callable[[QuerySet, Any], QuerySet] = _everything
-    # Who may write (draft, publish, archive, title): staff roles unless a family says otherwise.
-    can_write: Callable[[Any], bool] = lambda actor: actor.is_staff_role
+    # Who may write (draft, publish, archive, generate, a new title): staff unless a family says
+    # otherwise. The write ops declare `roles=writers`, so the op gate reads this too.
+    write_roles: tuple[str, ...] = ("instructor", "admin")
     # Applies validated `data` to a (possibly new) instance; returns it saved. None: plain fields.
     writer: Callable | None = None
     context: Callable[[Any], str] | None = None  # text used as LLM context for `context`
@@ -50,6 +51,9 @@ class Family:
     # uploaded through persona/audio_upload belongs to the attempt).
     upload_fields: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
+
+    def can_write(self, actor) -> bool:
+        return actor is not None and actor.role in self.write_roles
 
     @property
     def id_field(self) -> str:

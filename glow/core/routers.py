@@ -6,6 +6,7 @@ from functools import cache
 
 from django.urls import include, path
 
+from glow.core.ops import OpSpec
 from glow.core.registry import Family, registry
 
 
@@ -21,6 +22,35 @@ def family_ops(family: Family) -> list[str]:
     for spec in viewset_class(family).op_specs():
         names.extend([spec.name, *spec.aliases])
     return sorted(names)
+
+
+@cache
+def _specs_by_name(family: Family) -> dict[str, OpSpec]:
+    return {
+        name: spec
+        for spec in viewset_class(family).op_specs()
+        for name in (spec.name, *spec.aliases)
+    }
+
+
+def op_spec(family: Family | str, op_name: str) -> OpSpec | None:
+    """The mounted op of that name (or alias) in the family, or None."""
+    if isinstance(family, str):
+        family = registry.find(family)
+        if family is None:
+            return None
+    return _specs_by_name(family).get(op_name)
+
+
+def op_allows(family: Family | str, op_name: str, actor) -> bool:
+    """Whether the actor's role may call the op: the same declaration the API's gate enforces,
+    for the pages, the admin and MCP to ask before they offer or call an op. (Which rows the
+    actor reaches is still the selectors' answer.)"""
+    spec = op_spec(family, op_name)
+    if spec is None:
+        return False
+    resolved = registry.find(family) if isinstance(family, str) else family
+    return spec.allows(resolved, actor)
 
 
 def artifact_urlpatterns() -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -49,6 +50,35 @@ def artifact_archive_audit(
         extra_2=listed if len(listed) <= 300 else f"{listed[:296]}...",
         request=request,
     )
+
+
+@transaction.atomic
+def artifact_archive_bulk(
+    *, actor, family: Family, body: dict, archive: Callable | None = None, request=None
+) -> tuple[int, list]:
+    """The archive op: the body's selection (explicit ids, or all: true with filters minus
+    excluded_ids) archived or restored, and audited in the same transaction, so an audit row
+    never outlives a rolled-back archive nor an archive goes unaudited.
+
+    `archive` is a family's own (selection, archived) -> (count, learner ids to invalidate);
+    the default is the plain UPDATE. Answers (count, ids to invalidate)."""
+    from glow.core.selectors import bulk_selection
+
+    archived = body.get("archived", True)
+    selection = bulk_selection(actor=actor, family=family, body=body)
+    if archive is None:
+        count, invalidate = artifact_archive(selection=selection, archived=archived), []
+    else:
+        count, invalidate = archive(selection=selection, archived=archived)
+    artifact_archive_audit(
+        actor=actor,
+        family=family,
+        archived=archived,
+        count=count,
+        ids=body.get(family.ids_field) or body.get("ids"),
+        request=request,
+    )
+    return count, list(invalidate)
 
 
 def conflict(*, family: Family, pk: Any) -> ConflictError:
@@ -181,3 +211,17 @@ def artifact_retitle(
         raise conflict(family=family, pk=instance.pk)
     instance.refresh_from_db()
     return instance
+
+
+@transaction.atomic
+def artifact_publish(*, actor, family: Family, body: dict) -> Model:
+    """The publish op: a draft (draft_id), or data applied at a version to a row
+    (<family>_id or id), or, with no id, a new row."""
+    pk = body.get(family.id_field) or body.get("id")
+    if body.get("draft_id"):
+        return draft_publish(actor=actor, family=family, draft_id=body["draft_id"])
+    if pk:
+        return artifact_update(
+            actor=actor, family=family, pk=pk, version=body["version"], data=body["data"]
+        )
+    return artifact_create(actor=actor, family=family, data=body["data"])

@@ -9,11 +9,11 @@ from rest_framework.response import Response
 
 from glow.core import selectors, services
 from glow.core import serializers as shapes
-from glow.core.errors import ApplicationError
+from glow.core.errors import ApplicationError, PermissionDenied
 from glow.core.generation import GenerationOpsMixin
 from glow.core.identity import actor_of
 from glow.core.media_ops import MediaOpsMixin
-from glow.core.ops import OpSpec, op, resolve
+from glow.core.ops import OpSpec, op, resolve, writers
 from glow.core.registry import Family, registry
 from glow.core.schema import ArtifactAutoSchema
 
@@ -26,6 +26,9 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     # JSON bodies only; upload ops declare multipart themselves (so the schema is exact).
     parser_classes = [JSONParser]
     disabled_ops: frozenset[str] = frozenset()
+    # A family's own archive write, (selection, archived) -> (count, learner ids to invalidate);
+    # None: the plain UPDATE. Wrap it in staticmethod.
+    archive_write = None
 
     # -- plumbing shared by every op ------------------------------------------------------
 
@@ -37,22 +40,20 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         super().initial(request, *args, **kwargs)
         # After authentication: lower apps (system's session books) see every API request.
         registry.run_hooks("request", request=request._request, actor=self.actor)
+        self.check_op_role()
 
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        spec = self.spec(self.action) if self.action else None
-        # Here rather than in the op: a family that overrides archive (attempt) is audited too.
-        if spec is not None and spec.name == "archive" and response.status_code == 200:
-            body = self.parse(shapes.archive_request(self.family))
-            services.artifact_archive_audit(
-                actor=self.actor,
-                family=self.family,
-                archived=body.get("archived", True),
-                count=response.data.get("updated_count", 0),
-                ids=body.get(self.family.ids_field) or body.get("ids"),
-                request=request._request,
+    def check_op_role(self) -> None:
+        """The one role gate: the op's declared roles, before its body parses anything. A role
+        refusal is 403 (the role is no secret); which rows an allowed role reaches is scope,
+        answered 404 by the selectors (artifact_access) for missing and forbidden alike."""
+        spec = self.spec(self.action)
+        if spec is not None and not spec.allows(self.family, self.actor):
+            roles = spec.roles_for(self.family)
+            raise PermissionDenied(
+                f"Your role may not call {self.family.name}/{spec.name} "
+                f"(it is for: {', '.join(roles)}).",
+                extra={"allowed_roles": list(roles)},
             )
-        return response
 
     @classmethod
     def op_specs(cls) -> list[OpSpec]:
@@ -148,16 +149,31 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         request=shapes.archive_request,
         response=shapes.archive_response,
         needs_model=True,
+        roles=writers,
     )
     def archive(self, request):
         """Archive or unarchive rows: explicit ids, or all: true with flat filters minus excluded_ids."""
-        body = self.parse()
-        services.require_write(actor=self.actor, family=self.family)
-        selection = selectors.bulk_selection(actor=self.actor, family=self.family, body=body)
-        count = services.artifact_archive(selection=selection, archived=body.get("archived", True))
-        return Response({"updated_count": count, "profile_ids_to_invalidate": []})
+        count, invalidate = services.artifact_archive_bulk(
+            actor=self.actor,
+            family=self.family,
+            body=self.parse(),
+            archive=self.archive_write,
+            request=self.request._request,
+        )
+        return Response(
+            {
+                "updated_count": count,
+                "profile_ids_to_invalidate": [str(pk) for pk in invalidate],
+            }
+        )
 
-    @op("draft", request=shapes.draft_request, response=shapes.draft_response, needs_model=True)
+    @op(
+        "draft",
+        request=shapes.draft_request,
+        response=shapes.draft_response,
+        needs_model=True,
+        roles=writers,
+    )
     def draft(self, request):
         """Save unpublished edits pinned to the version they start from."""
         data = self.parse()
@@ -200,27 +216,13 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         request=shapes.publish_request,
         response=lambda f: f.output_serializer,
         needs_model=True,
+        roles=writers,
     )
     def publish(self, request):
         """Publish a draft, or apply data at a version (no id: create a row)."""
-        data = self.parse()
-        pk = data.get(self.family.id_field) or data.get("id")
-        if data.get("draft_id"):
-            instance = services.draft_publish(
-                actor=self.actor, family=self.family, draft_id=data["draft_id"]
-            )
-        elif pk:
-            instance = services.artifact_update(
-                actor=self.actor,
-                family=self.family,
-                pk=pk,
-                version=data["version"],
-                data=data["data"],
-            )
-        else:
-            instance = services.artifact_create(
-                actor=self.actor, family=self.family, data=data["data"]
-            )
+        instance = services.artifact_publish(
+            actor=self.actor, family=self.family, body=self.parse()
+        )
         return Response(self.output(instance))
 
     @op("title", request=shapes.title_request, response=shapes.title_response, needs_model=True)

@@ -102,3 +102,19 @@ async def _key(profile):
     from asgiref.sync import sync_to_async
 
     return (await sync_to_async(api_key_create)(profile=profile)).plaintext
+
+
+async def test_a_learner_is_offered_and_may_call_only_the_ops_its_role_may(learner, instructor):
+    """The API's op declarations gate MCP too: a staff op is neither listed nor called."""
+    server = build_server(Dispatcher(), fixed_key=await _key(learner))
+    async with Client(server) as client:
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert "attempt_start" in listed and "simulation_search" in listed
+        assert not {"test_start", "attempt_review", "persona_publish"} & listed
+        error, body = await call(client, "test_start")
+        assert error and body["code"] == "permission_denied"
+    staff_server = build_server(Dispatcher(), fixed_key=await _key(instructor))
+    async with Client(staff_server) as client:
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"test_start", "attempt_review", "persona_publish"} <= listed
+        assert "model_publish" not in listed  # admins only

@@ -36,7 +36,8 @@ async def call(client, name, **arguments):
 
 async def run_attempt(client, home) -> str:
     tools = {tool.name for tool in (await client.list_tools()).tools}
-    assert {"simulation_search", "attempt_start", "attempt_get", "test_start"} <= tools
+    assert {"simulation_search", "attempt_start", "attempt_get"} <= tools
+    assert "test_start" not in tools  # a learner's key is offered only the ops its role may call
     error, started = await call(client, "attempt_start", home_id=str(home.pk))
     assert not error, started
     attempt_id, chat_id = started["attempt_id"], started["attempt_chat_id"]
