@@ -128,6 +128,23 @@ class ArtifactAutoSchema(AutoSchema):
         op_id = f"{family.name}_{name}".replace("/", joiner).replace("-", "_")
         return op_id if self.method == "POST" else f"{op_id}_{self.method.lower()}"
 
+    def get_extensions(self) -> dict:
+        """The CLI reads its families and ops from these, not from operation ids or tags."""
+        family = getattr(self.view, "family", None)
+        action = getattr(self.view, "action", None)
+        spec = self.view.spec(action) if action and hasattr(self.view, "spec") else None
+        if family is None or spec is None:
+            return super().get_extensions()
+        name = self.path.rstrip("/").split(f"/{family.name}/", 1)[-1]
+        extensions = {
+            "x-glow-family": family.name,
+            "x-glow-plural": family.plural,
+            "x-glow-op": name,
+        }
+        if name != spec.name:
+            extensions["x-glow-alias-of"] = spec.name
+        return extensions
+
     def get_description(self) -> str:
         spec = None
         action = getattr(self.view, "action", None)
