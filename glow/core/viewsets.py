@@ -38,6 +38,11 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         # After authentication: lower apps (system's session books) see every API request.
         registry.run_hooks("request", request=request._request, actor=self.actor)
 
+    def _allowed_methods(self) -> list[str]:
+        # `Allow` names the methods the op is mounted for (HEAD with GET) and OPTIONS (DRF's
+        # metadata), not every handler attribute: invocation's `trace` op is no HTTP TRACE.
+        return [*(method.upper() for method in getattr(self, "action_map", {})), "OPTIONS"]
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         spec = self.spec(self.action) if self.action else None
