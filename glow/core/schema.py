@@ -68,6 +68,14 @@ def document_error_responses(result, generator, request, public):
     components["Error"] = ERROR_SCHEMA
     components["FieldErrors"] = FIELD_ERRORS_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
+    # Each status described once under components.responses and referred to by every op: the
+    # same dozen bodies inline in ~630 ops were most of the schema's megabytes.
+    shared = result["components"].setdefault("responses", {})
+    for status, description in ERROR_STATUSES.items():
+        shared[f"Error{status}"] = {
+            "description": description,
+            "content": {"application/json": {"schema": ref}},
+        }
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
@@ -76,11 +84,8 @@ def document_error_responses(result, generator, request, public):
             # Uploads answer 201 Created with the same body as their documented 200.
             if "upload" in operation.get("operationId", "") and "200" in responses:
                 responses.setdefault("201", responses["200"])
-            for status, description in ERROR_STATUSES.items():
-                responses.setdefault(
-                    status,
-                    {"description": description, "content": {"application/json": {"schema": ref}}},
-                )
+            for status in ERROR_STATUSES:
+                responses.setdefault(status, {"$ref": f"#/components/responses/Error{status}"})
     return result
 
 
