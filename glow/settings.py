@@ -226,6 +226,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "glow.core.schema.document_error_responses",
         "glow.core.schema.close_request_bodies",
+        "glow.core.schema.describe_uploads",
     ],
 }
 
