@@ -284,9 +284,19 @@ class StoredJSONFieldExtension(OpenApiSerializerFieldExtension):
 def close_request_bodies(result, generator, request, public):
     """Request bodies take only their documented keys (the server answers 400 to any other):
     `additionalProperties: false` says so to generated clients and fuzzers."""
-    for name, component in result.get("components", {}).get("schemas", {}).items():
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, component in schemas.items():
         if name.endswith("Request") and component.get("type") == "object":
             component.setdefault("additionalProperties", False)
+    # A body that must give one of some keys (GivenRule) must be sent: no body is refused too.
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            for media in (body or {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                component = schemas.get(ref.rsplit("/", 1)[-1], {})
+                if {"anyOf", "oneOf", "allOf"} & set(component):
+                    body["required"] = True
     return result
 
 

@@ -23,6 +23,8 @@ def test_exactly_one_of_is_a_oneof_of_required_keys_and_the_example_keeps_it():
     assert [branch["required"] for branch in start["oneOf"]] == [["home_id"], ["practice_id"]]
     assert start["example"] == {"home_id": start["example"]["home_id"]}  # one id, not both
     assert AttemptStartRequest.given_rules[0].message in start["description"]
+    # No body at all breaks the rule too, so the body is required.
+    assert full_schema()["paths"][f"{OP}attempt/start"]["post"]["requestBody"]["required"] is True
 
 
 @pytest.mark.parametrize(
