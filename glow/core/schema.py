@@ -1,5 +1,7 @@
 """OpenAPI post-processing: every op documents the error shape for 400/401/404 (schemathesis checks it)."""
 
+import copy
+
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
@@ -288,6 +290,31 @@ def close_request_bodies(result, generator, request, public):
     for name, component in schemas.items():
         if name.endswith("Request") and component.get("type") == "object":
             component.setdefault("additionalProperties", False)
+    # A GET op (watch) reads the same shape from the query string: one exploded object
+    # parameter (`?run_id=...`) keeps its rule, which separate parameters could not state.
+    for path_item in result.get("paths", {}).values():
+        get, post = path_item.get("get"), path_item.get("post")
+        if not (get and post):
+            continue
+        media = post.get("requestBody", {}).get("content", {}).get("application/json", {})
+        ref = media.get("schema", {}).get("$ref", "")
+        shape = schemas.get(ref.rsplit("/", 1)[-1], {})
+        if {"anyOf", "oneOf", "allOf"} & set(shape):
+            # A query string has no null: "run_id=null" is the text "null", not an absent id.
+            query = copy.deepcopy(shape)
+            for prop in query.get("properties", {}).values():
+                prop.pop("nullable", None)
+            get["parameters"] = [p for p in get.get("parameters", []) if p.get("in") != "query"] + [
+                {
+                    "in": "query",
+                    "name": "query",
+                    "style": "form",
+                    "explode": True,
+                    "required": True,
+                    "schema": query,
+                    "description": "The request's fields as query parameters.",
+                }
+            ]
     # A body that must give one of some keys (GivenRule) must be sent: no body is refused too.
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
