@@ -7,7 +7,14 @@ from rest_framework import serializers
 
 from attempts.models import GRADE_ENTRY_KINDS, Attempt
 from glow.core.exports import ExportResponse
-from glow.core.serializers import JSONObjectField, OutputModelSerializer, StrictUUIDField
+from glow.core.serializers import (
+    JSONObjectField,
+    OutputModelSerializer,
+    RuledSerializer,
+    StrictUUIDField,
+    at_least_one,
+    exactly_one,
+)
 
 MAX_MESSAGE_CHARS = 20_000
 MAX_ENTRIES = 100
@@ -114,11 +121,13 @@ def grade_fields() -> dict:
     }
 
 
-def _request(name: str, fields: dict, validate=None) -> type:
+def _request(name: str, fields: dict, validate=None, rules=()) -> type:
     attrs = dict(fields)
     if validate is not None:
         attrs["validate"] = validate
-    return type(name, (serializers.Serializer,), attrs)
+    if rules:
+        attrs["given_rules"] = rules
+    return type(name, (RuledSerializer if rules else serializers.Serializer,), attrs)
 
 
 def _attempt_id(required: bool = True):
@@ -135,16 +144,12 @@ def _one_attempt(self, attrs):
     return attrs
 
 
-class AttemptStartRequest(serializers.Serializer):
+class AttemptStartRequest(RuledSerializer):
     home_id = StrictUUIDField(required=False, allow_null=True)
     practice_id = StrictUUIDField(required=False, allow_null=True)
     infinite_mode = serializers.BooleanField(required=False, default=False)
 
-    def validate(self, attrs):
-        if bool(attrs.get("home_id")) == bool(attrs.get("practice_id")):
-            message = "Give exactly one of home_id or practice_id."
-            raise serializers.ValidationError({"home_id": [message], "practice_id": [message]})
-        return attrs
+    given_rules = (exactly_one("home_id", "practice_id"),)
 
 
 AttemptGetRequest = _request(
@@ -157,6 +162,7 @@ AttemptGetRequest = _request(
         ),
     },
     _one_attempt,
+    rules=(at_least_one("attempt_id", "id", message="Give attempt_id."),),
 )
 
 AttemptNextRequest = _request(
@@ -230,15 +236,12 @@ AttemptCompleteRequest = _request(
 )
 
 
-class AttemptStopRequest(serializers.Serializer):
+class AttemptStopRequest(RuledSerializer):
     chat_id = StrictUUIDField(required=False, allow_null=True)
     group_id = StrictUUIDField(required=False, allow_null=True)
     attempt_id = StrictUUIDField(required=False, allow_null=True)
 
-    def validate(self, attrs):
-        if not (attrs.get("chat_id") or attrs.get("group_id")):
-            raise serializers.ValidationError({"chat_id": ["Give chat_id or group_id."]})
-        return attrs
+    given_rules = (at_least_one("chat_id", "group_id"),)
 
 
 AttemptResponseRequest = _request(
@@ -257,6 +260,7 @@ class AttemptUsePreviousRequest(serializers.Serializer):
     attempt_id = StrictUUIDField()
     previous_chat_map = serializers.DictField(
         child=StrictUUIDField(),
+        allow_empty=False,
         help_text="This attempt's chat id -> the earlier attempt's chat id to copy the grade from.",
     )
 
@@ -285,6 +289,7 @@ AttemptGroupRequest = _request(
         "group_id": StrictUUIDField(required=False, allow_null=True),
     },
     _attempt_or_group,
+    rules=(at_least_one("attempt_id", "id", "group_id", message="Give attempt_id or group_id."),),
 )
 
 
@@ -811,7 +816,7 @@ class AttemptAnnotateResponse(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class RubricCalibrationRequest(serializers.Serializer):
+class RubricCalibrationRequest(RuledSerializer):
     rubric_id = StrictUUIDField(required=False)
     id = StrictUUIDField(required=False, help_text="Same as rubric_id.")
     simulation_id = StrictUUIDField(
@@ -823,6 +828,8 @@ class RubricCalibrationRequest(serializers.Serializer):
         required=False, allow_null=True, min_value=-1.0, max_value=1.0
     )
     min_n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=100000)
+
+    given_rules = (at_least_one("rubric_id", "id", message="Give rubric_id."),)
 
     def validate(self, attrs):
         attrs["rubric_id"] = attrs.get("rubric_id") or attrs.get("id")

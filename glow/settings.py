@@ -205,12 +205,16 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Glow API",
+    # In backticks: Swagger UI reads the description as Markdown, where <family> is an HTML tag.
     "DESCRIPTION": "Practise hard conversations against AI-simulated people. Every op is a POST "
-    "with a JSON body under /api/v5/artifacts/<family>/<op>; `watch` also answers GET.",
+    "with a JSON body under `/api/v5/artifacts/{family}/{op}`; `watch` also answers GET.",
     "VERSION": "5.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
+    # The docs page shows one family's ops; its request and answer shapes open under each op,
+    # so the list of every component (hundreds, slow to lay out) is not drawn.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "defaultModelsExpandDepth": -1},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Choice sets that share a field name with another set: named here, not by a hash suffix.
@@ -224,6 +228,7 @@ SPECTACULAR_SETTINGS = {
         "glow.core.schema.document_error_responses",
         "glow.core.schema.close_request_bodies",
         "glow.core.schema_tags.describe_family_tags",
+        "glow.core.schema.describe_uploads",
     ],
 }
 

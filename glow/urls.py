@@ -4,10 +4,10 @@ pages, health."""
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from attempts import pages as learner_pages
-from glow.core import errors
+from glow.core import docs, errors
 from glow.core.health import healthz
 from glow.core.routers import artifact_urlpatterns
 from glow.core.schema_etag import with_etag
@@ -19,7 +19,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v5/schema", with_etag(SpectacularAPIView.as_view()), name="schema"),
-    path("api/v5/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v5/schema/<str:family>", with_etag(docs.family_schema_view), name="schema-family"),
+    path("api/v5/docs", docs.docs_view(), name="api-docs"),
     path("api/v5/artifacts/", include((artifact_urlpatterns(), "artifacts"))),
     path("api/v5/", include("glow.core.media_urls")),
     path("staff/", include("system.staff_urls")),

@@ -8,7 +8,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from glow.core.serializers import MAX_INT, StoredJSONField
+from glow.core.serializers import MAX_INT, RuledSerializer, StoredJSONField, at_least_one
 
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -81,9 +81,12 @@ class ActivityRequest(serializers.Serializer):
     profile_ids = _optional(serializers.ListField, child=serializers.UUIDField())
 
 
-class ExportRequest(serializers.Serializer):
+class ExportRequest(RuledSerializer):
     target_session_id = _optional(serializers.UUIDField)
     session_id = _optional(serializers.UUIDField, help_text="Same as target_session_id.")
+    given_rules = (
+        at_least_one("target_session_id", "session_id", message="Give target_session_id."),
+    )
 
     def validate(self, attrs):
         session_id = attrs.get("target_session_id") or attrs.get("session_id")

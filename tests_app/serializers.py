@@ -5,7 +5,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from glow.core.serializers import OutputModelSerializer, StoredJSONField
+from glow.core.serializers import (
+    OutputModelSerializer,
+    RuledSerializer,
+    StoredJSONField,
+    at_least_one,
+)
 from glow.core.serializers import StrictUUIDField as UUID
 from tests_app.models import DONE, MAX_CONCURRENCY, Invocation, InvocationStatus, Test
 from tests_app.selectors import test_progress
@@ -271,9 +276,10 @@ class TestStartResponse(serializers.Serializer):
     key_ids = serializers.ListField(child=serializers.CharField())
 
 
-class TestRef(serializers.Serializer):
+class TestRef(RuledSerializer):
     test_id = UUID(required=False)
     id = UUID(required=False, help_text="Same as test_id.")
+    given_rules = (at_least_one("test_id", "id"),)
     validate = _one_of("test_id", "id")
 
 
@@ -354,9 +360,10 @@ class TestExportRequest(TestRef):
 # -- invocation ops ---------------------------------------------------------------------------
 
 
-class InvocationRef(serializers.Serializer):
+class InvocationRef(RuledSerializer):
     invocation_id = UUID(required=False)
     id = UUID(required=False, help_text="Same as invocation_id.")
+    given_rules = (at_least_one("invocation_id", "id"),)
     validate = _one_of("invocation_id", "id")
 
 
@@ -416,10 +423,11 @@ class InvocationTraceResponse(serializers.Serializer):
 # -- benchmark --------------------------------------------------------------------------------
 
 
-class BenchmarkRequest(serializers.Serializer):
+class BenchmarkRequest(RuledSerializer):
     benchmark_id = UUID(required=False)
     test_id = UUID(required=False, help_text="Same as benchmark_id.")
     id = UUID(required=False)
+    given_rules = (at_least_one("benchmark_id", "test_id", "id"),)
     validate = _one_of("benchmark_id", "test_id", "id")
 
 
@@ -546,7 +554,7 @@ class BenchmarkResponse(serializers.Serializer):
 # -- benchmark/compare ------------------------------------------------------------------------------
 
 
-class BenchmarkCompareRequest(serializers.Serializer):
+class BenchmarkCompareRequest(RuledSerializer):
     """Two agents or two models of one test, over the cells they share; or a test against its
     baseline test, cell by cell and standard group by standard group."""
 
@@ -559,6 +567,9 @@ class BenchmarkCompareRequest(serializers.Serializer):
         child=UUID(), required=False, max_length=2, help_text="Exactly two: A then B."
     )
     baseline_test_id = UUID(required=False, allow_null=True)
+    # Which comparison (agent_ids, model_ids or baseline_test_id) is checked once the test is
+    # found, so another organization's test answers 404 whatever else the body says.
+    given_rules = (at_least_one("test_id", "benchmark_id"),)
 
     def validate(self, attrs):
         # Which comparison is asked is checked once the test is found (benchmark_compare).

@@ -1,6 +1,10 @@
-"""The `docs` op's body: a family described from the registry and its mounted ops."""
+"""The `docs` op's body (a family described from the registry and its mounted ops), and the
+per-family OpenAPI documents the API docs page loads."""
 
 from __future__ import annotations
+
+import copy
+from functools import cache
 
 from glow.core.registry import Family
 
@@ -43,3 +47,142 @@ def family_docs(*, family: Family, viewset, artifact: dict | None) -> dict:
         "api_operations": operations,
         "page_metadata": {"plural": family.plural, "id_field": family.id_field},
     }
+
+
+# -- the API docs page: one family's ops at a time ----------------------------------------------
+#
+# The full schema (every family, every alias: ~630 paths) stays at /api/v5/schema for clients and
+# the CLI. Swagger UI took ~5 s to lay it out, so the docs page loads one family's slice of it,
+# with each alias folded into its op instead of repeated as a path of its own.
+
+DOCS_PREFIX = "/api/v5/artifacts/"
+
+
+@cache
+def full_schema() -> dict:
+    """The document /api/v5/schema serves, built once per process: it depends on code only."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _family_of(path: str, item: dict) -> str:
+    for operation in item.values():
+        if isinstance(operation, dict) and operation.get("x-glow-family"):
+            return operation["x-glow-family"]
+    for operation in item.values():
+        if isinstance(operation, dict) and operation.get("tags"):
+            return operation["tags"][0]
+    return path.strip("/").split("/")[2]
+
+
+def docs_families() -> list[str]:
+    """Every family the docs page can show, in the picker's order."""
+    return sorted({_family_of(path, item) for path, item in full_schema()["paths"].items()})
+
+
+def _refs(node, found: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            found.add(ref.rsplit("/", 1)[-1])
+        for value in node.values():
+            _refs(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _refs(value, found)
+
+
+def _components(schemas: dict, roots) -> dict:
+    """The schemas `roots` reference, directly or through each other."""
+    names: set[str] = set()
+    _refs(roots, names)
+    pending = list(names)
+    while pending:
+        more: set[str] = set()
+        _refs(schemas.get(pending.pop(), {}), more)
+        pending.extend(more - names)
+        names |= more
+    return {name: schemas[name] for name in sorted(names) if name in schemas}
+
+
+@cache
+def family_schema(name: str) -> dict | None:
+    """One family's ops as an OpenAPI document of its own; an alias is listed under its op
+    (`x-glow-aliases` and a line of the description), not as a second path."""
+    full = full_schema()
+    mine = {path: item for path, item in full["paths"].items() if _family_of(path, item) == name}
+    if not mine:
+        return None
+    paths, aliases = {}, {}
+    for path, item in mine.items():
+        alias_of = next(
+            (op.get("x-glow-alias-of") for op in item.values() if isinstance(op, dict)), None
+        )
+        if alias_of:
+            aliases.setdefault(f"{DOCS_PREFIX}{name}/{alias_of}", []).append(path)
+        else:
+            paths[path] = copy.deepcopy(item)
+    for path, alias_paths in aliases.items():
+        for operation in paths.get(path, {}).values():
+            operation["x-glow-aliases"] = sorted(alias_paths)
+            also = ", ".join(f"`{alias}`" for alias in sorted(alias_paths))
+            operation["description"] = f"{operation.get('description', '')}\n\nAlias: {also}."
+    components = dict(full.get("components", {}))
+    components["schemas"] = _components(
+        components.get("schemas", {}), [paths, components.get("responses", {})]
+    )
+    return {**full, "paths": paths, "components": components}
+
+
+@cache
+def family_schema_json(name: str) -> bytes | None:
+    from rest_framework.renderers import JSONRenderer
+
+    document = family_schema(name)
+    # Compact: the page parses it, no person reads it (the full schema is the indented one).
+    return None if document is None else JSONRenderer().render(document)
+
+
+def family_schema_view(request, family: str):
+    """GET /api/v5/schema/<family>: the document the docs page shows for one family."""
+    from django.http import HttpResponse
+
+    from glow.core.errors import api_not_found
+
+    body = family_schema_json(family)
+    if body is None:
+        return api_not_found(request)
+    return HttpResponse(body, content_type="application/vnd.oai.openapi+json")
+
+
+def docs_view():
+    """GET /api/v5/docs?family=<name>: Swagger UI on one family's document, with a picker of
+    the others (plain links) and a link to the full schema."""
+    from django.urls import reverse
+    from drf_spectacular.utils import extend_schema
+    from drf_spectacular.views import SpectacularSwaggerView
+
+    class FamilyDocsView(SpectacularSwaggerView):
+        template_name = "api/docs.html"
+
+        @extend_schema(exclude=True)
+        def get(self, request, *args, **kwargs):
+            families = docs_families()
+            self.family = request.GET.get("family") or families[0]
+            response = super().get(request, *args, **kwargs)
+            response.data.update(
+                families=families,
+                family=self.family,
+                known=self.family in families,
+                docs_url=reverse("api-docs"),
+                full_schema_url=reverse("schema"),
+            )
+            if self.family not in families:
+                response.status_code = 404
+            return response
+
+        def _get_schema_url(self, request):
+            return reverse("schema-family", args=[self.family])
+
+    return FamilyDocsView.as_view()

@@ -19,7 +19,14 @@ from rest_framework.response import Response
 
 from glow.core.ops import op, writers
 from glow.core.registry import Family, registry
-from glow.core.serializers import MAX_INT, JSONObjectField, camel, make
+from glow.core.serializers import (
+    MAX_INT,
+    JSONObjectField,
+    RuledSerializer,
+    at_least_one,
+    camel,
+    make,
+)
 
 CAPABILITY = "generation"
 MODALITIES = ("text", "image", "video")
@@ -128,13 +135,9 @@ class ArtifactGenerateConfig(serializers.Serializer):
 def generate_request(family: Family) -> type:
     modalities = family.generator.modalities if family.generator else ("text",)
 
-    def validate(self, attrs):
-        if not attrs.get("instructions") and not attrs.get("title"):
-            raise serializers.ValidationError(
-                {"instructions": ["Say what to generate (instructions, or a title)."]}
-            )
-        return attrs
-
+    what = at_least_one(
+        "instructions", "title", message="Say what to generate (instructions, or a title)."
+    )
     return make(
         f"{camel(family.name)}GenerateRequest",
         {
@@ -147,7 +150,7 @@ def generate_request(family: Family) -> type:
                 required=False, max_length=100, help_text="Your id for the run: retries reuse it."
             ),
         },
-        validate=validate,
+        rules=(what,),
     )
 
 
@@ -189,17 +192,14 @@ class ArtifactGenerationsResponse(serializers.Serializer):
     total_count = serializers.IntegerField()
 
 
-class ArtifactWatchRequest(serializers.Serializer):
+class ArtifactWatchRequest(RuledSerializer):
     run_id = serializers.UUIDField(required=False, allow_null=True)
     group_id = serializers.UUIDField(required=False, allow_null=True)
     last_event_id = serializers.CharField(
         required=False, allow_blank=True, max_length=300, help_text="Same as Last-Event-ID."
     )
 
-    def validate(self, attrs):
-        if not attrs.get("run_id") and not attrs.get("group_id"):
-            raise serializers.ValidationError({"run_id": ["Give run_id or group_id."]})
-        return attrs
+    given_rules = (at_least_one("run_id", "group_id"),)
 
 
 class ArtifactWatchFrame(serializers.Serializer):

@@ -7,7 +7,7 @@ from functools import cache
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from glow.core import media
@@ -15,7 +15,8 @@ from glow.core.ops import op
 from glow.core.registry import registry
 from glow.core.serializers import StrictUUIDField, camel, make
 
-UPLOAD_PARSERS = [MultiPartParser, FormParser]
+# Multipart only: a urlencoded form cannot carry the file (the schema lists what is parsed).
+UPLOAD_PARSERS = [MultiPartParser]
 KINDS = ("file", "text", "image", "audio", "video")
 
 

@@ -1,7 +1,22 @@
 """OpenAPI post-processing: every op documents the error shape for 400/401/404 (schemathesis checks it)."""
 
+import copy
+
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+# DRF refuses U+0000 in every text field (PostgreSQL cannot store it) and strips surrounding
+# whitespace before its blank check: the patterns say both, so a client knows before sending.
+NO_NUL = r"^[^\u0000]*$"
+NO_NUL_NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+
+def text_pattern(field) -> str | None:
+    if getattr(field, "allow_blank", True) or not getattr(field, "trim_whitespace", False):
+        return NO_NUL
+    return NO_NUL_NOT_BLANK
+
 
 FIELD_ERRORS_REF = {"$ref": "#/components/schemas/FieldErrors"}
 # What the exception handler puts under `fields`: DRF's messages per input, nested like the input.
@@ -68,6 +83,14 @@ def document_error_responses(result, generator, request, public):
     components["Error"] = ERROR_SCHEMA
     components["FieldErrors"] = FIELD_ERRORS_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
+    # Each status described once under components.responses and referred to by every op: the
+    # same dozen bodies inline in ~630 ops were most of the schema's megabytes.
+    shared = result["components"].setdefault("responses", {})
+    for status, description in ERROR_STATUSES.items():
+        shared[f"Error{status}"] = {
+            "description": description,
+            "content": {"application/json": {"schema": ref}},
+        }
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
@@ -76,12 +99,93 @@ def document_error_responses(result, generator, request, public):
             # Uploads answer 201 Created with the same body as their documented 200.
             if "upload" in operation.get("operationId", "") and "200" in responses:
                 responses.setdefault("201", responses["200"])
-            for status, description in ERROR_STATUSES.items():
-                responses.setdefault(
-                    status,
-                    {"description": description, "content": {"application/json": {"schema": ref}}},
-                )
+            for status in ERROR_STATUSES:
+                responses.setdefault(status, {"$ref": f"#/components/responses/Error{status}"})
     return result
+
+
+def _given_schema(prop: dict) -> dict:
+    """What `given` means for one property (glow.core.serializers.given): not null, not empty."""
+    kind = prop.get("type")
+    if kind is None:
+        return {}
+    schema = {"type": kind}
+    if kind == "string":
+        schema["minLength"] = max(1, prop.get("minLength", 0))
+    elif kind == "array":
+        schema["minItems"] = max(1, prop.get("minItems", 0))
+    elif kind == "boolean":
+        # Not `enum: [true]`: drf-spectacular would hoist that into a named enum component.
+        schema["not"] = {"enum": [False]}
+    return schema
+
+
+def _branch_schema(properties: dict, need, absent) -> dict:
+    branch = {
+        "required": list(need),
+        "properties": {name: _given_schema(properties.get(name, {})) for name in need},
+    }
+    if absent:
+        branch["not"] = {
+            "anyOf": [
+                {"required": [name], "properties": {name: _given_schema(properties[name])}}
+                for name in absent
+            ]
+        }
+    return branch
+
+
+EXAMPLE_UUID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+
+
+def _sample(prop: dict):
+    kind = prop.get("type")
+    if kind == "string":
+        return EXAMPLE_UUID if prop.get("format") == "uuid" else "text"
+    if kind == "integer":
+        return max(prop.get("minimum", 0), 0)
+    if kind == "boolean":
+        return True
+    if kind == "object":
+        return {}
+    if kind == "array":
+        item = _sample(prop.get("items", {}))
+        return [] if item is None else [item] * max(1, prop.get("minItems", 1))
+    return None
+
+
+def _rule_example(properties: dict, required, rules) -> dict | None:
+    """A body that keeps every rule by its first branch: Swagger UI would otherwise show every
+    property (attempt/start with both home_id and practice_id)."""
+    names = [*required, *(name for rule in rules for name in rule.branches[0][0])]
+    example = {name: _sample(properties.get(name, {})) for name in dict.fromkeys(names)}
+    return None if None in example.values() else example
+
+
+def given_rules_schema(schema: dict, rules) -> dict:
+    """A request shape's GivenRules as `oneOf` (exactly one) or `anyOf` (at least one) of
+    branches that each require their keys, given; a second rule goes under `allOf`."""
+    properties = schema.get("properties", {})
+    clauses = [
+        {
+            "oneOf" if rule.exactly else "anyOf": [
+                _branch_schema(properties, need, absent) for need, absent in rule.branches
+            ]
+        }
+        for rule in rules
+    ]
+    if len(clauses) == 1:
+        schema.update(clauses[0])
+    else:
+        schema["allOf"] = clauses
+    example = _rule_example(properties, schema.get("required", []), rules)
+    if example is not None:
+        schema["example"] = example
+    notes = " ".join(rule.message for rule in rules)
+    schema["description"] = (
+        f"{schema['description']} {notes}" if schema.get("description") else notes
+    )
+    return schema
 
 
 class ArtifactAutoSchema(AutoSchema):
@@ -111,6 +215,23 @@ class ArtifactAutoSchema(AutoSchema):
     def _is_create_operation(self) -> bool:
         # An op answers 200 whatever its name (invocation/create too); uploads' 201 is the hook's.
         return False
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.CharField):
+            pattern = text_pattern(field)
+            if (
+                pattern
+                and schema.get("type") == "string"
+                and not {"format", "pattern"} & set(schema)
+            ):
+                schema["pattern"] = pattern
+        return schema
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        rules = getattr(serializer, "given_rules", ())
+        return given_rules_schema(schema, rules) if rules and direction == "request" else schema
 
     def get_tags(self) -> list[str]:
         family = getattr(self.view, "family", None)
@@ -165,7 +286,61 @@ class StoredJSONFieldExtension(OpenApiSerializerFieldExtension):
 def close_request_bodies(result, generator, request, public):
     """Request bodies take only their documented keys (the server answers 400 to any other):
     `additionalProperties: false` says so to generated clients and fuzzers."""
-    for name, component in result.get("components", {}).get("schemas", {}).items():
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, component in schemas.items():
         if name.endswith("Request") and component.get("type") == "object":
             component.setdefault("additionalProperties", False)
+    # A GET op (watch) reads the same shape from the query string: one exploded object
+    # parameter (`?run_id=...`) keeps its rule, which separate parameters could not state.
+    for path_item in result.get("paths", {}).values():
+        get, post = path_item.get("get"), path_item.get("post")
+        if not (get and post):
+            continue
+        media = post.get("requestBody", {}).get("content", {}).get("application/json", {})
+        ref = media.get("schema", {}).get("$ref", "")
+        shape = schemas.get(ref.rsplit("/", 1)[-1], {})
+        if {"anyOf", "oneOf", "allOf"} & set(shape):
+            # A query string has no null: "run_id=null" is the text "null", not an absent id.
+            query = copy.deepcopy(shape)
+            for prop in query.get("properties", {}).values():
+                prop.pop("nullable", None)
+            get["parameters"] = [p for p in get.get("parameters", []) if p.get("in") != "query"] + [
+                {
+                    "in": "query",
+                    "name": "query",
+                    "style": "form",
+                    "explode": True,
+                    "required": True,
+                    "schema": query,
+                    "description": "The request's fields as query parameters.",
+                }
+            ]
+    # A body that must give one of some keys (GivenRule) must be sent: no body is refused too.
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            for media in (body or {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                component = schemas.get(ref.rsplit("/", 1)[-1], {})
+                if {"anyOf", "oneOf", "allOf"} & set(component):
+                    body["required"] = True
+    return result
+
+
+def describe_uploads(result, generator, request, public):
+    """An upload's `file` part is a binary multipart field of the types the op stores (audio
+    uploads: audio only), so clients and fuzzers send a file the server takes."""
+    from glow.core.media import SIGNATURES
+
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            content = operation.get("requestBody", {}).get("content", {})
+            multipart = content.get("multipart/form-data")
+            if multipart is None:
+                continue
+            prefix = "audio/" if "audio" in operation.get("x-glow-op", "") else ""
+            types = sorted(mime for mime in SIGNATURES if mime.startswith(prefix))
+            multipart["encoding"] = {"file": {"contentType": ", ".join(types)}}
     return result

@@ -5,12 +5,12 @@ from functools import wraps
 
 from django.views.decorators.http import etag
 
-# The tag of each representation served by this process: (query string, Accept) -> ETag.
-_tags: dict[tuple[str, str], str] = {}
+# The tag of each representation served by this process: (path, query string, Accept) -> ETag.
+_tags: dict[tuple[str, str, str], str] = {}
 
 
-def _key(request) -> tuple[str, str]:
-    return request.META.get("QUERY_STRING", ""), request.headers.get("Accept", "")
+def _key(request) -> tuple[str, str, str]:
+    return request.path, request.META.get("QUERY_STRING", ""), request.headers.get("Accept", "")
 
 
 def _known_tag(request, *args, **kwargs) -> str | None:

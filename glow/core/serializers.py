@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from functools import cache
 
 import django_filters
@@ -32,6 +33,66 @@ def _has_nul(value) -> bool:
     if isinstance(value, list):
         return any(_has_nul(item) for item in value)
     return False
+
+
+def given(value) -> bool:
+    """A key counts as given when it holds something: not null, "" or [], and a flag only when
+    true (`all: true`). An empty object is given (`data: {}` is a row's data)."""
+    if isinstance(value, bool):
+        return value
+    return value is not None and value != "" and value != []
+
+
+@dataclass(frozen=True)
+class GivenRule:
+    """Which keys a body must give, declared once on its request shape (`given_rules`): the
+    validation below and the schema (glow.core.schema: `oneOf`/`anyOf` of `required`) both read
+    it, so they cannot drift. Each branch is (keys given, keys absent); the body matches one
+    branch exactly (`exactly`) or at least one."""
+
+    branches: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    exactly: bool
+    message: str
+
+    def holds(self, attrs: dict) -> bool:
+        matched = sum(
+            all(given(attrs.get(name)) for name in need)
+            and not any(given(attrs.get(name)) for name in absent)
+            for need, absent in self.branches
+        )
+        return matched == 1 if self.exactly else matched >= 1
+
+    def errors(self) -> dict:
+        names = dict.fromkeys(need[0] for need, _ in self.branches)
+        return {name: [self.message] for name in names}
+
+
+def _or(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def exactly_one(*names: str, message: str = "") -> GivenRule:
+    branches = tuple(((name,), ()) for name in names)
+    return GivenRule(branches, True, message or f"Give exactly one of {_or(names)}.")
+
+
+def at_least_one(*names: str, message: str = "") -> GivenRule:
+    branches = tuple(((name,), ()) for name in names)
+    return GivenRule(branches, False, message or f"Give {_or(names)}.")
+
+
+# A request shape with `given_rules`: a body that breaks one answers 400 naming the keys. (A
+# comment, not a docstring: the schema would show a docstring as every subclass's description.)
+class RuledSerializer(serializers.Serializer):
+    given_rules: tuple[GivenRule, ...] = ()
+
+    def to_internal_value(self, data):
+        attrs = super().to_internal_value(data)
+        for rule in self.given_rules:
+            if not rule.holds(attrs):
+                raise serializers.ValidationError(rule.errors())
+        return attrs
 
 
 class JSONObjectField(serializers.DictField):
@@ -174,9 +235,15 @@ def make(
     base: type = serializers.Serializer,
     validate=None,
     aliases: dict[str, str] | None = None,
+    rules: tuple[GivenRule, ...] = (),
 ) -> type:
-    """A request/response shape; `aliases` maps an accepted spelling to the documented key."""
+    """A request/response shape; `aliases` maps an accepted spelling to the documented key;
+    `rules` say which keys must be given (GivenRule)."""
     attrs = dict(fields)
+    if rules:
+        attrs["given_rules"] = rules
+        if base is serializers.Serializer:
+            base = RuledSerializer
     if validate is not None:
         attrs["validate"] = validate
     if aliases:
@@ -280,7 +347,13 @@ def archive_request(family: Family) -> type:
         **filter_fields(family),
         **filter_fields(family, prefix="filter_"),
     }
-    return make(f"{camel(family.name)}ArchiveRequest", fields)
+    names_rows = at_least_one(
+        family.ids_field,
+        "ids",
+        "all",
+        message=f"Name the rows: {family.ids_field}, or all: true with filters.",
+    )
+    return make(f"{camel(family.name)}ArchiveRequest", fields, rules=(names_rows,))
 
 
 @cache
@@ -342,15 +415,17 @@ def drafts_response(family: Family) -> type:
 
 @cache
 def publish_request(family: Family) -> type:
-    def validate(self, attrs):
-        if attrs.get("draft_id") is None and attrs.get("data") is None:
-            raise serializers.ValidationError(
-                {"draft_id": ["Give draft_id, or data (with version)."]}
-            )
-        names_row = attrs.get(family.id_field) or attrs.get("id")
-        if attrs.get("draft_id") is None and names_row and attrs.get("version") is None:
-            raise serializers.ValidationError({"version": ["This field is required."]})
-        return attrs
+    # A draft; or data that creates a row (no id) or updates one at the version it started from.
+    rule = GivenRule(
+        (
+            (("draft_id",), ()),
+            (("data",), (family.id_field, "id")),
+            (("data", "version", family.id_field), ()),
+            (("data", "version", "id"), ()),
+        ),
+        exactly=False,
+        message="Give draft_id, or data (with version when naming a row).",
+    )
 
     return make(
         f"{camel(family.name)}PublishRequest",
@@ -363,7 +438,7 @@ def publish_request(family: Family) -> type:
             ),
             "data": JSONObjectField(required=False, allow_null=True),
         },
-        validate=validate,
+        rules=(rule,),
     )
 
 

@@ -55,6 +55,11 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
                 extra={"allowed_roles": list(roles)},
             )
 
+    def _allowed_methods(self) -> list[str]:
+        # `Allow` names the methods the op is mounted for (HEAD with GET) and OPTIONS (DRF's
+        # metadata), not every handler attribute: invocation's `trace` op is no HTTP TRACE.
+        return [*(method.upper() for method in getattr(self, "action_map", {})), "OPTIONS"]
+
     @classmethod
     def op_specs(cls) -> list[OpSpec]:
         specs, seen = [], set()

@@ -162,3 +162,23 @@ def test_an_unknown_body_field_answers_400_naming_it_with_the_closest_one(admin_
         ).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/v5/artifacts/invocation/trace", ["POST", "OPTIONS"]),
+        ("/api/v5/artifacts/persona/search", ["POST", "OPTIONS"]),
+        ("/api/v5/artifacts/persona/watch", ["GET", "POST", "HEAD", "OPTIONS"]),
+    ],
+)
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "DELETE"])
+def test_a_405_allows_only_the_methods_the_op_is_mounted_for(admin_client, path, allowed, method):
+    """The Allow header is what a client may retry with: never TRACE (the `trace` op is a POST).
+    OPTIONS answers with the same header."""
+    response = admin_client.generic(method, path)
+    assert response.status_code == 405
+    assert sorted(response["Allow"].split(", ")) == sorted(allowed)
+    options = admin_client.options(path)
+    assert options.status_code == 200
+    assert sorted(options["Allow"].split(", ")) == sorted(allowed)

@@ -1,0 +1,67 @@
+"""/api/v5/docs in headless Chromium: one family's ops drawn, the picker switches family, an
+alias is named under its op. (Timings are in bench/RESULTS.md; tests check behaviour.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.browser.test_learner_pages import CHROMIUM, CHROMIUM_ARGS
+from tests.integration.conftest import uvicorn_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def docs_server(services_env, tmp_path):
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        env=services_env,
+        cwd=settings.BASE_DIR,
+        check=True,
+    )
+    with uvicorn_server(services_env, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def page(monkeypatch):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (bash .ci/browser-deps)")
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
+        browser.close()
+
+
+def test_the_docs_page_draws_one_familys_ops_and_the_picker_switches_family(docs_server, page):
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{docs_server}/api/v5/docs?family=persona")
+    search = page.get_by_text("/api/v5/artifacts/persona/search", exact=True)
+    search.wait_for()
+    drawn = page.locator(".opblock-summary-path").all_inner_texts()
+    assert drawn and all(path.startswith("/api/v5/artifacts/persona/") for path in drawn), drawn
+    assert "/api/v5/artifacts/persona/file_download" not in drawn  # an alias, not a path
+    assert "/api/v5/artifacts/persona/file/download" in drawn
+    assert not any("//" in path for path in drawn)
+
+    picker = page.get_by_role("navigation", name="API families")
+    picker.get_by_role("link", name="attempt", exact=True).click()
+    page.get_by_text("/api/v5/artifacts/attempt/start", exact=True).wait_for()
+    current = picker.get_by_role("link", name="attempt", exact=True)
+    assert current.get_attribute("aria-current") == "page"
+    drawn = page.locator(".opblock-summary-path").all_inner_texts()
+    assert all(path.startswith("/api/v5/artifacts/attempt/") for path in drawn), drawn
+
+    # An op opens to its description, which names its alias.
+    page.get_by_text("/api/v5/artifacts/attempt/file/download", exact=True).click()
+    page.get_by_text("/api/v5/artifacts/attempt/file_download").first.wait_for()
+    assert errors == []
