@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from attempts import exports, lifecycle, selectors, tasks
 from attempts.models import Attempt, Chat, Grade, Message
 from glow.core.tasks import enqueue
+from system.admin import ScopedReadOnlyAdmin
 from system.staff import staff_actor
 
 # The admin page shows a chat's transcript up to here; the export has all of it.
@@ -50,7 +50,7 @@ class GradeInline(ReadOnlyInline):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(ScopedReadOnlyAdmin):
     list_display = [
         "title",
         "profile",
@@ -71,27 +71,7 @@ class AttemptAdmin(admin.ModelAdmin):
     actions = ["archive", "unarchive", "regrade", "export"]
     exclude = ["idempotency_key"]
 
-    def has_module_permission(self, request):
-        return request.user.is_superuser or staff_actor(request) is not None
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_queryset(self, request) -> QuerySet:
-        queryset = super().get_queryset(request)
-        actor = staff_actor(request)
-        if actor is not None:
-            return queryset.filter(pk__in=selectors.attempt_queryset(actor=actor).values("pk"))
-        return queryset if request.user.is_superuser else queryset.none()
+    scope = staticmethod(selectors.attempt_queryset)
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Attempt._meta.fields if field.name != "idempotency_key"] + [

@@ -80,13 +80,11 @@ class EventSessionFilter(SessionFilter):
     field_path = "group__session_id"
 
 
-class BooksAdmin(admin.ModelAdmin):
-    """Nothing here is edited by hand: the books are written by services only."""
+class ScopedReadOnlyAdmin(admin.ModelAdmin):
+    """Staff read what `scope(actor=)` lets them see through the API; nobody adds, edits or
+    deletes here (services write these rows). Superusers without a staff profile see all."""
 
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
-    scope = staticmethod(selectors.session_queryset)
+    scope = None  # staticmethod(selector(actor=) -> QuerySet), set by each admin
 
     def has_module_permission(self, request):
         return request.user.is_superuser or staff_actor(request) is not None
@@ -105,12 +103,19 @@ class BooksAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request) -> QuerySet:
         queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
         actor = staff_actor(request)
-        if actor is None:
-            return queryset.none()
-        return queryset.filter(pk__in=self.scope(actor=actor).values("pk"))
+        if actor is not None:
+            return queryset.filter(pk__in=self.scope(actor=actor).values("pk"))
+        return queryset if request.user.is_superuser else queryset.none()
+
+
+class BooksAdmin(ScopedReadOnlyAdmin):
+    """Nothing here is edited by hand: the books are written by services only."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 50
+    scope = staticmethod(selectors.session_queryset)
 
     def get_fields(self, request, obj=None):
         fields = [name for name in super().get_fields(request, obj) if name != "staff_page"]
