@@ -157,8 +157,8 @@ def family_schema_view(request, family: str):
 
 
 def docs_view():
-    """GET /api/v5/docs?family=<name>: Swagger UI on one family's document, with a picker of
-    the others (plain links) and a link to the full schema."""
+    """GET /api/v5/docs/try?family=<name>: Swagger UI on one family's document (to try requests),
+    with a picker of the others (plain links) and a link to the full schema."""
     from django.urls import reverse
     from drf_spectacular.utils import extend_schema
     from drf_spectacular.views import SpectacularSwaggerView
@@ -175,7 +175,7 @@ def docs_view():
                 families=families,
                 family=self.family,
                 known=self.family in families,
-                docs_url=reverse("api-docs"),
+                docs_url=reverse("api-docs-try"),
                 full_schema_url=reverse("schema"),
             )
             if self.family not in families:
@@ -186,3 +186,134 @@ def docs_view():
             return reverse("schema-family", args=[self.family])
 
     return FamilyDocsView.as_view()
+
+
+# -- the reference page: the same slice, drawn on the server ----------------------------------
+#
+# Swagger UI spends about a second running its 1.4 MB script before it draws anything, so the
+# docs page is plain HTML built from the family's slice (readable without JS, on a phone, by a
+# screen reader); Swagger UI stays one link away for trying requests.
+
+METHOD_ORDER = ("get", "post", "put", "patch", "delete")
+
+
+def _deref(node: dict, document: dict) -> tuple[str, dict]:
+    ref = node.get("$ref", "") if isinstance(node, dict) else ""
+    if ref.startswith("#/components/"):
+        _, _, section, name = ref.split("/", 3)
+        return name, document["components"].get(section, {}).get(name, {})
+    return "", node if isinstance(node, dict) else {}
+
+
+def _type_of(schema: dict, document: dict) -> str:
+    name, resolved = _deref(schema, document)
+    if name:
+        return name
+    if "items" in resolved:
+        return f"list of {_type_of(resolved['items'], document)}"
+    if "enum" in resolved:
+        return "one of " + ", ".join(str(value) for value in resolved["enum"] if value is not None)
+    for key in ("oneOf", "anyOf", "allOf"):
+        if key in resolved:
+            return " or ".join(_type_of(option, document) for option in resolved[key])
+    kind = resolved.get("type", "any")
+    if resolved.get("format") in ("uuid", "date-time", "date", "binary", "uri"):
+        kind = f"{kind} ({resolved['format']})"
+    if resolved.get("nullable"):
+        kind = f"{kind}, or null"
+    return kind
+
+
+def _fields(schema: dict, document: dict) -> tuple[list[dict], str]:
+    """The properties of a body or query schema as rows, and the schema's own description
+    (where the one-of rules are said in words)."""
+    _, resolved = _deref(schema, document)
+    required = set(resolved.get("required", []))
+    rows = []
+    for name, field in resolved.get("properties", {}).items():
+        _, inner = _deref(field, document)
+        rows.append(
+            {
+                "name": name,
+                "type": _type_of(field, document),
+                "required": name in required,
+                "description": inner.get("description") or field.get("description", ""),
+            }
+        )
+    return rows, resolved.get("description", "")
+
+
+def family_reference(name: str) -> list[dict] | None:
+    """The family's ops for the reference page: method, path, summary, aliases, the request's
+    fields and rule, and every status it answers."""
+    document = family_schema(name)
+    if document is None:
+        return None
+    operations = []
+    for path, item in document["paths"].items():
+        for method in METHOD_ORDER:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            fields, rule, media = [], "", ""
+            body = operation.get("requestBody", {}).get("content", {})
+            if body:
+                media = next(iter(body))
+                fields, rule = _fields(body[media].get("schema", {}), document)
+            for parameter in operation.get("parameters", []):
+                _, parameter = _deref(parameter, document)
+                if parameter.get("in") != "query":
+                    continue
+                schema = parameter.get("schema", {})
+                if parameter.get("explode") and "properties" in _deref(schema, document)[1]:
+                    more, rule = _fields(schema, document)
+                    fields += more
+                else:
+                    fields.append(
+                        {
+                            "name": parameter["name"],
+                            "type": _type_of(schema, document),
+                            "required": parameter.get("required", False),
+                            "description": parameter.get("description", ""),
+                        }
+                    )
+            responses = []
+            for status, answer in sorted(operation.get("responses", {}).items()):
+                _, answer = _deref(answer, document)
+                responses.append({"status": status, "description": answer.get("description", "")})
+            operations.append(
+                {
+                    "id": operation.get("operationId", f"{method}-{path}"),
+                    "method": method.upper(),
+                    "path": path,
+                    "op": operation.get("x-glow-op", path.rsplit("/", 1)[-1]),
+                    "summary": (operation.get("description") or "").split("\n\nAlias:")[0],
+                    "aliases": operation.get("x-glow-aliases", []),
+                    "media": media,
+                    "fields": fields,
+                    "rule": rule,
+                    "responses": responses,
+                }
+            )
+    return operations
+
+
+def reference_view(request):
+    """GET /api/v5/docs?family=<name>: one family's ops as a page of plain HTML."""
+    from django.shortcuts import render
+    from django.urls import reverse
+
+    families = docs_families()
+    family = request.GET.get("family") or families[0]
+    operations = family_reference(family) if family in families else None
+    context = {
+        "families": families,
+        "family": family,
+        "known": operations is not None,
+        "operations": operations or [],
+        "docs_url": reverse("api-docs"),
+        "try_url": reverse("api-docs-try"),
+        "family_schema_url": reverse("schema-family", args=[family]) if operations else "",
+        "full_schema_url": reverse("schema"),
+    }
+    return render(request, "api/reference.html", context, status=200 if operations else 404)

@@ -13,6 +13,8 @@ from django.conf import settings
 from tests.browser.test_learner_pages import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import uvicorn_server
 
+SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
+
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
@@ -41,10 +43,34 @@ def page(monkeypatch):
         browser.close()
 
 
-def test_the_docs_page_draws_one_familys_ops_and_the_picker_switches_family(docs_server, page):
+def test_the_reference_page_reads_by_headings_and_works_with_the_keyboard_on_a_phone(
+    docs_server, page
+):
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{docs_server}/api/v5/docs?family=attempt")
+    start = page.get_by_role("region", name="POST /api/v5/artifacts/attempt/start", exact=True)
+    assert start.get_by_role("cell", name="home_id", exact=True).is_visible()
+    assert "Give exactly one of home_id or practice_id." in start.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways page
+    page.screenshot(path=str(SCREENSHOTS / "api-docs-375.png"), full_page=False)
+    picker = page.get_by_role("navigation", name="API families")
+    assert (
+        picker.get_by_role("link", name="attempt", exact=True).get_attribute("aria-current")
+        == "page"
+    )
+    # Keyboard: tab to the persona family and follow it.
+    persona = picker.get_by_role("link", name="persona", exact=True)
+    persona.focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Glow API reference: persona").wait_for()
+    page.get_by_role("link", name="Try these ops in Swagger UI").click()
+    page.get_by_text("/api/v5/artifacts/persona/search", exact=True).wait_for()
+
+
+def test_swagger_ui_draws_one_familys_ops_and_the_picker_switches_family(docs_server, page):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{docs_server}/api/v5/docs?family=persona")
+    page.goto(f"{docs_server}/api/v5/docs/try?family=persona")
     search = page.get_by_text("/api/v5/artifacts/persona/search", exact=True)
     search.wait_for()
     drawn = page.locator(".opblock-summary-path").all_inner_texts()

@@ -64,13 +64,36 @@ def test_the_picker_offers_every_family_and_marks_the_one_shown(client):
         assert family.name in docs_families()
         assert f'href="/api/v5/docs?family={family.name}"' in html
     assert 'href="/api/v5/docs?family=persona" aria-current="page"' in html
+    assert 'href="/api/v5/docs/try?family=persona"' in html  # Swagger UI, to try requests
+
+
+def test_the_reference_page_is_drawn_on_the_server_with_fields_rules_aliases_and_answers(client):
+    """No script runs before a reader sees an op: the page is the family's slice as HTML."""
+    html = client.get("/api/v5/docs", {"family": "attempt"}).content.decode()
+    assert "<script" not in html
+    start = html[html.index("<code>/api/v5/artifacts/attempt/start</code>") :]
+    start = start[: start.index("</section>")]
+    assert "<code>home_id</code>" in start and "<code>practice_id</code>" in start
+    assert "Give exactly one of home_id or practice_id." in start  # the rule, said once
+    assert "<td>422</td>" in start and "<td>403</td>" in start  # every status it answers
+    download = html[html.index("<code>/api/v5/artifacts/attempt/file/download</code>") :]
+    assert "<code>/api/v5/artifacts/attempt/file_download</code>" in download.split("</section>")[0]
+    assert html.count("<code>/api/v5/artifacts/attempt/file_download</code>") == 1  # not a path
+
+
+def test_swagger_ui_stays_one_link_away_on_the_familys_document(client):
+    response = client.get("/api/v5/docs/try", {"family": "persona"})
+    assert response.status_code == 200
+    html = response.content.decode()
     assert '"/api/v5/schema/persona"' in html  # what Swagger UI loads
+    assert 'href="/api/v5/docs/try?family=attempt"' in html
 
 
 def test_an_unknown_family_answers_404_with_the_picker(client):
-    page = client.get("/api/v5/docs", {"family": "nope"})
-    assert page.status_code == 404
-    assert "No family named nope" in page.content.decode()
+    for url in ("/api/v5/docs", "/api/v5/docs/try"):
+        page = client.get(url, {"family": "nope"})
+        assert page.status_code == 404
+        assert "No family named nope" in page.content.decode()
     assert client.get("/api/v5/schema/nope").json()["code"] == "not_found"
 
 
