@@ -154,7 +154,13 @@ class StoredJSONField(serializers.JSONField):
 
 
 class StrictUUIDField(serializers.UUIDField):
-    """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type."""
+    """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type.
+    An optional one given as "" is absent, as null is (`given`: "" is not given)."""
+
+    def validate_empty_values(self, data):
+        if data == "" and self.allow_null:
+            return True, None
+        return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -164,3 +164,10 @@ def test_a_map_says_how_many_keys_it_takes(admin_client):
     # any key the schema allows reaches it, and an unknown attempt answers 404.
     odd = {**body, "previous_chat_map": {"not-a-chat": str(uuid.uuid4())}}
     assert admin_client.post(f"{OP}attempt/use-previous", odd, format="json").status_code == 404
+
+
+def test_an_optional_id_given_as_blank_is_absent(admin_client):
+    # `given` counts "" as not given, so the rule's "no id" branch allows it: publish creates.
+    body = {"data": {"title": "Blank id"}, "id": "", "persona_id": None}
+    response = admin_client.post(f"{OP}persona/publish", body, format="json")
+    assert response.status_code == 200 and response.json()["title"] == "Blank id"
