@@ -115,6 +115,7 @@ FAMILY = Family(
     viewset=AttemptViewSet,
     output_serializer=AttemptOut,
     write_serializer=AttemptWrite,
+    creatable=False,  # attempt/start creates attempts
     filterset=AttemptFilterSet,
     facets=FACETS,
     scope=selectors.attempt_scope,

@@ -9,6 +9,7 @@ from attempts.models import GRADE_ENTRY_KINDS, Attempt
 from glow.core.exports import ExportResponse
 from glow.core.serializers import (
     JSONObjectField,
+    MapField,
     OutputModelSerializer,
     RuledSerializer,
     StrictUUIDField,
@@ -258,20 +259,13 @@ AttemptResponseRequest = _request(
 
 class AttemptUsePreviousRequest(serializers.Serializer):
     attempt_id = StrictUUIDField()
-    previous_chat_map = serializers.DictField(
+    # A key that is not a chat of this attempt (a UUID or not) is refused by the op, naming it.
+    previous_chat_map = MapField(
         child=StrictUUIDField(),
         allow_empty=False,
+        max_length=200,
         help_text="This attempt's chat id -> the earlier attempt's chat id to copy the grade from.",
     )
-
-    def validate_previous_chat_map(self, value):
-        if not value:
-            raise serializers.ValidationError("Map at least one chat.")
-        if len(value) > 200:
-            raise serializers.ValidationError("At most 200 chats.")
-        for key in value:
-            StrictUUIDField().run_validation(key)
-        return value
 
 
 def _attempt_or_group(self, attrs):

@@ -222,6 +222,10 @@ SPECTACULAR_SETTINGS = {
         "TextOnlyModalityEnum": [("text", "text")],
         "InvocationStatusEnum": "tests_app.models.InvocationStatus",
         "FieldTypeEnum": "glow.catalog.models.FieldType",
+        "ModalityEnum": "glow.catalog.models.Modality",
+        "AttemptStatusEnum": "attempts.models.AttemptStatus",
+        "TestStatusEnum": "tests_app.models.TestStatus",
+        "ProviderEnum": "glow.catalog.models.Provider",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -41,6 +41,7 @@ FAMILIES = [
         viewset=api.TestViewSet,
         output_serializer=s.TestOut,
         write_serializer=s.TestWrite,
+        creatable=False,  # test/start creates tests
         filterset=f.TestFilterSet,
         facets=[
             Facet(

@@ -8,7 +8,7 @@ from glow.catalog import filters as f
 from glow.catalog import models as m
 from glow.catalog import selectors as s
 from glow.catalog import serializers as out
-from glow.core.errors import ApplicationError, NotFound
+from glow.core.errors import NotFound
 from glow.core.registry import Facet, Family, registry
 
 DEPARTMENT = Facet(
@@ -42,13 +42,16 @@ def _save_plain(instance, data: dict) -> None:
 
 
 def _ordered_rows(*, model, ids, organization_id, label: str):
+    """The rows in the order given (a repeated id repeats its row); an unknown one answers 404."""
     rows = {
         row.id: row for row in model.objects.filter(organization_id=organization_id, id__in=ids)
     }
-    missing = [str(pk) for pk in ids if pk not in rows]
+    missing = list(dict.fromkeys(str(pk) for pk in ids if pk not in rows))
     if missing:
-        raise ApplicationError(
-            f"Unknown {label}: {', '.join(missing)}.", fields={f"{label}_ids": missing}
+        raise NotFound(
+            f"Unknown {label}: {', '.join(missing)}.",
+            code="unknown_ids",
+            fields={f"{label}_ids": missing},
         )
     return [rows[pk] for pk in ids]
 

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from glow.catalog import models as m
+from glow.core.errors import NotFound
 from glow.core.serializers import OutputModelSerializer, StoredJSONField
 
 BASE_FIELDS = ["id", "title", "description", "version", "archived", "created_at", "updated_at"]
@@ -349,12 +350,23 @@ class EvalOut(DeclaresFields, ArtifactOut):
 
 
 class OrgScopedPK(serializers.PrimaryKeyRelatedField):
-    """A reference to another row of the actor's organization; anything else reads as not found."""
+    """A reference to another row of the actor's organization; anything else answers 404, as an
+    unknown id does (no request schema can say which ids exist)."""
 
     def get_queryset(self):
         actor = self.context.get("actor")
         queryset = super().get_queryset()
         return queryset.filter(organization_id=actor.organization_id) if actor else queryset.none()
+
+    def fail(self, key, **kwargs):
+        if key == "does_not_exist":
+            name = self.field_name or "reference"
+            raise NotFound(
+                f"Unknown {name}: {kwargs.get('pk_value')}.",
+                code="unknown_ids",
+                fields={name: [str(kwargs.get("pk_value"))]},
+            )
+        super().fail(key, **kwargs)
 
 
 def department_field():
@@ -495,28 +507,18 @@ class SimulationWrite(DepartmentWrite):
 
 class HomeWrite(DepartmentWrite):
     simulation = OrgScopedPK(queryset=m.Simulation.objects.all())
-    cohort = serializers.PrimaryKeyRelatedField(
-        queryset=m.Home._meta.get_field("cohort").related_model.objects.all()
-    )
+    cohort = OrgScopedPK(queryset=m.Home._meta.get_field("cohort").related_model.objects.all())
     available_at = serializers.DateTimeField(required=False, allow_null=True)
     due_at = serializers.DateTimeField(required=False, allow_null=True)
-
-    def validate_cohort(self, cohort):
-        actor = self.context.get("actor")
-        if actor is None or cohort.organization_id != actor.organization_id:
-            raise serializers.ValidationError("No cohort with that id.")
-        return cohort
 
 
 class PracticeWrite(DepartmentWrite):
     simulation = OrgScopedPK(queryset=m.Simulation.objects.all())
-    cohort = serializers.PrimaryKeyRelatedField(
+    cohort = OrgScopedPK(
         queryset=m.Practice._meta.get_field("cohort").related_model.objects.all(),
         required=False,
         allow_null=True,
     )
-
-    validate_cohort = HomeWrite.validate_cohort
 
 
 class ModelWrite(ArtifactWrite):

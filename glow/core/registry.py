@@ -32,6 +32,9 @@ class Family:
     viewset: type | None = None  # subclass of ArtifactViewSet; None means the generic one
     output_serializer: type | None = None
     write_serializer: type | None = None  # validates draft/publish `data`
+    # publish without an id creates a row; False: rows come from the family's own op
+    # (attempt/start, test/start), so publish only edits one (the schema says so too).
+    creatable: bool = True
     filterset: type | None = None
     facets: list[Facet] = field(default_factory=list)
     # Role scoping inside the actor's organization (organization is applied by the framework).

@@ -2,6 +2,7 @@
 
 import copy
 
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
@@ -16,6 +17,17 @@ def text_pattern(field) -> str | None:
     if getattr(field, "allow_blank", True) or not getattr(field, "trim_whitespace", False):
         return NO_NUL
     return NO_NUL_NOT_BLANK
+
+
+def decimal_pattern(field) -> str:
+    """A decimal as text, as DecimalField takes it: at least one digit, no more digits than it
+    keeps on either side of the point, and no sign when it refuses negatives."""
+    places = field.decimal_places or 0
+    whole = (field.max_digits - places) if field.max_digits is not None else None
+    digits = rf"[0-9]{{1,{whole}}}" if whole else "[0-9]+" if whole is None else "0"
+    fraction = rf"(?:\.[0-9]{{1,{places}}})?" if places else ""
+    sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+    return rf"^{sign}{digits}{fraction}$"
 
 
 FIELD_ERRORS_REF = {"$ref": "#/components/schemas/FieldErrors"}
@@ -218,10 +230,22 @@ class ArtifactAutoSchema(AutoSchema):
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.DecimalField):
+            if schema.get("type") == "string":
+                schema["pattern"] = decimal_pattern(field)
+            return schema
+        if direction == "request" and isinstance(field, serializers.DictField):
+            if not field.allow_empty:
+                schema["minProperties"] = 1
+            if getattr(field, "max_length", None) is not None:
+                schema["maxProperties"] = field.max_length
         if direction == "request" and isinstance(field, serializers.CharField):
             pattern = text_pattern(field)
+            # A field's own regex (SlugField, RegexField) is stricter and becomes the pattern.
+            own_regex = any(isinstance(v, RegexValidator) for v in field.validators)
             if (
                 pattern
+                and not own_regex
                 and schema.get("type") == "string"
                 and not {"format", "pattern"} & set(schema)
             ):
@@ -230,8 +254,30 @@ class ArtifactAutoSchema(AutoSchema):
 
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
+        if direction != "request":
+            return schema
         rules = getattr(serializer, "given_rules", ())
-        return given_rules_schema(schema, rules) if rules and direction == "request" else schema
+        if rules:
+            schema = given_rules_schema(schema, rules)
+        data_shape = getattr(serializer, "data_shape", None)
+        if data_shape is not None:
+            self._document_data(schema, data_shape)
+        return schema
+
+    def _document_data(self, schema: dict, shape: type) -> None:
+        """draft and publish: `data` is the family's write shape, whole in publish's branch that
+        creates a row (the one that forbids an id), partial in a draft and in edits."""
+        whole = self.resolve_serializer(shape(), "request").ref
+        partial = self.resolve_serializer(shape(partial=True), "request").ref
+        if "data" in schema.get("properties", {}) and not schema["properties"]["data"].get(
+            "nullable"
+        ):
+            schema["properties"]["data"] = partial
+        clauses = [schema, *schema.get("allOf", [])]
+        for clause in clauses:
+            for branch in clause.get("anyOf", []) + clause.get("oneOf", []):
+                if "data" in branch.get("required", []):
+                    branch["properties"]["data"] = whole if "not" in branch else partial
 
     def get_tags(self) -> list[str]:
         family = getattr(self.view, "family", None)
@@ -343,4 +389,15 @@ def describe_uploads(result, generator, request, public):
             prefix = "audio/" if "audio" in operation.get("x-glow-op", "") else ""
             types = sorted(mime for mime in SIGNATURES if mime.startswith(prefix))
             multipart["encoding"] = {"file": {"contentType": ", ".join(types)}}
+            _file_not_empty(multipart.get("schema", {}), result)
     return result
+
+
+def _file_not_empty(schema: dict, result: dict) -> None:
+    """The server refuses an empty file: `minLength: 1` on the binary part says so."""
+    ref = schema.get("$ref", "")
+    if ref:
+        schema = result["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {})
+    part = schema.get("properties", {}).get("file")
+    if part is not None and part.get("format") == "binary":
+        part["minLength"] = 1

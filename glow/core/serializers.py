@@ -107,6 +107,22 @@ class JSONObjectField(serializers.DictField):
         return value
 
 
+class MapField(serializers.DictField):
+    """A JSON object of at most `max_length` keys (the schema's maxProperties)."""
+
+    default_error_messages = {"max_length": "At most {max_length} keys."}
+
+    def __init__(self, *, max_length: int | None = None, **kwargs):
+        self.max_length = max_length
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if self.max_length is not None and len(value) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return value
+
+
 class OutputModelSerializer(serializers.ModelSerializer):
     """An output shape of rows: every field is read-only, so the schema names each one required
     (rendered, a row has them all; a writable field with a model default would read optional)."""
@@ -138,7 +154,13 @@ class StoredJSONField(serializers.JSONField):
 
 
 class StrictUUIDField(serializers.UUIDField):
-    """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type."""
+    """A UUID given as a string: DRF would read a JSON number as UUID(int=n), hiding a wrong type.
+    An optional one given as "" is absent, as null is (`given`: "" is not given)."""
+
+    def validate_empty_values(self, data):
+        if data == "" and self.allow_null:
+            return True, None
+        return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -206,6 +228,13 @@ class Problem(serializers.Serializer):
 def _filter_field(flt) -> serializers.Field:
     if isinstance(flt, UUIDListFilter):
         return serializers.ListField(child=StrictUUIDField(), required=False, allow_null=True)
+    if isinstance(flt, django_filters.UUIDFilter):
+        return StrictUUIDField(required=False, allow_null=True)
+    if isinstance(flt, django_filters.ChoiceFilter):
+        # "" is the filter's "any" choice, as absent or null is.
+        return serializers.ChoiceField(
+            choices=flt.extra["choices"], required=False, allow_null=True, allow_blank=True
+        )
     if isinstance(flt, django_filters.BooleanFilter):
         return serializers.BooleanField(required=False, allow_null=True)
     if isinstance(flt, django_filters.IsoDateTimeFilter | django_filters.DateTimeFilter):
@@ -371,7 +400,7 @@ def archive_response(family: Family) -> type:
 
 @cache
 def draft_request(family: Family) -> type:
-    return make(
+    shape = make(
         f"{camel(family.name)}DraftRequest",
         {
             family.id_field: StrictUUIDField(required=False, allow_null=True),
@@ -381,6 +410,8 @@ def draft_request(family: Family) -> type:
             "data": JSONObjectField(),
         },
     )
+    shape.data_shape = family.write_serializer  # the schema documents `data` as its partial shape
+    return shape
 
 
 @cache
@@ -416,18 +447,24 @@ def drafts_response(family: Family) -> type:
 @cache
 def publish_request(family: Family) -> type:
     # A draft; or data that creates a row (no id) or updates one at the version it started from.
-    rule = GivenRule(
-        (
-            (("draft_id",), ()),
-            (("data",), (family.id_field, "id")),
-            (("data", "version", family.id_field), ()),
-            (("data", "version", "id"), ()),
-        ),
-        exactly=False,
-        message="Give draft_id, or data (with version when naming a row).",
-    )
+    # A family whose rows come from their own op (test/start) has no branch that creates one,
+    # and one the API does not edit (no write_serializer) none that takes data.
+    edits = family.write_serializer is not None
+    creates = edits and family.creatable
+    branches = [(("draft_id",), ())]
+    if creates:
+        branches.append((("data",), (family.id_field, "id")))
+    if edits:
+        branches += [(("data", "version", family.id_field), ()), (("data", "version", "id"), ())]
+    if creates:
+        message = "Give draft_id, or data (with version when naming a row)."
+    elif edits:
+        message = f"Give draft_id, or data with version and {family.id_field}."
+    else:
+        message = f"Give draft_id: {family.plural} are not edited through data."
+    rule = GivenRule(tuple(branches), exactly=False, message=message)
 
-    return make(
+    shape = make(
         f"{camel(family.name)}PublishRequest",
         {
             "draft_id": StrictUUIDField(required=False, allow_null=True),
@@ -440,6 +477,9 @@ def publish_request(family: Family) -> type:
         },
         rules=(rule,),
     )
+    # The schema documents `data` per branch as this shape: whole to create, partial to edit.
+    shape.data_shape = family.write_serializer
+    return shape
 
 
 @cache

@@ -275,7 +275,8 @@ def test_refused_generated_data_is_an_error_event(admin_client, org_admin):
     run = Run.objects.get(pk=response.json()["run_id"])
     log = event_log(run.pk)
     assert types(log) == [events.ERROR]
-    assert "refused" in log[0][1]["message"]
+    # A reference to a row the organization does not have reads as an unknown id.
+    assert log[0][1]["message"] == f"Unknown rubric: {org_admin.pk}."
     assert run.status == RunStatus.FAILED
 
 

@@ -115,7 +115,8 @@ def test_a_simulation_keeps_its_scenarios_in_the_given_order(admin_client, org_a
         "simulation/publish",
         {"id": body["id"], "version": body["version"], "data": {"scenario_ids": [str(theirs.pk)]}},
     )
-    assert response.status_code == 400 and "scenario_ids" in response.json()["fields"]
+    # Another organization's row reads as an unknown id: 404 naming it.
+    assert response.status_code == 404 and "scenario_ids" in response.json()["fields"]
     assert m.SimulationScenario.objects.filter(simulation_id=body["id"]).count() == 3
 
 
@@ -129,7 +130,8 @@ def test_references_to_another_organization_are_refused(admin_client, org_admin,
         ({"title": "Home", "simulation": str(ours.pk), "cohort": str(their_cohort.pk)}, "cohort"),
     ):
         response = admin_client.op("home/publish", {"data": data})
-        assert response.status_code == 400 and field in response.json()["fields"]
+        # Another organization's row reads as an unknown id: 404 naming the field.
+        assert response.status_code == 404 and field in response.json()["fields"]
     assert not m.Home.objects.exists()
     home = ok(
         admin_client.op(
