@@ -101,3 +101,15 @@ def test_the_description_shows_the_op_path_as_code_not_as_html():
     """Swagger UI reads it as Markdown: a bare <family> was an HTML tag, shown as artifacts//."""
     text = full_schema()["info"]["description"]
     assert "`/api/v5/artifacts/{family}/{op}`" in text and "<family>" not in text
+
+
+def test_every_familys_reference_page_draws_each_op_once(client):
+    for family in docs_families():
+        response = client.get("/api/v5/docs", {"family": family})
+        assert response.status_code == 200, family
+        html = response.content.decode()
+        methods = {"get", "post", "put", "patch", "delete"}
+        operations = sum(
+            len(methods & item.keys()) for item in family_document(family)["paths"].values()
+        )
+        assert html.count('<section class="op"') == operations, family
