@@ -215,7 +215,9 @@ def _type_of(schema: dict, document: dict) -> str:
         return "one of " + ", ".join(str(value) for value in resolved["enum"] if value is not None)
     for key in ("oneOf", "anyOf", "allOf"):
         if key in resolved:
-            return " or ".join(_type_of(option, document) for option in resolved[key])
+            # dict.fromkeys: two branches that differ only in a pattern read as one type.
+            kinds = dict.fromkeys(_type_of(option, document) for option in resolved[key])
+            return " or ".join(kinds)
     kind = resolved.get("type", "any")
     if resolved.get("format") in ("uuid", "date-time", "date", "binary", "uri"):
         kind = f"{kind} ({resolved['format']})"

@@ -63,6 +63,8 @@ def test_the_reference_page_reads_by_headings_and_works_with_the_keyboard_on_a_p
     persona.focus()
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Glow API reference: persona").wait_for()
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.screenshot(path=str(SCREENSHOTS / "api-docs-1440.png"), full_page=False)
     page.get_by_role("link", name="Try these ops in Swagger UI").click()
     page.get_by_text("/api/v5/artifacts/persona/search", exact=True).wait_for()
 

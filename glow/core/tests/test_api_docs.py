@@ -79,6 +79,9 @@ def test_the_reference_page_is_drawn_on_the_server_with_fields_rules_aliases_and
     download = html[html.index("<code>/api/v5/artifacts/attempt/file/download</code>") :]
     assert "<code>/api/v5/artifacts/attempt/file_download</code>" in download.split("</section>")[0]
     assert html.count("<code>/api/v5/artifacts/attempt/file_download</code>") == 1  # not a path
+    archive = client.get("/api/v5/docs", {"family": "persona"}).content.decode()
+    assert "<code>search</code>" in archive
+    assert "string or string" not in archive  # branches differing only in a pattern read as one
 
 
 def test_swagger_ui_stays_one_link_away_on_the_familys_document(client):
