@@ -134,7 +134,9 @@ def _validated(
 def _parse(result: CompletionResult, schema: dict) -> tuple[Any, str | None]:
     text = result.text
     try:
-        data = json.loads(_json_part(text))
+        # strict=False: a raw newline or tab inside a string (small models write them, and
+        # llama.cpp's JSON grammar lets them through) is read as that character.
+        data = json.loads(_json_part(text), strict=False)
     except json.JSONDecodeError as exc:
         if result.finish_reason == "length":
             return None, "the answer was cut off at the token limit before its JSON ended"

@@ -3,6 +3,7 @@ answer read back as criterion scores."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 from django.db import models
@@ -71,6 +72,22 @@ GRADE_SCHEMA = {
 }
 
 
+def grade_schema(structure: list[dict]) -> dict:
+    """GRADE_SCHEMA for one rubric: one entry per standard, each naming a standard and group by
+    the rubric's own ids. A grammar-constrained server (llama.cpp) then cannot invent or garble
+    an id or drop a standard; any other server's answer is validated, and repaired, against it."""
+    ids = [standard["id"] for group in structure for standard in group["standards"]]
+    if not ids:
+        return GRADE_SCHEMA
+    schema = copy.deepcopy(GRADE_SCHEMA)
+    standards = schema["properties"]["standards"]
+    standards["minItems"] = standards["maxItems"] = len(ids)
+    entry = standards["items"]["properties"]
+    entry["standard_id"] = {"type": "string", "enum": ids}
+    entry["group_id"] = {"type": "string", "enum": [group["id"] for group in structure]}
+    return schema
+
+
 def grade_request(
     *,
     subject: str,
@@ -117,29 +134,50 @@ def grade_request(
             "persona": persona or {},
             "instructions": list(instructions),
         },
-        json_schema=GRADE_SCHEMA,
+        json_schema=grade_schema(structure),
     )
 
 
 def standard_scores(data: dict, structure: list[dict]) -> list[dict]:
-    """The grader's criterion entries, each score clamped to its standard's points (the rubric's,
-    not the grader's word for them)."""
-    points_of = {s_["id"]: s_["points"] for group in structure for s_ in group["standards"]}
+    """The grader's criterion entries in the rubric's order, one per standard, each score clamped
+    to its standard's points and filed under its own group (the rubric's word, not the
+    grader's). A standard the grader left out scores 0 and says so; an entry for a standard the
+    rubric lacks is dropped. Without a rubric the grader's entries stand as given."""
+    entries = [entry for entry in data.get("standards") or [] if isinstance(entry, dict)]
+    if not structure:
+        return [
+            _entry(entry, entry.get("group_id", ""), _int(entry.get("points"))) for entry in entries
+        ]
+    given: dict[str, dict] = {}
+    for entry in entries:
+        given.setdefault(str(entry.get("standard_id")), entry)
     standards = []
-    for entry in data.get("standards") or []:
-        if not isinstance(entry, dict):
-            continue
-        points = int(points_of.get(str(entry.get("standard_id")), entry.get("points") or 0))
-        standards.append(
-            {
-                "standard_id": str(entry.get("standard_id", "")),
-                "group_id": str(entry.get("group_id", "")),
-                "score": max(0, min(points, int(entry.get("score") or 0))),
-                "points": points,
-                "feedback": str(entry.get("feedback") or ""),
-            }
-        )
+    for group in structure:
+        for standard in group["standards"]:
+            entry = given.get(str(standard["id"]))
+            if entry is None:
+                entry = {"score": 0, "feedback": "The grader gave this standard no score."}
+            standards.append(
+                _entry({**entry, "standard_id": standard["id"]}, group["id"], standard["points"])
+            )
     return standards
+
+
+def _entry(entry: dict, group_id: str, points: int) -> dict:
+    return {
+        "standard_id": str(entry.get("standard_id", "")),
+        "group_id": str(group_id),
+        "score": max(0, min(points, _int(entry.get("score")))),
+        "points": points,
+        "feedback": str(entry.get("feedback") or ""),
+    }
+
+
+def _int(value) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def group_totals(standards: list[dict]) -> dict[str, list[int]]:

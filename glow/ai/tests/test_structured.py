@@ -92,6 +92,16 @@ def test_second_invalid_answer_raises_a_clear_error():
     assert len(provider.requests) == 2
 
 
+def test_a_raw_line_break_inside_a_string_is_read_not_repaired():
+    # SmolLM2 on llama.cpp writes multi-line feedback with real line breaks inside the string.
+    provider = ScriptedProvider('{"score": 4, "verdict": "pass", "notes": ["line one\nline\ttwo"]}')
+
+    result = _ask(provider)
+
+    assert result.data["notes"] == ["line one\nline\ttwo"]
+    assert len(provider.requests) == 1
+
+
 def test_code_fenced_json_is_accepted():
     provider = ScriptedProvider('```json\n{"score": 1, "verdict": "fail"}\n```')
 

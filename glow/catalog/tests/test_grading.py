@@ -1,6 +1,14 @@
 """The one rubric grader attempts and tests share: its answer read back against the rubric."""
 
-from glow.catalog.grading import GRADE_SCHEMA, grade_request, group_totals, standard_scores
+from glow.ai.negotiation import grammar_schema
+from glow.ai.schema import schema_errors
+from glow.catalog.grading import (
+    GRADE_SCHEMA,
+    grade_request,
+    grade_schema,
+    group_totals,
+    standard_scores,
+)
 
 STRUCTURE = [
     {
@@ -49,9 +57,58 @@ def test_the_request_carries_the_rubric_in_words_and_in_context():
         subject="the agent", transcript=transcript, structure=STRUCTURE, pass_threshold=70
     )
 
-    assert request.task == "grade" and request.json_schema is GRADE_SCHEMA
+    assert request.task == "grade" and request.json_schema == grade_schema(STRUCTURE)
     assert request.context["rubric"] == {"groups": STRUCTURE}
     assert request.context["persona"] == {} and request.context["scenario"] == {}
     system, user = (message["content"] for message in request.messages)
     assert system.startswith("Grade the agent (role user)") and "70%" in system
     assert '"id": "s3"' in user and "[1] user: How are you feeling about it?" in user
+
+
+def test_each_standard_is_scored_once_in_the_rubrics_order_under_its_own_group():
+    data = {
+        "standards": [
+            {"standard_id": "s3", "group_id": "g1", "score": 4, "points": 4},
+            {"standard_id": "s1", "group_id": "g2", "score": 2, "points": 3, "feedback": "first"},
+            {"standard_id": "s1", "group_id": "g1", "score": 0, "points": 3, "feedback": "again"},
+            {"standard_id": "invented", "group_id": "g1", "score": 9, "points": 9},
+        ]
+    }
+
+    entries = standard_scores(data, STRUCTURE)
+
+    assert [(e["standard_id"], e["group_id"], e["score"]) for e in entries] == [
+        ("s1", "g1", 2),
+        ("s2", "g1", 0),
+        ("s3", "g2", 4),
+    ]
+    assert entries[0]["feedback"] == "first"
+    # A standard the grader skipped still counts toward the total, at 0, and says why.
+    assert entries[1]["points"] == 2 and "no score" in entries[1]["feedback"]
+    assert group_totals(entries) == {"g1": [2, 5], "g2": [4, 4]}
+
+
+def test_the_grade_schema_names_the_rubrics_standards_and_asks_for_each_once():
+    schema = grade_schema(STRUCTURE)
+    answer = {
+        "score": 7,
+        "total_points": 9,
+        "passed": True,
+        "feedback": "Good.",
+        "standards": [
+            {"standard_id": sid, "group_id": gid, "score": 1, "points": 1}
+            for sid, gid in (("s1", "g1"), ("s2", "g1"), ("s3", "g2"))
+        ],
+    }
+
+    assert schema_errors(answer, schema) == []
+    garbled = {**answer, "standards": [{**answer["standards"][0], "standard_id": "s9"}]}
+    problems = schema_errors(garbled, schema)
+    assert any("'s9' is not one of ['s1', 's2', 's3']" in problem for problem in problems)
+    assert any("at least 3" in problem or "minItems" in problem for problem in problems), problems
+    # The grammar a llama.cpp server samples from keeps the ids and the count.
+    grammar = grammar_schema(schema)["properties"]["standards"]
+    assert grammar["minItems"] == grammar["maxItems"] == 3
+    assert grammar["items"]["properties"]["standard_id"]["enum"] == ["s1", "s2", "s3"]
+    # Without a rubric there is nothing to name: the generic schema.
+    assert grade_schema([]) is GRADE_SCHEMA
