@@ -1,7 +1,7 @@
 """Validation of model output against the JSON Schema subset Glow uses, and conforming to it.
 
 Supported keywords: type (a name or a list), properties, required, items, enum,
-minimum, maximum, minItems, maxItems. Other keywords are ignored.
+minimum, maximum, minItems, maxItems, maxLength. Other keywords are ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ def schema_errors(value: Any, schema: dict, path: str = "$") -> list[str]:
         errors.append(f"{path}: {value!r} is not one of {schema['enum']!r}")
     if _is_number(value):
         errors.extend(_range_errors(value, schema, path))
+    if isinstance(value, str) and "maxLength" in schema and len(value) > schema["maxLength"]:
+        errors.append(
+            f"{path}: {len(value)} characters, more than the maximum {schema['maxLength']}"
+        )
     if isinstance(value, dict):
         errors.extend(_object_errors(value, schema, path))
     if isinstance(value, list):
@@ -114,6 +118,10 @@ def _conform(value: Any, schema: dict, filler: str, label: str) -> Any:
     if isinstance(value, list) and "array" in names:
         kept = [_conform(item, schema.get("items", {}), filler, label) for item in value]
         return _fit_length(kept, schema, filler, label)
+    if isinstance(value, str) and "maxLength" in schema:
+        shortened = value[: schema["maxLength"]]
+        if not schema_errors(shortened, schema):
+            return shortened
     return _example(schema, filler, label)
 
 

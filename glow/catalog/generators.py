@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from django.core.exceptions import FieldDoesNotExist
 from django.utils.text import slugify
 
 from glow.catalog import models as m
@@ -31,46 +32,78 @@ def _schema(optional: dict | None = None, **properties: dict) -> dict:
     }
 
 
+def _sized(model, schema: dict) -> dict:
+    """`schema` with each text property as long as `model`'s column allows: a grammar-constrained
+    server then cannot write a `voice` the row would refuse, and any other server's answer is
+    repaired against the same bound."""
+    properties = {}
+    for name, subschema in schema["properties"].items():
+        try:
+            size = getattr(model._meta.get_field(name), "max_length", None)
+        except FieldDoesNotExist:  # not a column (a relation or list): left as declared
+            size = None
+        if size and subschema.get("type") == "string" and "enum" not in subschema:
+            subschema = {**subschema, "maxLength": size}
+        properties[name] = subschema
+    return {**schema, "properties": properties}
+
+
 CONCERNS = {
     "type": "array",
     "maxItems": 4,
     "items": _schema(topic=TEXT, worry=TEXT, optional={"ask": TEXT, "pushback": TEXT}),
 }
-PERSONA = _schema(
-    **BASE,
-    traits={"type": "array", "items": TEXT, "minItems": 1, "maxItems": 8},
-    intensity={"type": "integer", "minimum": 1, "maximum": 10},
-    voice=TEXT,
-    optional={"goal": TEXT, "concerns": CONCERNS, "phrases": {"type": "array", "items": TEXT}},
+PERSONA = _sized(
+    m.Persona,
+    _schema(
+        **BASE,
+        traits={"type": "array", "items": TEXT, "minItems": 1, "maxItems": 8},
+        intensity={"type": "integer", "minimum": 1, "maximum": 10},
+        voice=TEXT,
+        optional={"goal": TEXT, "concerns": CONCERNS, "phrases": {"type": "array", "items": TEXT}},
+    ),
 )
-SCENARIO = _schema(
-    **BASE,
-    context=TEXT,
-    optional={"learner_goal": TEXT, "persona_opens": {"type": "boolean"}, "opening_line": TEXT},
+SCENARIO = _sized(
+    m.Scenario,
+    _schema(
+        **BASE,
+        context=TEXT,
+        optional={"learner_goal": TEXT, "persona_opens": {"type": "boolean"}, "opening_line": TEXT},
+    ),
 )
-STANDARD = _schema(
-    name=TEXT, description=TEXT, points={"type": "integer", "minimum": 0, "maximum": 100}
+STANDARD = _sized(
+    m.Standard,
+    _schema(name=TEXT, description=TEXT, points={"type": "integer", "minimum": 0, "maximum": 100}),
 )
-RUBRIC = _schema(
-    **BASE,
-    groups={
-        "type": "array",
-        "minItems": 1,
-        "items": _schema(name=TEXT, standards={"type": "array", "minItems": 1, "items": STANDARD}),
-    },
+RUBRIC = _sized(
+    m.Rubric,
+    _schema(
+        **BASE,
+        groups={
+            "type": "array",
+            "minItems": 1,
+            "items": _sized(
+                m.StandardGroup,
+                _schema(name=TEXT, standards={"type": "array", "minItems": 1, "items": STANDARD}),
+            ),
+        },
+    ),
 )
-SIMULATION = _schema(**BASE)
-AGENT = _schema(**BASE, system_prompt=TEXT)
-EVAL = _schema(**BASE, turns={"type": "integer", "minimum": 1, "maximum": 50})
-TOOL = _schema(**BASE, name=TEXT, json_schema={"type": "object"})
-DOCUMENT = _schema(**BASE, text=TEXT)
-FIELD = _schema(
-    **BASE,
-    name=TEXT,
-    type={"type": "string", "enum": [choice.value for choice in m.FieldType]},
-    enum_values={"type": "array", "items": TEXT, "maxItems": 200},
-    required={"type": "boolean"},
-    optional={"default": {"type": ["string", "number", "boolean", "null"]}},
+SIMULATION = _sized(m.Simulation, _schema(**BASE))
+AGENT = _sized(m.Agent, _schema(**BASE, system_prompt=TEXT))
+EVAL = _sized(m.Eval, _schema(**BASE, turns={"type": "integer", "minimum": 1, "maximum": 50}))
+TOOL = _sized(m.Tool, _schema(**BASE, name=TEXT, json_schema={"type": "object"}))
+DOCUMENT = _sized(m.Document, _schema(**BASE, text=TEXT))
+FIELD = _sized(
+    m.InputField,
+    _schema(
+        **BASE,
+        name=TEXT,
+        type={"type": "string", "enum": [choice.value for choice in m.FieldType]},
+        enum_values={"type": "array", "items": TEXT, "maxItems": 200},
+        required={"type": "boolean"},
+        optional={"default": {"type": ["string", "number", "boolean", "null"]}},
+    ),
 )
 
 
@@ -78,14 +111,17 @@ def _range(kind: str, bounds) -> dict:
     return {"type": [kind, "null"], "minimum": bounds[0], "maximum": bounds[1]}
 
 
-PARAMETER = _schema(
-    **BASE,
-    temperature=_range("number", m.TEMPERATURE_RANGE),
-    optional={
-        "top_p": _range("number", m.TOP_P_RANGE),
-        "max_tokens": _range("integer", m.MAX_TOKENS_RANGE),
-        "seed": _range("integer", m.SEED_RANGE),
-    },
+PARAMETER = _sized(
+    m.ParameterSet,
+    _schema(
+        **BASE,
+        temperature=_range("number", m.TEMPERATURE_RANGE),
+        optional={
+            "top_p": _range("number", m.TOP_P_RANGE),
+            "max_tokens": _range("integer", m.MAX_TOKENS_RANGE),
+            "seed": _range("integer", m.SEED_RANGE),
+        },
+    ),
 )
 MEDIA_MODALITIES = ("image", "video")
 

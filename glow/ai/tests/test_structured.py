@@ -170,6 +170,16 @@ def test_schema_errors(value, schema, errors):
     assert schema_errors(value, schema) == errors
 
 
+def test_a_string_over_its_max_length_is_an_error_and_conform_shortens_it():
+    schema = {"type": "object", "properties": {"voice": {"type": "string", "maxLength": 5}}}
+
+    assert schema_errors({"voice": "calm and slow"}, schema) == [
+        "$.voice: 13 characters, more than the maximum 5"
+    ]
+    assert schema_errors({"voice": "calm"}, schema) == []
+    assert conform({"voice": "calm and slow"}, schema) == {"voice": "calm "}
+
+
 def test_conform_keeps_valid_parts_and_fills_the_rest():
     fixed = conform({"score": 99, "notes": ["kept"], "extra": 1}, SCORE_SCHEMA, "filler")
 
