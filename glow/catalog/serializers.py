@@ -19,7 +19,7 @@ class ArtifactOut(OutputModelSerializer):
         fields = BASE_FIELDS
 
 
-def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None):
+def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None, name: str = ""):
     has_department = any(field.name == "department" for field in model._meta.get_fields())
     meta = type(
         "Meta",
@@ -29,7 +29,7 @@ def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None):
             "fields": [*BASE_FIELDS, *(["department_id"] if has_department else []), *extra],
         },
     )
-    return type(f"{model.__name__}Out", (base,), {"Meta": meta, **(attrs or {})})
+    return type(f"{name or model.__name__}Out", (base,), {"Meta": meta, **(attrs or {})})
 
 
 class ConcernOut(serializers.Serializer):
@@ -63,7 +63,7 @@ PersonaOut = out(
 )
 DocumentOut = out(m.Document, "text")
 ModelOut = out(
-    m.Model,
+    m.AIModel,
     "provider",
     "provider_model",
     "base_url",
@@ -71,6 +71,7 @@ ModelOut = out(
     "structured_output",
     "input_price_per_million",
     "output_price_per_million",
+    name="Model",  # the family's name in the API schema, not the class's
 )
 
 
@@ -548,7 +549,7 @@ class ToolWrite(ArtifactWrite):
 class AgentWrite(DepartmentWrite):
     system_prompt = serializers.CharField(required=False, allow_blank=True)
     tool_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=50)
-    default_model = OrgScopedPK(queryset=m.Model.objects.all(), required=False, allow_null=True)
+    default_model = OrgScopedPK(queryset=m.AIModel.objects.all(), required=False, allow_null=True)
     parameter_id = serializers.UUIDField(
         required=False,
         allow_null=True,

@@ -23,8 +23,8 @@ from glow.accounts.tests.factories import (
     ProfileFactory,
 )
 from glow.catalog.tests.factories import (
+    AIModelFactory,
     HomeFactory,
-    ModelFactory,
     RubricFactory,
     SimulationFactory,
 )
@@ -100,7 +100,7 @@ def cast():
     lena = _person(university, "learner1", "learner", "Lena Learner", [computing])
     leo = _person(university, "learner2", "learner", "Leo Learner", [computing])
     lia = _person(university, "learner3", "learner", "Lia Learner", [maths])
-    model = ModelFactory(
+    model = AIModelFactory(
         organization=university,
         title="Demo GPT",
         input_price_per_million=Decimal("2.50"),

@@ -35,10 +35,10 @@ class SlotCatalog:
 
     def attach(self, invocations: list[Invocation]) -> None:
         """Set each invocation's model, scenario (with persona) and agent, reading the missing."""
-        from glow.catalog.models import Agent, Model, ParameterSet, Scenario
+        from glow.catalog.models import Agent, AIModel, ParameterSet, Scenario
 
         for cache, name, queryset in (
-            (self.models, "model_id", Model.objects.all()),
+            (self.models, "model_id", AIModel.objects.all()),
             (self.scenarios, "scenario_id", Scenario.objects.select_related("persona")),
             (self.agents, "agent_id", Agent.objects.select_related("parameter_set")),
             (self.parameters, "parameter_set_id", ParameterSet.objects.all()),
