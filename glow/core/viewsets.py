@@ -29,6 +29,9 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     # A family's own archive write, (selection, archived) -> (count, learner ids to invalidate);
     # None: the plain UPDATE. Wrap it in staticmethod.
     archive_write = None
+    # A family's own retitle, with services.artifact_retitle's keywords (e.g. a state check
+    # first); None: that one. Wrap it in staticmethod.
+    retitle_write = None
 
     # -- plumbing shared by every op ------------------------------------------------------
 
@@ -235,7 +238,8 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         """Read or set a row's title."""
         data = self.parse()
         if data.get("title"):
-            instance = services.artifact_retitle(
+            retitle = self.retitle_write or services.artifact_retitle
+            instance = retitle(
                 actor=self.actor,
                 family=self.family,
                 pk=data["pk"],
