@@ -7,6 +7,9 @@ from rest_framework.test import APIClient
 
 from glow.accounts.tests.factories import ProfileFactory
 
+# Headless Chromium (`playwright`, `browser`) for every browser test, in tests/ and the apps.
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):

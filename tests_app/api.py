@@ -29,9 +29,6 @@ class SessionMixin:
 
 
 class TestViewSet(SessionMixin, ArtifactViewSet):
-    # A completed test refuses a new title.
-    retitle_write = staticmethod(lifecycle.test_retitle)
-
     @op("start", request=s.TestStartRequest, response=s.TestStartResponse, roles=STAFF)
     def start(self, request):
         """Create the test and one invocation per model x scenario x agent cell, then run them."""
@@ -113,6 +110,9 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
     def title(self, request):
         """Read or set a row's title (a completed test refuses a new one)."""
         return super().title(request)
+
+    def retitle_write(self, **change):
+        return lifecycle.test_retitle(**change)
 
 
 class InvocationViewSet(ArtifactViewSet):

@@ -29,9 +29,6 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
     # A family's own archive write, (selection, archived) -> (count, learner ids to invalidate);
     # None: the plain UPDATE. Wrap it in staticmethod.
     archive_write = None
-    # A family's own retitle, with services.artifact_retitle's keywords (e.g. a state check
-    # first); None: that one. Wrap it in staticmethod.
-    retitle_write = None
 
     # -- plumbing shared by every op ------------------------------------------------------
 
@@ -238,8 +235,7 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
         """Read or set a row's title."""
         data = self.parse()
         if data.get("title"):
-            retitle = self.retitle_write or services.artifact_retitle
-            instance = retitle(
+            instance = self.retitle_write(
                 actor=self.actor,
                 family=self.family,
                 pk=data["pk"],
@@ -255,6 +251,10 @@ class ArtifactViewSet(GenerationOpsMixin, MediaOpsMixin, viewsets.ViewSet):
                 "version": instance.version,
             }
         )
+
+    def retitle_write(self, **change):
+        """The title op's write; a family whose rows can refuse a new title overrides it."""
+        return services.artifact_retitle(**change)
 
     @op("context", request=shapes.id_request, response=shapes.context_response, needs_model=True)
     def context(self, request):

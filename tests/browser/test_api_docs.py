@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.browser.test_learner_pages import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import uvicorn_server
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
@@ -31,16 +30,8 @@ def docs_server(services_env, tmp_path):
 
 
 @pytest.fixture
-def page(monkeypatch):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (bash .ci/browser-deps)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
+def page(browser):
+    return browser.new_page(viewport={"width": 1280, "height": 900})
 
 
 def test_the_reference_page_reads_by_headings_and_works_with_the_keyboard_on_a_phone(
