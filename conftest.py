@@ -63,6 +63,18 @@ def learner(org_admin):
 
 
 @pytest.fixture
+def home(org_admin, learner):
+    """A home assignment in a department, for a cohort `learner` belongs to."""
+    from glow.accounts.tests.factories import CohortFactory, DepartmentFactory
+    from glow.catalog.tests.factories import HomeFactory
+
+    department = DepartmentFactory(organization=org_admin.organization)
+    cohort = CohortFactory(organization=org_admin.organization, department=department)
+    cohort.members.add(learner)
+    return HomeFactory(organization=org_admin.organization, department=department, cohort=cohort)
+
+
+@pytest.fixture
 def outsider(db):
     """An admin of another organization: every id of ours must answer 404 to them."""
     return ProfileFactory(role="admin")

@@ -3,14 +3,12 @@ alias is named under its op. (Timings are in bench/RESULTS.md; tests check behav
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.integration.conftest import uvicorn_server
+from tests.integration.conftest import static_uvicorn_server
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 
@@ -19,13 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(t
 
 @pytest.fixture
 def docs_server(services_env, tmp_path):
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        env=services_env,
-        cwd=settings.BASE_DIR,
-        check=True,
-    )
-    with uvicorn_server(services_env, tmp_path) as url:
+    with static_uvicorn_server(services_env, tmp_path) as url:
         yield url
 
 

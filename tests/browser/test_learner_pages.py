@@ -9,8 +9,6 @@ Screenshots of Home, Chat mid-stream and Results at 375 and 1440 px land in docs
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from django.core.management import call_command
 from attempts.models import Attempt, Message
 from glow.accounts.models import Profile
 from glow.catalog.models import Home
-from tests.integration.conftest import uvicorn_server
+from tests.integration.conftest import static_uvicorn_server
 from tests.support.browser import launch, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -37,14 +35,7 @@ STREAM_DELAY = "0.12"
 def learner_server(services_env, tmp_path):
     """uvicorn serving Glow with the offline simulator streaming at a visible pace."""
     env = {**services_env, "GLOW_LOCAL_STREAM_DELAY": STREAM_DELAY}
-    # DEBUG is off, as in production: WhiteNoise serves the collected stylesheet and script.
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        env=env,
-        cwd=settings.BASE_DIR,
-        check=True,
-    )
-    with uvicorn_server(env, tmp_path) as url:
+    with static_uvicorn_server(env, tmp_path) as url:
         yield url
 
 
