@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from glow.catalog.models import Rubric, Tool
@@ -117,12 +116,6 @@ WRITTEN_FIELDS = [
     "error",
     "lease_expires_at",
 ]
-
-
-def _price(model) -> tuple[Decimal, Decimal]:
-    if model is None:
-        return Decimal("0"), Decimal("0")
-    return model.input_price_per_million, model.output_price_per_million
 
 
 PROGRESS_FIELDS = ["transcript", "input_tokens", "output_tokens", "total_tokens", "cost"]
