@@ -7,6 +7,9 @@ from rest_framework.test import APIClient
 
 from glow.accounts.tests.factories import ProfileFactory
 
+# Headless Chromium (`playwright`, `browser`) for every browser test, in tests/ and the apps.
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):
@@ -57,6 +60,18 @@ def instructor(org_admin):
 @pytest.fixture
 def learner(org_admin):
     return ProfileFactory(role="learner", organization=org_admin.organization)
+
+
+@pytest.fixture
+def home(org_admin, learner):
+    """A home assignment in a department, for a cohort `learner` belongs to."""
+    from glow.accounts.tests.factories import CohortFactory, DepartmentFactory
+    from glow.catalog.tests.factories import HomeFactory
+
+    department = DepartmentFactory(organization=org_admin.organization)
+    cohort = CohortFactory(organization=org_admin.organization, department=department)
+    cohort.members.add(learner)
+    return HomeFactory(organization=org_admin.organization, department=department, cohort=cohort)
 
 
 @pytest.fixture

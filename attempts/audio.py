@@ -20,7 +20,7 @@ from attempts.models import (
 )
 from glow.ai import ProviderError
 from glow.core import media
-from glow.core.errors import ApplicationError, ConflictError, NotFound, StateError
+from glow.core.errors import ApplicationError, ConflictError, StateError
 from glow.core.models import Upload, UploadKind
 from glow.core.tasks import enqueue
 from system import events, gateway, ledger
@@ -36,20 +36,6 @@ STOPPED_EVENT = "AudioSessionStoppedEvent"
 def media_url(upload_id) -> str:
     """Where a browser's <audio> element (or a client) fetches the bytes, with range requests."""
     return f"/api/v5/media/{upload_id}"
-
-
-def _locked_chat(*, actor, chat_id) -> tuple[Attempt, Chat]:
-    """The learner's own attempt and chat, both locked (attempt first, as every writer does)."""
-    attempt_id = (
-        Chat.objects.filter(pk=chat_id, attempt__in=s.attempt_queryset(actor=actor))
-        .values_list("attempt_id", flat=True)
-        .first()
-    )
-    if attempt_id is None:
-        raise NotFound("No chat with that id.", fields={"chat_id": ["Not found."]})
-    attempt = steps._lock(actor=actor, attempt_id=attempt_id)
-    steps._require_owner(attempt, actor)
-    return attempt, steps._lock_chat(attempt=attempt, chat_id=chat_id)
 
 
 def _require_open(attempt: Attempt, chat: Chat) -> None:
@@ -76,7 +62,7 @@ def _active_session(chat: Chat, *, for_update: bool = False) -> AudioSession | N
 @transaction.atomic
 def audio_session_start(*, actor, chat_id, session: Session | None = None) -> AudioSession:
     """Open the chat's audio session; with one already open, answer that one (retries are safe)."""
-    attempt, chat = _locked_chat(actor=actor, chat_id=chat_id)
+    attempt, chat = steps._lock_own_chat(actor=actor, chat_id=chat_id)
     _require_open(attempt, chat)
     existing = _active_session(chat)
     if existing is not None:
@@ -99,11 +85,7 @@ def audio_session_start(*, actor, chat_id, session: Session | None = None) -> Au
         profile=actor,
         started_at=timezone.now(),
     )
-    events.event_emit(
-        run=run,
-        event_type=STARTED_EVENT,
-        payload={"chat_id": str(chat.pk), "audio_session_id": str(audio_session.pk)},
-    )
+    _announce(audio_session, STARTED_EVENT)
     ledger.timeline_record(
         actor=actor,
         session=session,
@@ -139,7 +121,7 @@ def _frame_upload(*, actor, attempt: Attempt, upload_id) -> Upload:
 @transaction.atomic
 def audio_frame_push(*, actor, chat_id, upload_id) -> AudioSession:
     """Queue a recording for the chat's open session; it is heard once this transaction commits."""
-    attempt, chat = _locked_chat(actor=actor, chat_id=chat_id)
+    attempt, chat = steps._lock_own_chat(actor=actor, chat_id=chat_id)
     upload = _frame_upload(actor=actor, attempt=attempt, upload_id=upload_id)
     audio_session = _active_session(chat, for_update=True)
     if audio_session is None:
@@ -164,7 +146,7 @@ def audio_frame_push(*, actor, chat_id, upload_id) -> AudioSession:
 @transaction.atomic
 def audio_session_stop(*, actor, chat_id) -> AudioSession | None:
     """Close the chat's open session (frames queued before still play out); None if none is open."""
-    _, chat = _locked_chat(actor=actor, chat_id=chat_id)
+    _, chat = steps._lock_own_chat(actor=actor, chat_id=chat_id)
     audio_session = _active_session(chat, for_update=True)
     if audio_session is None:
         return None
@@ -172,15 +154,7 @@ def audio_session_stop(*, actor, chat_id) -> AudioSession | None:
     audio_session.stopped_at = timezone.now()
     audio_session.save(update_fields=["status", "stopped_at"])
     audio_session.refresh_from_db(fields=["frames_received"])
-    events.event_emit(
-        run=audio_session.run,
-        event_type=STOPPED_EVENT,
-        payload={
-            "chat_id": str(chat.pk),
-            "audio_session_id": str(audio_session.pk),
-            "frames_received": audio_session.frames_received,
-        },
-    )
+    _announce(audio_session, STOPPED_EVENT, frames_received=audio_session.frames_received)
     ledger.run_finish(
         run=audio_session.run,
         status=RunStatus.SUCCEEDED,

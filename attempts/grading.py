@@ -272,6 +272,15 @@ def _grade(
     )
 
 
+def _grade_keeping_outage(**options) -> tuple[Grade | None, ModelUnavailable | None]:
+    """`_grade` under the caller's lock, with a model outage handed back instead of raised: the
+    caller's transaction then commits what it did (the ended chat, the rollup) and raises it after."""
+    try:
+        return _grade(**options), None
+    except ModelUnavailable as exc:
+        return None, exc
+
+
 def attempt_grade(
     *,
     actor,
@@ -284,7 +293,6 @@ def attempt_grade(
 ) -> tuple[Chat, Grade]:
     """Grade an ended chat again (a new Grade; the chat points at it). Allowed after complete:
     the completion stays frozen."""
-    failure, result = None, None
     with transaction.atomic():
         attempt = _lock(actor=actor, attempt_id=attempt_id)
         chat = (
@@ -294,20 +302,17 @@ def attempt_grade(
         )
         if chat.status != ChatStatus.ENDED:
             raise StateError("End the chat before grading it.", code="chat_not_ended")
-        try:
-            result = _grade(
-                attempt=attempt,
-                chat=chat,
-                actor=actor,
-                session=session,
-                ai=True,
-                given=given or {},
-                instructions=user_instructions or [],
-                keep_from=chat.grade if chat.grade_id else None,
-                resource_types=resource_types,
-            )
-        except ModelUnavailable as exc:
-            failure = exc
+        result, failure = _grade_keeping_outage(
+            attempt=attempt,
+            chat=chat,
+            actor=actor,
+            session=session,
+            ai=True,
+            given=given or {},
+            instructions=user_instructions or [],
+            keep_from=chat.grade if chat.grade_id else None,
+            resource_types=resource_types,
+        )
         _rollup_save(attempt)
     if failure is not None:
         raise failure

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from attempts import prompts
 from attempts import selectors as s
-from attempts.grading import _grade
+from attempts.grading import _grade_keeping_outage
 from attempts.models import (
     Attempt,
     AttemptStatus,
@@ -24,11 +24,12 @@ from attempts.models import (
 )
 from attempts.rollups import _rollup_save, attempt_counts_sync
 from attempts.steps import (
-    ModelUnavailable,
     _chat_end,
     _ensure_group,
     _lock,
     _lock_chat,
+    _lock_own_chat,
+    _messages_counted,
     _require_in_progress,
     _require_owner,
     _session,
@@ -149,10 +150,7 @@ def _persona_opening(*, attempt: Attempt, chat: Chat) -> Message | None:
     opening = Message.objects.create(
         chat=chat, seq=chat.message_count + 1, role=Role.ASSISTANT, content=line
     )
-    Chat.objects.filter(pk=chat.pk).update(
-        message_count=F("message_count") + 1, last_message=opening
-    )
-    Attempt.objects.filter(pk=attempt.pk).update(message_count=F("message_count") + 1)
+    _messages_counted(attempt_id=attempt.pk, chat_id=chat.pk, added=1, tip=opening)
     chat.message_count, chat.last_message = chat.message_count + 1, opening
     attempt.message_count += 1
     return opening
@@ -211,7 +209,6 @@ def attempt_end(
     The grader runs under the attempt's lock so parallel ends grade exactly once; if it fails,
     the ended chat is still committed and the error is raised after.
     """
-    failure = None
     with transaction.atomic():
         attempt = _lock(actor=actor, attempt_id=attempt_id)
         _require_owner(attempt, actor)
@@ -221,19 +218,16 @@ def attempt_end(
             raise StateError("This chat has not started yet.", code="chat_not_started")
         if chat.status == ChatStatus.ACTIVE:
             _chat_end(attempt=attempt, chat=chat, now=timezone.now())
-        result = chat.grade if chat.grade_id else None
+        result, failure = chat.grade if chat.grade_id else None, None
         if result is None:
-            try:
-                result = _grade(
-                    attempt=attempt,
-                    chat=chat,
-                    actor=actor,
-                    session=session,
-                    ai=grade,
-                    given=given or {},
-                )
-            except ModelUnavailable as exc:
-                failure = exc
+            result, failure = _grade_keeping_outage(
+                attempt=attempt,
+                chat=chat,
+                actor=actor,
+                session=session,
+                ai=grade,
+                given=given or {},
+            )
         _rollup_save(attempt)
         finished = not attempt.infinite_mode and attempt.ended_chat_count >= attempt.chat_count
     if failure is not None:
@@ -337,17 +331,8 @@ def attempt_complete(
 @transaction.atomic
 def attempt_respond(*, actor, chat_id, question_id: str, option_ids: list[str]) -> QuestionResponse:
     """Answer a video scenario's question; answering it again replaces the earlier answer."""
-    found = (
-        Chat.objects.filter(pk=chat_id, attempt__in=s.attempt_queryset(actor=actor))
-        .values_list("attempt_id", flat=True)
-        .first()
-    )
-    if found is None:
-        raise NotFound("No chat with that id.", fields={"chat_id": ["Not found."]})
-    attempt = _lock(actor=actor, attempt_id=found)
-    _require_owner(attempt, actor)
+    attempt, chat = _lock_own_chat(actor=actor, chat_id=chat_id)
     _require_in_progress(attempt)
-    chat = _lock_chat(attempt=attempt, chat_id=chat_id)
     if chat.status != ChatStatus.ACTIVE:
         raise StateError(f"This chat is {chat.status}.", code="chat_not_active")
     question = next(

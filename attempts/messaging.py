@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
 
 from attempts import prompts
 from attempts import selectors as s
@@ -22,6 +21,7 @@ from attempts.steps import (
     _ensure_group,
     _lock,
     _lock_chat,
+    _messages_counted,
     _require_in_progress,
     _require_owner,
 )
@@ -123,10 +123,7 @@ def _message_accept(
             artifact_id=attempt.pk,
             params={"chat_id": str(chat.pk), "user_message_id": str(user.pk)},
         )
-    Chat.objects.filter(pk=chat.pk).update(
-        message_count=F("message_count") + added, last_message=tip
-    )
-    Attempt.objects.filter(pk=attempt.pk).update(message_count=F("message_count") + added)
+    _messages_counted(attempt_id=attempt.pk, chat_id=chat.pk, added=added, tip=tip)
     chat.message_count += added
     chat.last_message = tip
     return _Accepted(attempt, chat, user, transcript, run, assistant)
@@ -235,21 +232,21 @@ def _message_reply_save(
     )
     # A retry may have moved the branch tip meanwhile: only extend the branch this reply answers.
     tip = assistant.pk if chat.last_message_id == user.pk else chat.last_message_id
-    Chat.objects.filter(pk=chat.pk).update(message_count=F("message_count") + 1, last_message=tip)
-    Attempt.objects.filter(pk=accepted.attempt.pk).update(message_count=F("message_count") + 1)
-    events.event_emit(
-        run=accepted.run,
-        event_type=MESSAGE_EVENT,
-        payload={
-            "chat_id": str(chat.pk),
-            "message_id": str(assistant.pk),
-            "user_message_id": str(user.pk),
-            "content": text,
-            "stopped": stopped,
-            "hints": hints,
-        },
-    )
+    _messages_counted(attempt_id=accepted.attempt.pk, chat_id=chat.pk, added=1, tip=tip)
+    events.event_emit(run=accepted.run, event_type=MESSAGE_EVENT, payload=_reply_payload(assistant))
     return assistant
+
+
+def _reply_payload(reply: Message) -> dict:
+    """The ChatMessageEvent a client shows a finished reply from, streamed or given."""
+    return {
+        "chat_id": str(reply.chat_id),
+        "message_id": str(reply.pk),
+        "user_message_id": str(reply.parent_id),
+        "content": reply.content,
+        "stopped": reply.stopped,
+        "hints": reply.hints,
+    }
 
 
 def attempt_message(
@@ -289,14 +286,7 @@ def attempt_message(
         events.group_publish(
             group_id=accepted.attempt.group_id,
             event_type=MESSAGE_EVENT,
-            payload={
-                "chat_id": str(accepted.chat.pk),
-                "message_id": str(accepted.assistant.pk),
-                "user_message_id": str(accepted.user_message.pk),
-                "content": accepted.assistant.content,
-                "stopped": False,
-                "hints": accepted.assistant.hints,
-            },
+            payload=_reply_payload(accepted.assistant),
         )
         return MessageResult(accepted.chat, accepted.user_message, accepted.assistant)
     assistant_id = uuid.uuid4()

@@ -70,6 +70,20 @@ def _lock_chat(*, attempt: Attempt, chat_id) -> Chat:
     return chat
 
 
+def _lock_own_chat(*, actor, chat_id) -> tuple[Attempt, Chat]:
+    """The learner's own attempt and chat, found by the chat's id, both locked (attempt first)."""
+    attempt_id = (
+        Chat.objects.filter(pk=chat_id, attempt__in=s.attempt_queryset(actor=actor))
+        .values_list("attempt_id", flat=True)
+        .first()
+    )
+    if attempt_id is None:
+        raise NotFound("No chat with that id.", fields={"chat_id": ["Not found."]})
+    attempt = _lock(actor=actor, attempt_id=attempt_id)
+    _require_owner(attempt, actor)
+    return attempt, _lock_chat(attempt=attempt, chat_id=chat_id)
+
+
 def _require_owner(attempt: Attempt, actor) -> None:
     if attempt.profile_id != actor.pk:
         raise PermissionDenied(
@@ -88,6 +102,14 @@ def _current_chat(attempt: Attempt) -> Chat:
     return Chat.objects.select_related("scenario__persona").get(
         attempt=attempt, position=attempt.current_chat_index
     )
+
+
+def _messages_counted(*, attempt_id, chat_id, added: int, tip) -> None:
+    """Count `added` new messages on the chat and its attempt; `tip` is the chat's branch tip now."""
+    Chat.objects.filter(pk=chat_id).update(
+        message_count=F("message_count") + added, last_message=tip
+    )
+    Attempt.objects.filter(pk=attempt_id).update(message_count=F("message_count") + added)
 
 
 def _chat_end(*, attempt: Attempt, chat: Chat, now: datetime) -> None:

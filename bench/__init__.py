@@ -9,6 +9,7 @@ profile's processes (uvicorn web processes, Celery workers) to send real HTTP re
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import resource
@@ -70,6 +71,41 @@ def django_on_services(name: str) -> bool:
         print(f"{name}: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); skipped.")
         return False
     return True
+
+
+def scaled_arguments(
+    argv: list[str] | None, *, doc: str, scale: str, requests: int, requests_help: str
+) -> argparse.Namespace:
+    """The options of a benchmark over a seeded database of its own: --scale, --requests, --drop."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help=scale)
+    parser.add_argument("--requests", type=int, default=requests, help=requests_help)
+    parser.add_argument("--drop", action="store_true", help="drop the bench database after")
+    return parser.parse_args(argv)
+
+
+def unthrottled() -> None:
+    """In-process calls measure the op, not the abuse limits or the HTTPS redirect."""
+    from django.conf import settings
+
+    settings.GLOW_THROTTLE_RATES = {}
+    settings.SECURE_SSL_REDIRECT = False
+
+
+def bench_profiles(organization, *, username: str, display_name: str, roles: list[str]) -> list:
+    """One user `<username>-<n>` (no usable password) and profile per role given, in two INSERTs."""
+    from django.contrib.auth import get_user_model
+
+    from glow.accounts.models import Profile
+
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        User(username=f"{username}-{n}", password="!") for n in range(len(roles))
+    )
+    return Profile.objects.bulk_create(
+        Profile(user=user, organization=organization, role=role, display_name=f"{display_name} {n}")
+        for n, (user, role) in enumerate(zip(users, roles, strict=True))
+    )
 
 
 def database_url(db: dict) -> str:

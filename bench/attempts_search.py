@@ -21,7 +21,6 @@ It works in its own database (test_<name>_attempts of DATABASE_URL), never in th
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
@@ -31,11 +30,14 @@ from pathlib import Path
 
 from bench import (
     bench_database,
+    bench_profiles,
     django_on_services,
     figure,
     percentile,
     production_env,
+    scaled_arguments,
     serve,
+    unthrottled,
 )
 
 ATTEMPTS = 1_000_000
@@ -94,22 +96,13 @@ def _catalog(organization):
 
 
 def _people(organization, departments, cohorts):
-    from django.contrib.auth import get_user_model
-
     from glow.accounts.models import Profile
 
-    User = get_user_model()
-    users = User.objects.bulk_create(
-        User(username=f"bench-attempts-{n}", password="!") for n in range(LEARNERS + 2)
-    )
-    profiles = Profile.objects.bulk_create(
-        Profile(
-            user=user,
-            organization=organization,
-            role="admin" if n == LEARNERS else "instructor" if n == LEARNERS + 1 else "learner",
-            display_name=f"Bench learner {n}",
-        )
-        for n, user in enumerate(users)
+    profiles = bench_profiles(
+        organization,
+        username="bench-attempts",
+        display_name="Bench learner",
+        roles=["learner"] * LEARNERS + ["admin", "instructor"],
     )
     learners = profiles[:LEARNERS]
     Through = Profile.departments.through
@@ -467,12 +460,13 @@ def measure_export(admin) -> tuple[float, float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1,000,000 attempts")
-    parser.add_argument("--requests", type=int, default=100, help="timed searches per actor")
-    parser.add_argument("--drop", action="store_true", help="drop the bench database after")
-    args = parser.parse_args(argv)
-
+    args = scaled_arguments(
+        argv,
+        doc=__doc__,
+        scale="1.0 = 1,000,000 attempts",
+        requests=100,
+        requests_help="timed searches per actor",
+    )
     if not django_on_services("attempts_search"):
         return 0
     import httpx
@@ -481,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from glow.accounts.services import api_key_create
 
-    settings.GLOW_THROTTLE_RATES = {}
-    settings.SECURE_SSL_REDIRECT = False
+    unthrottled()
     settings.MEDIA_ROOT = Path(settings.VAR_DIR) / "bench-media"
     # Its own database, kept: the next run at the same scale reuses the seeded attempts.
     with bench_database("attempts", keep=not args.drop) as database:

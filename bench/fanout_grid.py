@@ -79,7 +79,7 @@ def catalog(
     evaluation = row(m.Eval, "Grid eval", rubric=rubric, turns=1)
     models = [
         row(
-            m.Model,
+            m.AIModel,
             model_title.format(n=n),
             **model_fields(n),
             input_price_per_million=Decimal("0.10"),

@@ -17,7 +17,7 @@ import argparse
 import sys
 import uuid
 
-from bench import bench_database, figure, setup_django
+from bench import bench_database, figure, setup_django, unthrottled
 
 ROWS = 60
 SIZES = (1, 50)
@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
 
     setup_django()
-    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
@@ -62,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if connection.vendor != "postgresql":
         print("list_queries: needs PostgreSQL (DATABASE_URL); skipped.")
         return 0
-    settings.GLOW_THROTTLE_RATES = {}
-    settings.SECURE_SSL_REDIRECT = False
+    unthrottled()
     install_family_factories()
     failed = False
     with bench_database("lists", keep=True):

@@ -66,7 +66,7 @@ def catalog(base_url: str):
         model_title="Latency model {n}",
         model_fields=lambda n: {"provider": m.Provider.OPENAI, "provider_model": f"latency-{n}"},
     )
-    m.Model.objects.filter(pk__in=[model.pk for model in models]).update(base_url=base_url)
+    m.AIModel.objects.filter(pk__in=[model.pk for model in models]).update(base_url=base_url)
     return admin, evaluation, models, agents, scenarios
 
 

@@ -17,7 +17,6 @@ for DATABASE_URL's <name>), never in the one named.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import random
 import sys
@@ -29,11 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import (  # noqa: E402
     bench_database,
+    bench_profiles,
     django_on_services,
     figure,
     percentile,
     production_env,
+    scaled_arguments,
     serve,
+    unthrottled,
 )
 
 BUDGET_MS = 50.0
@@ -162,17 +164,11 @@ def prepare(*, sessions: int) -> tuple[object, float, dict[str, float] | None]:
     Organization.objects.filter(pk=organization.pk).delete()
     User.objects.filter(username__startswith="bench-system-").delete()
     organization = Organization.objects.create(name=ORG_NAME)
-    users = User.objects.bulk_create(
-        User(username=f"bench-system-{n}", password="!") for n in range(PROFILES + 1)
-    )
-    profiles = Profile.objects.bulk_create(
-        Profile(
-            user=user,
-            organization=organization,
-            role="admin" if n == PROFILES else "learner",
-            display_name=f"Bench person {n}",
-        )
-        for n, user in enumerate(users)
+    profiles = bench_profiles(
+        organization,
+        username="bench-system",
+        display_name="Bench person",
+        roles=["learner"] * PROFILES + ["admin"],
     )
     with transaction.atomic(), connection.cursor() as cursor:
         # The rows are consistent by construction: skipping the per-row foreign-key triggers
@@ -239,24 +235,22 @@ def report(name: str, timings: list[float], counts: str, constant: bool) -> bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100,000 sessions")
-    parser.add_argument("--requests", type=int, default=200, help="timed calls per op")
-    parser.add_argument("--drop", action="store_true", help="drop the bench database after")
-    args = parser.parse_args(argv)
-
+    args = scaled_arguments(
+        argv,
+        doc=__doc__,
+        scale="1.0 = 100,000 sessions",
+        requests=200,
+        requests_help="timed calls per op",
+    )
     if not django_on_services("system_sessions"):
         return 0
     import httpx
-    from django.conf import settings
     from rest_framework.test import APIClient
 
     from glow.accounts.services import api_key_create
     from system.models import Session
 
-    # The in-process query counts measure the op, not the abuse limits or the HTTPS redirect.
-    settings.GLOW_THROTTLE_RATES = {}
-    settings.SECURE_SSL_REDIRECT = False
+    unthrottled()
     # Its own database, kept: the next run at the same scale reuses the seeded rows.
     with bench_database("system", keep=not args.drop) as database:
         sessions = max(int(SESSIONS * args.scale), 10)

@@ -56,7 +56,7 @@ def catalog():
     evaluation = row(m.Eval, "Bench eval", rubric=rubric, turns=2)
     models = [
         row(
-            m.Model,
+            m.AIModel,
             f"Bench model {n}",
             provider=m.Provider.LOCAL,
             provider_model="glow-local",

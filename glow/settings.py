@@ -265,7 +265,7 @@ else:
     EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
 EVENTSTREAM_ALLOW_ORIGINS = env.list("EVENTSTREAM_ALLOW_ORIGINS", default=[])
 
-# AI: the offline simulator unless told otherwise; OpenAI-compatible defaults for catalog.Model rows.
+# AI: the offline simulator unless told otherwise; OpenAI-compatible defaults for catalog.AIModel rows.
 GLOW_AI_PROVIDER = env.str("GLOW_AI_PROVIDER", default="local")
 # Seconds between the offline simulator's streamed chunks (about three words each): a typing pace
 # in the embedded profile so streaming and Stop are real in `make run`; none in production or tests.

@@ -4,6 +4,7 @@ pages, health."""
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from attempts import pages as learner_pages
@@ -17,6 +18,11 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("learn/", include("attempts.page_urls")),
     path("healthz", healthz, name="healthz"),
+    # The admin names its pages after the class: catalog.Model became AIModel (issue 25).
+    re_path(
+        r"^admin/catalog/model/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/catalog/aimodel/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("api/v5/schema", with_etag(SpectacularAPIView.as_view()), name="schema"),
     path("api/v5/schema/<str:family>", with_etag(docs.family_schema_view), name="schema-family"),

@@ -32,12 +32,11 @@ class SystemViewSet(ArtifactViewSet):
         """One session: its owner, counters, groups and chronological timeline (event_types
         narrows the timeline)."""
         data = self.parse()
-        session_id = data.get("session_id") or data.get("id")
-        if session_id is None:
-            current = self.current_session()
-            session_id = current.pk if current else None
         detail = selectors.session_detail(
-            actor=self.actor, session_id=session_id, event_types=data.get("event_types")
+            actor=self.actor,
+            session_id=data.get("session_id") or data.get("id"),
+            event_types=data.get("event_types"),
+            current=self.current_session(),
         )
         return Response(s.SessionDetailOut(detail, context=self.shape_context()).data)
 

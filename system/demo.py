@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from glow.accounts.models import Profile
 from glow.ai import CompletionRequest
-from glow.catalog.models import Model
+from glow.catalog.models import AIModel
 from system import gateway, ledger
 from system.models import Group, Run, Session, TimelineEvent
 
@@ -64,7 +64,7 @@ def seed(*, stdout) -> None:
         ).exists()
     ):
         return
-    model = Model.objects.filter(
+    model = AIModel.objects.filter(
         organization_id=next(iter(profiles.values())).organization_id, provider_model="glow-local"
     ).first()
     for username, days_ago, generations, runs in HISTORY:

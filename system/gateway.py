@@ -9,7 +9,14 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from glow.ai import CompletionRequest, CompletionResult, ProviderError, cost_for, get_provider
+from glow.ai import (
+    CompletionRequest,
+    CompletionResult,
+    ProviderError,
+    Usage,
+    cost_for,
+    get_provider,
+)
 from glow.ai.speech import Speech, Transcription, speech_cost
 from system.ledger import run_finish, run_mark_running, run_record_usage
 from system.models import Run, RunStatus
@@ -49,10 +56,15 @@ def provider_for(run: Run, *, kind: str = "chat"):
     )
 
 
-def _price(run: Run) -> tuple[Decimal, Decimal]:
-    if run.model is None:
-        return Decimal("0"), Decimal("0")
-    return run.model.input_price_per_million, run.model.output_price_per_million
+def model_cost(*, model, usage: Usage) -> Decimal:
+    """The exact cost of a call's usage at the catalog model's prices; no model: free."""
+    if model is None:
+        input_price, output_price = Decimal("0"), Decimal("0")
+    else:
+        input_price, output_price = model.input_price_per_million, model.output_price_per_million
+    return cost_for(
+        usage, input_price_per_million=input_price, output_price_per_million=output_price
+    )
 
 
 def _cancel_checker(run: Run) -> Callable[[], bool]:
@@ -114,10 +126,7 @@ def model_call(
         )
         raise
     latency_ms = _since(sent)
-    input_price, output_price = _price(run)
-    cost = cost_for(
-        result.usage, input_price_per_million=input_price, output_price_per_million=output_price
-    )
+    cost = model_cost(model=run.model, usage=result.usage)
     run_record_usage(
         run=run,
         input_tokens=result.usage.input_tokens,

@@ -20,7 +20,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from glow.catalog.models import Model
+from glow.catalog.models import AIModel
 from glow.core.aggregates import per_row
 from system.models import FINISHED, ClientKind, Group, Run, RunStatus, Session, TimelineEvent
 
@@ -145,7 +145,7 @@ def default_model(*, organization_id):
     if not settings.GLOW_AI_MODEL:
         return None
     return (
-        Model.objects.filter(
+        AIModel.objects.filter(
             organization_id=organization_id, title=settings.GLOW_AI_MODEL, archived=False
         )
         .order_by("-created_at")

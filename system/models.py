@@ -112,7 +112,7 @@ class Run(models.Model):
     kind = models.CharField(max_length=40)  # generate, persona_reply, hint, grade, agent_turn, ...
     family = models.CharField(max_length=40, blank=True)
     model = models.ForeignKey(
-        "catalog.Model", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "catalog.AIModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     provider = models.CharField(max_length=20, blank=True)
     provider_model = models.CharField(max_length=200, blank=True)

@@ -246,9 +246,16 @@ def session_event_types(*, session: Session) -> list[str]:
 
 
 def session_detail(
-    *, actor, session_id: Any, event_types: list[str] | None = None
+    *,
+    actor,
+    session_id: Any,
+    event_types: list[str] | None = None,
+    current: Session | None = None,
 ) -> SessionDetail:
-    """One session's groups (with their counters) and timeline: four queries."""
+    """One session's groups (with their counters) and timeline: four queries. Without a
+    session_id, the `current` one (the session the request is booked in)."""
+    if session_id is None and current is not None:
+        session_id = current.pk
     session = session_access(actor=actor, session_id=session_id)
     groups = list(Group.objects.filter(session=session).order_by("created_at", "id"))
     timeline = session_timeline(session=session, event_types=event_types)

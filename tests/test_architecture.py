@@ -255,7 +255,7 @@ def write(root: Path, files: dict[str, str]) -> Path:
             "glow.ai.x:1 imports tests.support.fakeserver: production code imports test code",
         ),
         (
-            {"system/x.py": "from glow.catalog.tests.factories import ModelFactory\n"},
+            {"system/x.py": "from glow.catalog.tests.factories import AIModelFactory\n"},
             "production code imports test code",
         ),
     ],

@@ -13,7 +13,6 @@ from tests_app import (
     compare,
     exports,
     grading,
-    guards,
     invocations,
     keys,
     lifecycle,
@@ -61,9 +60,7 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
     def feedback(self, request):
         """Comment and score one standard group on one tool call under a grade (upserted)."""
         data = self.parse()
-        row, created = grading.test_feedback(actor=self.actor, **data)
-        row.created = created
-        return Response(s.FeedbackOut(row).data)
+        return Response(s.FeedbackOut(grading.test_feedback(actor=self.actor, **data)).data)
 
     @op("decrypt", request=s.TestDecryptRequest, response=s.TestDecryptResponse, roles=STAFF)
     def decrypt(self, request):
@@ -112,10 +109,10 @@ class TestViewSet(SessionMixin, ArtifactViewSet):
     @op("title", request=shapes.title_request, response=shapes.title_response, needs_model=True)
     def title(self, request):
         """Read or set a row's title (a completed test refuses a new one)."""
-        data = self.parse()
-        if data.get("title"):
-            guards.require_open(self.access(data["pk"]))
         return super().title(request)
+
+    def retitle_write(self, **change):
+        return lifecycle.test_retitle(**change)
 
 
 class InvocationViewSet(ArtifactViewSet):

@@ -30,7 +30,7 @@ def seed(*, stdout) -> None:
     admin = Profile.objects.get(user__username="admin")
     # Found by the ids the catalog demo gave them: they may have been renamed since.
     evaluation = find(m.Eval, demo, "Office-hours eval")
-    models = [find(m.Model, demo, title) for title in MODELS]
+    models = [find(m.AIModel, demo, title) for title in MODELS]
     scenarios = [find(m.Scenario, demo, title) for title in SCENARIOS]
     agents = [find(m.Agent, demo, title) for title in AGENTS]
     parameters = find(m.ParameterSet, demo, PARAMETERS)

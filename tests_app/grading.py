@@ -145,9 +145,10 @@ def test_feedback(
     score: Decimal,
     feedback: str = "",
     tool_call_id: Any = None,
-) -> tuple[Feedback, bool]:
+) -> Feedback:
     """Upsert the one feedback row of (grade, tool call, standard group); without a tool call
-    the row is about the invocation as a whole. Answers (row, created)."""
+    the row is about the invocation as a whole. Answers the row; its `created` says whether this
+    call made it."""
     require_staff(actor)
     grade = (
         TestGrade.objects.filter(pk=grade_id, organization_id=actor.organization_id)
@@ -210,9 +211,11 @@ def test_feedback(
             for name, value in values.items():
                 setattr(row, name, value)
             row.save(update_fields=[*values, "updated_at"])
-            return row, False
+            row.created = False
+            return row
         row = Feedback.objects.create(organization_id=actor.organization_id, **triple, **values)
-        return row, True
+        row.created = True
+        return row
     existed = Feedback.objects.filter(**triple).exists()
     # ON CONFLICT DO UPDATE: two racing writers of one triple still leave one row.
     Feedback.objects.bulk_create(
@@ -225,4 +228,6 @@ def test_feedback(
     stored = TestGrade.objects.select_for_update().get(pk=grade_id)
     stored.source = GradeSource.REVIEWED
     grade_rollup(stored, rubric_id=test.eval.rubric_id, total_from_groups=True)
-    return Feedback.objects.get(**triple), not existed
+    row = Feedback.objects.get(**triple)
+    row.created = not existed
+    return row

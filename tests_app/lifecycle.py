@@ -16,6 +16,7 @@ from glow.core.errors import ApplicationError
 from glow.core.ids import uuid7
 from glow.core.registry import registry
 from glow.core.selectors import artifact_access
+from glow.core.services import artifact_retitle
 from system import events
 from system.ledger import group_create, run_finish, timeline_record
 from system.models import Run, RunStatus
@@ -414,6 +415,13 @@ def test_departments_refresh(*, actor) -> int:
         .exclude(department_id=Subquery(department))
         .update(department_id=Subquery(department))
     )
+
+
+@transaction.atomic
+def test_retitle(*, actor, family, pk: Any, title: str, version: int | None = None) -> Test:
+    """The title op's write for tests: an open test takes a new title, a completed one refuses."""
+    require_open(artifact_access(actor=actor, family=family, pk=pk, for_update=True))
+    return artifact_retitle(actor=actor, family=family, pk=pk, title=title, version=version)
 
 
 def test_write(instance: Test, data: dict) -> Test:

@@ -128,7 +128,7 @@ class Invocation(Artifact):
     test = models.ForeignKey(
         Test, on_delete=models.CASCADE, related_name="invocations", db_index=False
     )
-    model = models.ForeignKey("catalog.Model", on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey("catalog.AIModel", on_delete=models.PROTECT, related_name="+")
     scenario = models.ForeignKey("catalog.Scenario", on_delete=models.PROTECT, related_name="+")
     agent = models.ForeignKey("catalog.Agent", on_delete=models.PROTECT, related_name="+")
     # The cell's model parameters; None: the agent's parameter set, if it has one.

@@ -15,7 +15,6 @@ from glow.core import media
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
 LOADED = """audio => new Promise(done => {
     audio.addEventListener("loadedmetadata", () => done(audio.duration), {once: true});
     audio.addEventListener("error", () => done(-1), {once: true});
@@ -23,23 +22,7 @@ LOADED = """audio => new Promise(done => {
 })"""
 
 
-@pytest.fixture
-def chromium(monkeypatch):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (bash .ci/browser-deps)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM work is done before it.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
-
-
-def test_staff_hear_the_spoken_reply_on_the_transcript_page(live_server, chromium, world, start):
+def test_staff_hear_the_spoken_reply_on_the_transcript_page(live_server, browser, world, start):
     attempt = start(world.learner, world.home)
     result = messaging.attempt_message(
         actor=world.learner,
@@ -63,7 +46,7 @@ def test_staff_hear_the_spoken_reply_on_the_transcript_page(live_server, chromiu
     staff.force_login(type(world.instructor.user).objects.get(pk=world.instructor.user_id))
     cookie = staff.cookies[settings.SESSION_COOKIE_NAME].value
 
-    context = chromium.new_context()
+    context = browser.new_context()
     context.add_cookies(
         [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
     )

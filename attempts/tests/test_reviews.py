@@ -475,10 +475,10 @@ def test_judge_samples_store_their_spread_and_a_wide_one_queues_the_chat(world, 
 
 
 def test_k_judge_models_grade_once_each_and_the_rubric_names_them(world, start, make_client):
-    from glow.catalog.tests.factories import ModelFactory
+    from glow.catalog.tests.factories import AIModelFactory
     from system.models import Run
 
-    judges = [ModelFactory(organization=world.organization, title=f"Judge {n}") for n in (1, 2)]
+    judges = [AIModelFactory(organization=world.organization, title=f"Judge {n}") for n in (1, 2)]
     published = make_client(world.admin).op(
         "rubric/publish",
         {

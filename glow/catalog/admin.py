@@ -368,7 +368,7 @@ class PracticeAdmin(DepartmentOwnedAdmin):
     autocomplete_fields = ["organization", "department", "simulation", "cohort"]
 
 
-@admin.register(m.Model)
+@admin.register(m.AIModel)
 class LanguageModelAdmin(ArtifactAdmin):
     list_display = [
         "title",

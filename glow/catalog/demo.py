@@ -411,7 +411,7 @@ def seed(*, stdout) -> None:
     )
 
     local = _upsert(
-        m.Model,
+        m.AIModel,
         demo,
         "Glow local simulator",
         provider=m.Provider.LOCAL,
@@ -422,7 +422,7 @@ def seed(*, stdout) -> None:
         description="Offline, deterministic simulator: for demos and tests.",
     )
     _upsert(
-        m.Model,
+        m.AIModel,
         demo,
         "Glow local echo",
         provider=m.Provider.LOCAL,

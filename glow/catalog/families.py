@@ -106,7 +106,7 @@ def write_rubric(instance: m.Rubric, data: dict):
     if judge_model_ids is not None:
         instance.judge_models.set(
             _ordered_rows(
-                model=m.Model,
+                model=m.AIModel,
                 ids=judge_model_ids,
                 organization_id=instance.organization_id,
                 label="judge_model",
@@ -274,7 +274,7 @@ def entry_problems(entry) -> list[dict]:
     return problems
 
 
-def model_problems(model: m.Model) -> list[dict]:
+def model_problems(model: m.AIModel) -> list[dict]:
     import os
 
     if (
@@ -424,7 +424,7 @@ FAMILIES = [
     Family(
         name="model",
         plural="models",
-        model=m.Model,
+        model=m.AIModel,
         output_serializer=out.ModelOut,
         write_serializer=out.ModelWrite,
         filterset=f.ModelFilterSet,

@@ -77,7 +77,7 @@ class ModelFilterSet(ArtifactFilterSet):
     search_fields = ("title", "description", "provider_model")
 
     class Meta:
-        model = m.Model
+        model = m.AIModel
         fields = []
 
 

@@ -234,7 +234,7 @@ class Rubric(DepartmentOwned):
         help_text="Fraction of a criterion's points.",
     )
     # k judge models instead of k samples of one: each grades once (a Run on that model).
-    judge_models = models.ManyToManyField("Model", blank=True, related_name="+")
+    judge_models = models.ManyToManyField("AIModel", blank=True, related_name="+")
 
     objects = RubricQuerySet.as_manager()
 
@@ -430,8 +430,10 @@ class StructuredOutput(models.TextChoices):
     PROMPT = "prompt", "No JSON mode, schema in the prompt"
 
 
-class Model(Artifact):
+class AIModel(Artifact):
     """A language model and its prices per million tokens."""
+
+    demo_label = "catalog.model"  # its demo rows' ids derive from the class's former name
 
     provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.LOCAL)
     provider_model = models.CharField(max_length=200, default="glow-local")
@@ -452,7 +454,9 @@ class Model(Artifact):
     )
 
     class Meta(Artifact.Meta):
-        pass
+        # The class was `Model`; its table, and what people read, keep that name.
+        db_table = "catalog_model"
+        verbose_name = "model"
 
 
 class ToolQuerySet(ArtifactQuerySet):
@@ -483,7 +487,7 @@ class Agent(DepartmentOwned):
     system_prompt = models.TextField(blank=True)
     tools = models.ManyToManyField(Tool, blank=True, related_name="agents")
     default_model = models.ForeignKey(
-        Model, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        AIModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     parameter_set = models.ForeignKey(
         ParameterSet,

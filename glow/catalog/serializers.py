@@ -7,7 +7,14 @@ from rest_framework import serializers
 
 from glow.catalog import models as m
 from glow.core.errors import NotFound
-from glow.core.serializers import OutputModelSerializer, StoredJSONField
+from glow.core.schema import NO_NUL, only
+from glow.core.serializers import (
+    JSONObjectField,
+    JSONValueField,
+    OutputModelSerializer,
+    StoredJSONField,
+    Variants,
+)
 
 BASE_FIELDS = ["id", "title", "description", "version", "archived", "created_at", "updated_at"]
 
@@ -19,7 +26,7 @@ class ArtifactOut(OutputModelSerializer):
         fields = BASE_FIELDS
 
 
-def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None):
+def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None, name: str = ""):
     has_department = any(field.name == "department" for field in model._meta.get_fields())
     meta = type(
         "Meta",
@@ -29,7 +36,7 @@ def out(model, *extra: str, base=ArtifactOut, attrs: dict | None = None):
             "fields": [*BASE_FIELDS, *(["department_id"] if has_department else []), *extra],
         },
     )
-    return type(f"{model.__name__}Out", (base,), {"Meta": meta, **(attrs or {})})
+    return type(f"{name or model.__name__}Out", (base,), {"Meta": meta, **(attrs or {})})
 
 
 class ConcernOut(serializers.Serializer):
@@ -63,7 +70,7 @@ PersonaOut = out(
 )
 DocumentOut = out(m.Document, "text")
 ModelOut = out(
-    m.Model,
+    m.AIModel,
     "provider",
     "provider_model",
     "base_url",
@@ -71,6 +78,7 @@ ModelOut = out(
     "structured_output",
     "input_price_per_million",
     "output_price_per_million",
+    name="Model",  # the family's name in the API schema, not the class's
 )
 
 
@@ -541,14 +549,14 @@ class ModelWrite(ArtifactWrite):
 
 class ToolWrite(ArtifactWrite):
     name = serializers.SlugField(max_length=100)
-    json_schema = serializers.DictField(required=False)
+    json_schema = JSONObjectField(required=False)
     field_ids = field_ids_field()
 
 
 class AgentWrite(DepartmentWrite):
     system_prompt = serializers.CharField(required=False, allow_blank=True)
     tool_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=50)
-    default_model = OrgScopedPK(queryset=m.Model.objects.all(), required=False, allow_null=True)
+    default_model = OrgScopedPK(queryset=m.AIModel.objects.all(), required=False, allow_null=True)
     parameter_id = serializers.UUIDField(
         required=False,
         allow_null=True,
@@ -562,13 +570,41 @@ class EvalWrite(DepartmentWrite):
         child=serializers.UUIDField(), required=False, max_length=200
     )
     turns = serializers.IntegerField(min_value=1, max_value=50, required=False)
-    settings = serializers.DictField(required=False)
+    settings = JSONObjectField(required=False)
     field_ids = field_ids_field()
 
 
+# A field's default, of each type as models.field_problems takes it (the type given, else string).
+_DEFAULTS = {
+    m.FieldType.STRING: {"type": "string", "pattern": NO_NUL},
+    m.FieldType.INTEGER: {"type": "integer"},
+    m.FieldType.NUMBER: {"type": "number"},
+    m.FieldType.BOOLEAN: {"type": "boolean"},
+    m.FieldType.DATE: {"type": "string", "format": "date"},
+}
+_NO_VALUES = {"type": "array", "maxItems": 0}
+
+
 class InputFieldWrite(ArtifactWrite):
-    """Per attribute; the declaration as a whole (enum values iff an enum, a default of the
-    field's type) is the model's invariant, checked on save against the row's other values."""
+    """Per attribute; the declaration as a whole is the model's invariant, checked on save against
+    the row's other values: enum values iff an enum, each once; a default of the field's type. An
+    enum's default must be one of its values, which no schema can state: the shape that creates
+    a field lists it as null, though the server takes one of the values too."""
+
+    variants = Variants(
+        on="type",
+        absent=m.FieldType.STRING,
+        shapes={
+            **{
+                kind: {"default": {**schema, "nullable": True}, "enum_values": _NO_VALUES}
+                for kind, schema in _DEFAULTS.items()
+            },
+            m.FieldType.ENUM: {
+                "enum_values": {"type": "array", "minItems": 1, "uniqueItems": True},
+                "default": {"nullable": True, **only(None)},
+            },
+        },
+    )
 
     name = serializers.SlugField(max_length=100)
     type = serializers.ChoiceField(choices=m.FieldType.choices, required=False)
@@ -579,7 +615,7 @@ class InputFieldWrite(ArtifactWrite):
         help_text="The values an enum field takes (required for type enum, refused otherwise).",
     )
     required = serializers.BooleanField(required=False)
-    default = serializers.JSONField(required=False, allow_null=True)
+    default = JSONValueField(required=False, allow_null=True)
 
 
 def _range(bounds, kind=serializers.FloatField, **kwargs):

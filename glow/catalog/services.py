@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from glow.accounts.models import Organization
-from glow.catalog.models import Model, Provider
+from glow.catalog.models import AIModel, Provider
 
 
 @transaction.atomic
@@ -21,11 +21,11 @@ def model_configure(
     input_price_per_million: Decimal = Decimal("0"),
     output_price_per_million: Decimal = Decimal("0"),
     description: str = "",
-) -> list[Model]:
+) -> list[AIModel]:
     """Create or update, in every organization, the OpenAI-compatible Model called `title`."""
     rows = []
     for organization in Organization.objects.order_by("pk"):
-        row, _ = Model.objects.update_or_create(
+        row, _ = AIModel.objects.update_or_create(
             organization=organization,
             title=title,
             archived=False,

@@ -55,8 +55,25 @@ def _local_imports(tree: ast.AST) -> dict:
     return bound
 
 
+def _is_super(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+    )
+
+
+def _inherited(func, owner: type, name: str):
+    """What `super().<name>` means inside `func`: the next definition of `name` up the owner's MRO
+    past the class that defines `func`."""
+    mro = owner.__mro__
+    for index, klass in enumerate(mro):
+        if any(inspect.unwrap(value) is func for value in vars(klass).values() if callable(value)):
+            return next((vars(up)[name] for up in mro[index + 1 :] if name in vars(up)), None)
+    return None
+
+
 def _called(func, owner: type, seen: set) -> set[str]:
-    """Functions of other first-party modules a handler calls, through `self.<method>()` too."""
+    """Functions of other first-party modules a handler calls, through `self.<method>()` and
+    `super().<method>()` too."""
     func = inspect.unwrap(func)
     if func in seen or not isinstance(func, types.FunctionType):
         return set()
@@ -72,6 +89,9 @@ def _called(func, owner: type, seen: set) -> set[str]:
             continue
         target = node.func
         value = None
+        if isinstance(target, ast.Attribute) and _is_super(target.value):
+            found |= _called(_inherited(func, owner, target.attr), owner, seen)
+            continue
         if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
             if target.value.id == "self":
                 method = getattr(owner, target.attr, None)

@@ -5,7 +5,10 @@ import copy
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
+
+from glow.core.serializers import JSONObjectField, JSONValueField
 
 # DRF refuses U+0000 in every text field (PostgreSQL cannot store it) and strips surrounding
 # whitespace before its blank check: the patterns say both, so a client knows before sending.
@@ -29,6 +32,24 @@ def decimal_pattern(field) -> str:
     sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
     return rf"^{sign}{digits}{fraction}$"
 
+
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JSONValue"}
+# OpenAPI 3.0 has no `propertyNames`: the rule on keys is stated as an extension (the fuzz test's
+# hooks read it as `propertyNames`), and in words.
+JSON_KEYS = {"x-propertyNames": {"type": "string", "pattern": NO_NUL}}
+JSON_OBJECT_SCHEMA = {"type": "object", "additionalProperties": JSON_VALUE_REF, **JSON_KEYS}
+# What JSONObjectField and JSONValueField store: any JSON but U+0000, which jsonb cannot hold.
+JSON_VALUE_SCHEMA = {
+    "description": "Any JSON value, with no U+0000 in its text or in its keys.",
+    "nullable": True,
+    "oneOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "array", "items": JSON_VALUE_REF},
+        JSON_OBJECT_SCHEMA,
+    ],
+}
 
 FIELD_ERRORS_REF = {"$ref": "#/components/schemas/FieldErrors"}
 # What the exception handler puts under `fields`: DRF's messages per input, nested like the input.
@@ -200,6 +221,28 @@ def given_rules_schema(schema: dict, rules) -> dict:
     return schema
 
 
+def only(value) -> dict:
+    """The schema of one value. (Under `allOf`: drf-spectacular would hoist a property's bare
+    `enum` into a named component of its own.)"""
+    return {"allOf": [{"enum": [value]}]}
+
+
+def variants_schema(schema: dict, variants) -> dict:
+    """A write shape's Variants as `oneOf` of one branch per value of its key."""
+    branches = []
+    for value, shapes in variants.shapes.items():
+        branch = {"properties": {variants.on: only(value), **shapes}}
+        if value != variants.absent:
+            branch["required"] = [variants.on]
+        branches.append(branch)
+    clause = {"oneOf": branches}
+    if {"oneOf", "anyOf"} & set(schema):
+        schema.setdefault("allOf", []).append(clause)
+    else:
+        schema.update(clause)
+    return schema
+
+
 class ArtifactAutoSchema(AutoSchema):
     """Asks the viewset for each op's request and response shapes; tags and ids by family."""
 
@@ -234,6 +277,18 @@ class ArtifactAutoSchema(AutoSchema):
             if schema.get("type") == "string":
                 schema["pattern"] = decimal_pattern(field)
             return schema
+        if direction == "request" and isinstance(field, JSONObjectField | JSONValueField):
+            self.registry.register_on_missing(
+                ResolvedComponent(
+                    name="JSONValue",
+                    type=ResolvedComponent.SCHEMA,
+                    object="JSONValue",
+                    schema=JSON_VALUE_SCHEMA,
+                )
+            )
+            if isinstance(field, JSONValueField):
+                return dict(JSON_VALUE_REF)
+            schema = {**schema, **copy.deepcopy(JSON_OBJECT_SCHEMA)}
         if direction == "request" and isinstance(field, serializers.DictField):
             if not field.allow_empty:
                 schema["minProperties"] = 1
@@ -259,6 +314,9 @@ class ArtifactAutoSchema(AutoSchema):
         rules = getattr(serializer, "given_rules", ())
         if rules:
             schema = given_rules_schema(schema, rules)
+        variants = getattr(serializer, "variants", None)
+        if variants is not None and not serializer.partial:
+            schema = variants_schema(schema, variants)
         data_shape = getattr(serializer, "data_shape", None)
         if data_shape is not None:
             self._document_data(schema, data_shape)

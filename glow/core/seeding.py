@@ -37,8 +37,10 @@ def resetting() -> bool:
 
 
 def demo_id(model: type[Model], key: str) -> uuid.UUID:
-    """The same id for the same model and key on every machine and every run."""
-    return uuid.uuid5(DEMO_NAMESPACE, f"{model._meta.label_lower}:{key}")
+    """The same id for the same model and key on every machine and every run (a renamed class
+    names its former label in `demo_label`, so its rows keep their ids)."""
+    label = getattr(model, "demo_label", model._meta.label_lower)
+    return uuid.uuid5(DEMO_NAMESPACE, f"{label}:{key}")
 
 
 def demo_find(model: type[Model], key: str, **legacy) -> Model | None:

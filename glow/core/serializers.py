@@ -82,6 +82,18 @@ def at_least_one(*names: str, message: str = "") -> GivenRule:
     return GivenRule(branches, False, message or f"Give {_or(names)}.")
 
 
+@dataclass(frozen=True)
+class Variants:
+    """Keys of a write shape whose schema depends on the value of another key, `on` (`absent`
+    when it is not given): `shapes` maps each value to those keys' JSON Schemas. The schema states
+    it on the whole shape as `oneOf` of branches that each fix `on` (glow.core.schema); an edit's
+    partial data is judged against its stored row, so its shape does not. The model checks it."""
+
+    on: str
+    absent: str
+    shapes: dict[str, dict[str, dict]]
+
+
 # A request shape with `given_rules`: a body that breaks one answers 400 naming the keys. (A
 # comment, not a docstring: the schema would show a docstring as every subclass's description.)
 class RuledSerializer(serializers.Serializer):
@@ -96,9 +108,22 @@ class RuledSerializer(serializers.Serializer):
 
 
 class JSONObjectField(serializers.DictField):
-    """A JSON object to store as given: PostgreSQL's jsonb holds no U+0000, so one is refused."""
+    """A JSON object to store as given: PostgreSQL's jsonb holds no U+0000, so one is refused in
+    its keys and text (the schema states both: glow.core.schema maps this field)."""
 
     default_error_messages = {"null_character": "Null characters (U+0000) are not allowed."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if _has_nul(value):
+            self.fail("null_character")
+        return value
+
+
+class JSONValueField(serializers.JSONField):
+    """Any JSON value to store as given, refused with U+0000 in it as JSONObjectField is."""
+
+    default_error_messages = JSONObjectField.default_error_messages
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

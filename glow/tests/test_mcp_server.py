@@ -7,8 +7,6 @@ from mcp import Client
 
 from attempts.models import Attempt
 from glow.accounts.services import api_key_create
-from glow.accounts.tests.factories import CohortFactory, DepartmentFactory
-from glow.catalog.tests.factories import HomeFactory
 from glow.mcp_server import Dispatcher, build_server, tool_specs
 from system.models import Run, Session
 
@@ -16,14 +14,6 @@ from system.models import Run, Session
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TEXT = "I hear you. What worries you most? The next step is that we meet on Friday to plan."
-
-
-@pytest.fixture
-def home(org_admin, learner):
-    department = DepartmentFactory(organization=org_admin.organization)
-    cohort = CohortFactory(organization=org_admin.organization, department=department)
-    cohort.members.add(learner)
-    return HomeFactory(organization=org_admin.organization, department=department, cohort=cohort)
 
 
 def test_tools_are_the_api_ops_with_their_request_schemas():

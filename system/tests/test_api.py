@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
-from glow.catalog.tests.factories import ModelFactory
+from glow.catalog.tests.factories import AIModelFactory
 from glow.core.registry import registry
 from system import ledger
 from system.models import Group, Run, Session, TimelineEvent
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def model(org_admin):
-    return ModelFactory(organization=org_admin.organization)
+    return AIModelFactory(organization=org_admin.organization)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from glow.ai import CompletionRequest, ProviderError, ProviderTimeout, StructuredOutputError, Usage
-from glow.catalog.tests.factories import ModelFactory
+from glow.catalog.tests.factories import AIModelFactory
 from glow.core.models import Upload
 from system import exports, gateway, ledger
 from system.models import ClientKind, Group, Run, RunStatus, Session, TimelineEvent
@@ -123,7 +123,7 @@ def test_a_signed_in_browser_gets_a_browser_session(client, learner):
 
 
 def test_cost_is_exact_decimal_from_prices_per_million(learner):
-    model = ModelFactory(
+    model = AIModelFactory(
         organization=learner.organization,
         input_price_per_million=Decimal("2.50"),
         output_price_per_million=Decimal("10.00"),
@@ -149,7 +149,7 @@ def test_cost_is_exact_decimal_from_prices_per_million(learner):
 
 
 def test_group_and_session_counters_add_up_their_runs(learner):
-    model = ModelFactory(organization=learner.organization)
+    model = AIModelFactory(organization=learner.organization)
     session = books(profile=learner, model=model, groups=2, runs=3)
 
     runs = Run.objects.filter(session=session)
@@ -179,7 +179,7 @@ def openai_model(fake_openai, learner, monkeypatch, settings):
     settings.GLOW_OPENAI_TIMEOUT = 5.0
     settings.GLOW_OPENAI_MAX_RETRIES = 1
     monkeypatch.setenv("GLOW_TEST_OPENAI_KEY", "sk-test-books")
-    return ModelFactory(
+    return AIModelFactory(
         organization=learner.organization,
         provider="openai",
         provider_model="gpt-books",
@@ -399,7 +399,7 @@ def test_finishing_twice_counts_once(learner):
 
 
 def test_refresh_repairs_drifted_counters_from_the_runs(learner):
-    model = ModelFactory(organization=learner.organization)
+    model = AIModelFactory(organization=learner.organization)
     session = books(profile=learner, model=model, groups=2, runs=2)
     truth_session = Session.objects.values(
         "group_count", "run_count", "total_tokens", "total_cost"
@@ -436,7 +436,7 @@ def test_refresh_repairs_drifted_counters_from_the_runs(learner):
 
 
 def test_export_writes_an_audited_zip_of_the_session(learner, org_admin):
-    model = ModelFactory(organization=learner.organization)
+    model = AIModelFactory(organization=learner.organization)
     session = books(profile=learner, model=model, groups=2, runs=2)
     audit = ledger.session_touch(actor=org_admin, client_kind="browser", auth="session")
 

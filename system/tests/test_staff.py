@@ -9,7 +9,7 @@ import pytest
 from django.urls import path, reverse
 
 from glow.accounts.tests.factories import DepartmentFactory, ProfileFactory
-from glow.catalog.tests.factories import ModelFactory
+from glow.catalog.tests.factories import AIModelFactory
 from glow.core.templatetags.glow_format import count, money
 from system.models import Run, Session
 from system.staff import artifact_url
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def filled(learner, org_admin):
     return books(
-        profile=learner, model=ModelFactory(organization=org_admin.organization), groups=2, runs=2
+        profile=learner, model=AIModelFactory(organization=org_admin.organization), groups=2, runs=2
     )
 
 

@@ -3,15 +3,12 @@ alias is named under its op. (Timings are in bench/RESULTS.md; tests check behav
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.browser.test_learner_pages import CHROMIUM, CHROMIUM_ARGS
-from tests.integration.conftest import uvicorn_server
+from tests.integration.conftest import static_uvicorn_server
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 
@@ -20,27 +17,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(t
 
 @pytest.fixture
 def docs_server(services_env, tmp_path):
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        env=services_env,
-        cwd=settings.BASE_DIR,
-        check=True,
-    )
-    with uvicorn_server(services_env, tmp_path) as url:
+    with static_uvicorn_server(services_env, tmp_path) as url:
         yield url
 
 
 @pytest.fixture
-def page(monkeypatch):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (bash .ci/browser-deps)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
+def page(browser):
+    return browser.new_page(viewport={"width": 1280, "height": 900})
 
 
 def test_the_reference_page_reads_by_headings_and_works_with_the_keyboard_on_a_phone(

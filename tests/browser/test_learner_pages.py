@@ -9,8 +9,6 @@ Screenshots of Home, Chat mid-stream and Results at 375 and 1440 px land in docs
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,21 +20,11 @@ from django.core.management import call_command
 from attempts.models import Attempt, Message
 from glow.accounts.models import Profile
 from glow.catalog.models import Home
-from tests.integration.conftest import uvicorn_server
+from tests.integration.conftest import static_uvicorn_server
+from tests.support.browser import launch, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 SIMULATION = "Office hours: CS-180"
 # Slow enough that a person (and this test) sees the reply grow and can stop it mid-way.
@@ -47,14 +35,7 @@ STREAM_DELAY = "0.12"
 def learner_server(services_env, tmp_path):
     """uvicorn serving Glow with the offline simulator streaming at a visible pace."""
     env = {**services_env, "GLOW_LOCAL_STREAM_DELAY": STREAM_DELAY}
-    # DEBUG is off, as in production: WhiteNoise serves the collected stylesheet and script.
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        env=env,
-        cwd=settings.BASE_DIR,
-        check=True,
-    )
-    with uvicorn_server(env, tmp_path) as url:
+    with static_uvicorn_server(env, tmp_path) as url:
         yield url
 
 
@@ -71,32 +52,14 @@ def demo_world(db):
         user.save(update_fields=["password"])
 
 
-@pytest.fixture
-def chromium(monkeypatch):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (bash .ci/browser-deps)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-def _launch(playwright, extra=()):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra])
-
-
 def _sign_in(page, url: str, username: str) -> None:
-    page.goto(f"{url}/")
-    assert "/accounts/login/" in page.url
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(f"{username}-glow-demo")
-    page.get_by_role("button", name="Sign in").click()
-    try:
-        page.wait_for_url(f"{url}/learn/", timeout=8000)
-    except Exception:
-        print(page.url, page.content()[:3000])
-        raise
+    sign_in(
+        page,
+        f"{url}/",
+        username=username,
+        password=f"{username}-glow-demo",
+        landing=f"{url}/learn/",
+    )
 
 
 def _reply_lengths(page) -> list[int]:
@@ -128,9 +91,9 @@ def _advance(page, name: str) -> None:
 
 
 def test_a_learner_practises_the_demo_simulation_from_sign_in_to_results(
-    learner_server, demo_world, chromium
+    learner_server, demo_world, playwright
 ):
-    browser = _launch(chromium)
+    browser = launch(playwright)
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -225,9 +188,9 @@ def test_a_learner_practises_the_demo_simulation_from_sign_in_to_results(
     browser.close()
 
 
-def test_learner_pages_at_phone_width(learner_server, demo_world, chromium):
+def test_learner_pages_at_phone_width(learner_server, demo_world, playwright):
     """375 px: Home, a reply mid-stream and Results, nothing wider than the screen."""
-    browser = _launch(chromium)
+    browser = launch(playwright)
     page = browser.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
     _sign_in(page, learner_server, "learner2")
     _shot(page, "home-375.png")
@@ -262,9 +225,9 @@ def test_learner_pages_at_phone_width(learner_server, demo_world, chromium):
     browser.close()
 
 
-def test_a_second_tab_follows_the_conversation(learner_server, demo_world, chromium):
+def test_a_second_tab_follows_the_conversation(learner_server, demo_world, playwright):
     """Nothing lives only in one tab: a message sent in one shows up, with its reply, in the other."""
-    browser = _launch(chromium)
+    browser = launch(playwright)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     first = context.new_page()
     _sign_in(first, learner_server, "learner2")
@@ -289,7 +252,7 @@ def test_a_second_tab_follows_the_conversation(learner_server, demo_world, chrom
 
 
 def test_a_spoken_turn_through_the_microphone_becomes_a_message(
-    learner_server, demo_world, chromium, celery_worker_factory, tmp_path
+    learner_server, demo_world, playwright, celery_worker_factory, tmp_path
 ):
     """Chromium's fake microphone plays a WAV; the page records it with MediaRecorder, uploads it
     as WAV, and the worker's transcript shows as the learner's message with the spoken reply."""
@@ -321,13 +284,11 @@ def test_a_spoken_turn_through_the_microphone_becomes_a_message(
     wav.write_bytes(
         LocalSpeechProvider().synthesize("Can you explain how recursion works please").audio
     )
-    browser = _launch(
-        chromium,
-        [
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-        ],
+    browser = launch(
+        playwright,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
     )
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.grant_permissions(["microphone"])

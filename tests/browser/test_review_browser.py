@@ -16,7 +16,8 @@ from glow.accounts.tests.factories import (
     ProfileFactory,
 )
 from glow.catalog.tests.factories import HomeFactory, RubricFactory, SimulationFactory
-from tests.browser.test_staff_pages import PASSWORD, _shot, browser  # noqa: F401 (fixture)
+from tests.browser.test_staff_pages import PASSWORD, _shot
+from tests.support.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,7 +70,7 @@ def reviewed_world():
 
 def test_instructor_grades_and_comments_a_turn_and_the_learner_sees_both(
     live_server,
-    browser,  # noqa: F811 (the fixture imported above)
+    browser,
     reviewed_world,
 ):
     base = live_server.url
@@ -86,11 +87,7 @@ def test_instructor_grades_and_comments_a_turn_and_the_learner_sees_both(
     expected = round((judge_points - judge_entry["score"] + raised) * 100 / chat.grade.total_points)
 
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(f"{base}/staff/attempts/{attempt.pk}/")
-    page.get_by_label("Username").fill("instructor")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/staff/attempts/{attempt.pk}/")
+    sign_in(page, f"{base}/staff/attempts/{attempt.pk}/", username="instructor", password=PASSWORD)
     _shot(page, "20-review-transcript-before")
 
     page.get_by_label(f"Score for {criterion['name']} (0 to {criterion['points']})").fill(

@@ -18,7 +18,6 @@ from django.test import Client
 from glow.accounts.models import Profile
 from glow.accounts.services import api_key_create
 from glow.catalog.models import Persona, Simulation
-from tests.browser.test_staff_pages import browser  # noqa: F401 (the Chromium fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,7 +43,7 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
 
 
-def test_an_instructors_trait_edit_survives_glow_demo(live_server, browser, demo):  # noqa: F811
+def test_an_instructors_trait_edit_survives_glow_demo(live_server, browser, demo):
     base = live_server.url
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     _sign_in(page, base, "instructor")
@@ -70,7 +69,7 @@ def test_an_instructors_trait_edit_survives_glow_demo(live_server, browser, demo
 
 def test_instructor_follows_the_cohort_and_a_learner_sees_anonymous_ranks(
     live_server,
-    browser,  # noqa: F811
+    browser,
     demo,
 ):
     base = live_server.url

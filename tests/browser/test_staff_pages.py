@@ -5,7 +5,6 @@ page land in screenshots/ at the repository root."""
 
 from __future__ import annotations
 
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,27 +22,17 @@ from glow.accounts.tests.factories import (
     ProfileFactory,
 )
 from glow.catalog.tests.factories import (
+    AIModelFactory,
     HomeFactory,
-    ModelFactory,
     RubricFactory,
     SimulationFactory,
 )
 from glow.core.templatetags.glow_format import count, money
 from system.tests.factories import books
+from tests.support.browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(settings.BASE_DIR) / "screenshots"
 PASSWORD = "instructor-glow-demo"
 
@@ -100,7 +89,7 @@ def cast():
     lena = _person(university, "learner1", "learner", "Lena Learner", [computing])
     leo = _person(university, "learner2", "learner", "Leo Learner", [computing])
     lia = _person(university, "learner3", "learner", "Lia Learner", [maths])
-    model = ModelFactory(
+    model = AIModelFactory(
         organization=university,
         title="Demo GPT",
         input_price_per_million=Decimal("2.50"),
@@ -126,21 +115,6 @@ def cast():
     }
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed (bash .ci/browser-deps)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM work is done before it.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def _api_op(base: str, key: str, op: str, body: dict) -> dict:
     response = httpx.post(
         f"{base}/api/v5/artifacts/{op}", json=body, headers={"X-Api-Key": key}, timeout=10
@@ -158,6 +132,7 @@ def _figure(page, selector: str) -> str:
 
 
 def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
@@ -166,12 +141,7 @@ def test_instructor_drills_down_and_every_figure_matches_the_api(live_server, br
     key = cast["api_key"]
     page = browser.new_page(viewport={"width": 1280, "height": 900})
 
-    page.goto(f"{base}/staff/")
-    assert "/accounts/login/" in page.url
-    page.get_by_label("Username").fill("instructor")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/staff/")
+    sign_in(page, f"{base}/staff/", username="instructor", password=PASSWORD)
 
     # The API call opens the instructor's API session; reload so both count the same sessions.
     activity = _api(base, key, "activity", {})

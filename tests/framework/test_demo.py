@@ -113,6 +113,17 @@ def test_rows_loaded_before_demo_ids_are_adopted_by_title_not_copied():
     assert Persona.objects.get(pk=legacy.pk).traits == ["calm"]
 
 
+def test_demo_models_keep_the_ids_they_were_seeded_with_before_the_class_rename():
+    """catalog.Model became AIModel: a database seeded before finds its demo models by the same
+    ids, so one renamed there is not copied by the next run."""
+    from glow.catalog.models import AIModel
+
+    call_command("glow_demo", stdout=StringIO())
+
+    seeded_before = AIModel.objects.get(pk="64ac6e08-3435-58b5-aff2-deeaa3e626a9")
+    assert seeded_before.title == "Glow local simulator"
+
+
 def test_glow_demo_finishes_when_a_real_model_fails_to_grade(settings):
     """A model server that answers prose where JSON is needed: hints and grades fail, the demo
     attempts stay in progress, and the command still finishes."""

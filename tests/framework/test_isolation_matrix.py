@@ -590,7 +590,7 @@ def build_world(media_root) -> World:
 def other_test(admin) -> dict[str, Any]:
     """A test of Other College with a secret, a grade and a tool call: "my grade, your tool
     call" is probed too."""
-    from glow.catalog.tests.factories import AgentFactory, EvalFactory, ModelFactory
+    from glow.catalog.tests.factories import AgentFactory, AIModelFactory, EvalFactory
     from system.ledger import session_touch
     from tests_app import lifecycle
     from tests_app.tests.factories import TestGradeFactory, ToolCallFactory
@@ -601,7 +601,7 @@ def other_test(admin) -> dict[str, Any]:
         actor=admin,
         session=session_touch(actor=admin, client_kind="api", auth="api_key"),
         eval_id=evaluation.pk,
-        model_ids=[ModelFactory(organization=admin.organization).pk],
+        model_ids=[AIModelFactory(organization=admin.organization).pk],
         scenario_ids=list(evaluation.scenarios.values_list("pk", flat=True)),
         agent_ids=[AgentFactory(organization=admin.organization, department=department).pk],
         secrets=[{"label": "Lab token", "value": "lab-token"}],

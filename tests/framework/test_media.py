@@ -80,6 +80,9 @@ def test_oversized_upload_answers_413_and_stores_nothing(admin_client, settings)
         ("notes.exe", b"MZ\x90\x00binary", "application/x-msdownload"),
         ("fake.wav", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "audio/wav"),
         ("picture.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png"),
+        # Served back as application/json, it would not parse.
+        ("data.json", b"\x8a\x00 not json", "application/json"),
+        ("data.json", b'{"a": 1', "application/json"),
     ],
 )
 def test_wrong_type_answers_400_and_stores_nothing(admin_client, name, data, content_type):
@@ -88,6 +91,17 @@ def test_wrong_type_answers_400_and_stores_nothing(admin_client, name, data, con
     assert response.json()["code"] == "unsupported_media_type"
     assert "file" in response.json()["fields"]
     assert Upload.objects.count() == 0
+
+
+def test_a_json_upload_comes_back_byte_for_byte_as_json(admin_client):
+    data = '{"w\u00f6rter": [1, 2.5, null]}\n'.encode()
+    response = upload(
+        admin_client, data, name="data.json", content_type="application/json", op="persona/upload"
+    )
+    assert response.status_code == 201, response.json()
+    served = admin_client.get(f"/api/v5/media/{response.json()['upload_id']}")
+    assert b"".join(served.streaming_content) == data
+    assert served["Content-Type"] == "application/json"
 
 
 def test_missing_file_answers_400_naming_the_field(admin_client):

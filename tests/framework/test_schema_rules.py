@@ -171,3 +171,94 @@ def test_an_optional_id_given_as_blank_is_absent(admin_client):
     body = {"data": {"title": "Blank id"}, "id": "", "persona_id": None}
     response = admin_client.post(f"{OP}persona/publish", body, format="json")
     assert response.status_code == 200 and response.json()["title"] == "Blank id"
+
+
+def _json_schema(node):
+    """A component as JSON Schema, for jsonschema: refs into the document, the key rule OpenAPI
+    3.0 spells `x-propertyNames`, and `nullable` as a null branch."""
+    if isinstance(node, list):
+        return [_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _json_schema(value) for key, value in node.items()}
+    if "x-propertyNames" in node:
+        node["propertyNames"] = node.pop("x-propertyNames")
+    if "$ref" in node:
+        node["$ref"] = "#/definitions/" + node["$ref"].rsplit("/", 1)[-1]
+    if node.pop("nullable", False):
+        node = {"anyOf": [node, {"type": "null"}]}
+    return node
+
+
+def accepts(schema: dict, value) -> bool:
+    import jsonschema
+
+    definitions = _json_schema(full_schema()["components"]["schemas"])
+    checker = jsonschema.Draft7Validator.FORMAT_CHECKER
+    validator = jsonschema.Draft7Validator(
+        {**_json_schema(schema), "definitions": definitions}, format_checker=checker
+    )
+    return validator.is_valid(value)
+
+
+@pytest.mark.parametrize(
+    ("shape", "key"),
+    [
+        ("EvalWriteRequest", "settings"),
+        ("ToolWriteRequest", "json_schema"),
+        ("ArtifactGenerateConfigRequest", "params"),
+    ],
+)
+def test_free_form_json_takes_any_json_but_u0000_in_keys_or_text(shape, key):
+    schema = component(shape)["properties"][key]
+    assert accepts(schema, {"a": {"b c": [1, 2.5, "x", None, True, {}]}, "": ""})
+    # jsonb cannot hold U+0000; OpenAPI 3.0 has no keyword for keys, so an extension states it.
+    assert not accepts(schema, {"a\x00": 1})
+    assert not accepts(schema, {"a": ["\x00"]})
+    assert not accepts(schema, {"a": {"b\x00": None}})
+
+
+@pytest.mark.parametrize("data", [{"a\x00": 1}, {"a": {"b": ["\x00"]}}, {"a": {"b\x00": 1}}])
+def test_u0000_in_free_form_json_is_refused_as_the_schema_says(admin_client, data):
+    body = {"data": {"title": "Eval", "rubric": str(uuid.uuid4()), "settings": data}}
+    response = admin_client.post(f"{OP}eval/publish", body, format="json")
+    assert response.status_code == 400 and "data" in response.json()["fields"]
+    generate = {"title": "Persona", "config": {"params": data}}
+    response = admin_client.post(f"{OP}persona/generate", generate, format="json")
+    assert response.status_code == 400 and "config" in response.json()["fields"]
+
+
+DEFAULTS = [None, "text", "2024-02-29", "2024-02-30", 3, 2.5, True, [], {"a": 1}]
+
+
+@pytest.mark.parametrize("kind", ["string", "integer", "number", "boolean", "date"])
+def test_a_new_fields_default_is_of_its_type_as_the_model_checks_it(kind):
+    from glow.catalog.models import field_problems
+
+    [branch] = [
+        branch
+        for branch in component("InputFieldWriteRequest")["oneOf"]
+        if branch["properties"]["type"] == {"allOf": [{"enum": [kind]}]}
+    ]
+    for value in DEFAULTS:
+        fits = not field_problems(kind=kind, enum_values=[], default=value)
+        assert accepts(branch["properties"]["default"], value) == fits, (kind, value)
+    # Only an enum lists values.
+    assert not accepts(branch["properties"]["enum_values"], ["a"])
+
+
+def test_a_field_created_without_a_type_is_text_and_an_enum_lists_its_values(admin_client):
+    whole = component("InputFieldWriteRequest")
+    body = {"title": "Grade", "name": "grade", "default": 5}
+    assert not accepts(whole, body)  # no type: a string field, so a number is no default
+    response = admin_client.post(f"{OP}field/publish", {"data": body}, format="json")
+    assert response.status_code == 400 and "default" in str(response.json()["fields"])
+    listed = {**body, "type": "enum", "enum_values": ["a", "b"], "default": None}
+    assert accepts(whole, listed)
+    response = admin_client.post(f"{OP}field/publish", {"data": listed}, format="json")
+    assert response.status_code == 200, response.json()
+    assert not accepts(whole, {**listed, "enum_values": []})
+    dated = {**body, "type": "date", "default": "2024-02-29"}
+    assert accepts(whole, dated)
+    response = admin_client.post(f"{OP}field/publish", {"data": dated}, format="json")
+    assert response.status_code == 200, response.json()

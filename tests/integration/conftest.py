@@ -146,6 +146,20 @@ def uvicorn_server(env: dict, log_dir: Path) -> Iterator[str]:
         server.stop()
 
 
+@contextmanager
+def static_uvicorn_server(env: dict, log_dir: Path) -> Iterator[str]:
+    """uvicorn_server after collectstatic: with DEBUG off, as in production, WhiteNoise serves the
+    collected stylesheets and scripts."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        env=env,
+        cwd=settings.BASE_DIR,
+        check=True,
+    )
+    with uvicorn_server(env, log_dir) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def live_server_url(services_env, tmp_path_factory):
     with uvicorn_server(services_env, tmp_path_factory.mktemp("uvicorn-log")) as url:

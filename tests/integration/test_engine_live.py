@@ -13,8 +13,8 @@ from bench.latency_server import LatencyServer
 from glow.accounts.tests.factories import DepartmentFactory
 from glow.catalog.tests.factories import (
     AgentFactory,
+    AIModelFactory,
     EvalFactory,
-    ModelFactory,
     RubricFactory,
     ScenarioFactory,
 )
@@ -66,7 +66,7 @@ def start_grid(org_admin, base_url: str, *, models: int, scenarios: int, concurr
         organization=organization, department=department, rubric=rubric, turns=1
     )
     model_rows = [
-        ModelFactory(
+        AIModelFactory(
             organization=organization,
             title=f"Remote {n}",
             provider="openai",

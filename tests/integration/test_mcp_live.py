@@ -11,22 +11,12 @@ from mcp import Client, StdioServerParameters
 
 from attempts.models import Attempt
 from glow.accounts.services import api_key_create
-from glow.accounts.tests.factories import CohortFactory, DepartmentFactory
-from glow.catalog.tests.factories import HomeFactory
 from system.models import Session
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 GLOW = Path(sys.executable).parent / "glow"
 TEXT = "I hear you. What worries you most? The next step is that we meet on Friday to plan."
-
-
-@pytest.fixture
-def home(org_admin, learner):
-    department = DepartmentFactory(organization=org_admin.organization)
-    cohort = CohortFactory(organization=org_admin.organization, department=department)
-    cohort.members.add(learner)
-    return HomeFactory(organization=org_admin.organization, department=department, cohort=cohort)
 
 
 async def call(client, name, **arguments):

@@ -9,14 +9,11 @@ the grid follows every cell to its grade while the page stays open.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from glow.accounts.tests.factories import DepartmentFactory, OrganizationFactory, ProfileFactory
-from tests.browser.test_staff_pages import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.conftest import uvicorn_server
 from tests_app.models import Test
 from tests_app.tests.conftest import Catalog
@@ -37,15 +34,8 @@ def served_with_static(services_env, tmp_path):
 
 
 def test_a_test_started_from_staff_fills_its_grid_live(
-    served_with_static, celery_worker_factory, monkeypatch
+    served_with_static, celery_worker_factory, browser
 ):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (bash .ci/browser-deps)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
     organization = OrganizationFactory(name="Demo University")
     department = DepartmentFactory(organization=organization, name="Computer Science")
     # The server checks passwords with the production hashers, not the tests' fast MD5 one.
@@ -60,34 +50,31 @@ def test_a_test_started_from_staff_fills_its_grid_live(
     catalog = Catalog(organization, department)
     base = served_with_static
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = chromium.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{base}/admin/login/?next=/staff/tests/")
-        page.get_by_label("Username").fill("instructor")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_role("link", name="Start a test").click()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/admin/login/?next=/staff/tests/")
+    page.get_by_label("Username").fill("instructor")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Start a test").click()
 
-        page.get_by_label("Eval").select_option(str(catalog.eval.pk))
-        for row in [*catalog.models, *catalog.scenarios, *catalog.agents]:
-            page.get_by_label(row.title, exact=True).check()
-        page.get_by_label("Title (optional)").fill("Started from the staff pages")
-        page.get_by_role("button", name="Start test").click()
+    page.get_by_label("Eval").select_option(str(catalog.eval.pk))
+    for row in [*catalog.models, *catalog.scenarios, *catalog.agents]:
+        page.get_by_label(row.title, exact=True).check()
+    page.get_by_label("Title (optional)").fill("Started from the staff pages")
+    page.get_by_role("button", name="Start test").click()
 
-        page.wait_for_url("**/benchmark/")
-        page.evaluate("window.__sameDocument = true")
-        cells = len(catalog.models) * len(catalog.scenarios) * len(catalog.agents)
-        graded = "[...document.querySelectorAll('#heatmap td.cell')].filter(td => td.dataset.percent !== '').length"
-        # No worker runs yet: the page opens on a grid of queued cells ...
-        assert page.evaluate(graded) == 0
-        assert page.get_by_role("status").inner_text().startswith("Running")
-        # ... and fills in as a worker starts and grades them.
-        celery_worker_factory()
-        # Every cell shows its grade without the page being reloaded.
-        page.wait_for_function(f"n => {graded} === n", arg=cells, timeout=90_000)
-        assert page.evaluate("window.__sameDocument") is True
-        test = Test.objects.get(title="Started from the staff pages")
-        assert test.invocations.count() == cells
-        assert page.locator("#cell-count").inner_text() == str(cells)
-        chromium.close()
+    page.wait_for_url("**/benchmark/")
+    page.evaluate("window.__sameDocument = true")
+    cells = len(catalog.models) * len(catalog.scenarios) * len(catalog.agents)
+    graded = "[...document.querySelectorAll('#heatmap td.cell')].filter(td => td.dataset.percent !== '').length"
+    # No worker runs yet: the page opens on a grid of queued cells ...
+    assert page.evaluate(graded) == 0
+    assert page.get_by_role("status").inner_text().startswith("Running")
+    # ... and fills in as a worker starts and grades them.
+    celery_worker_factory()
+    # Every cell shows its grade without the page being reloaded.
+    page.wait_for_function(f"n => {graded} === n", arg=cells, timeout=90_000)
+    assert page.evaluate("window.__sameDocument") is True
+    test = Test.objects.get(title="Started from the staff pages")
+    assert test.invocations.count() == cells
+    assert page.locator("#cell-count").inner_text() == str(cells)

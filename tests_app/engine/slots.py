@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from glow.catalog.models import Rubric, Tool
@@ -35,10 +34,10 @@ class SlotCatalog:
 
     def attach(self, invocations: list[Invocation]) -> None:
         """Set each invocation's model, scenario (with persona) and agent, reading the missing."""
-        from glow.catalog.models import Agent, Model, ParameterSet, Scenario
+        from glow.catalog.models import Agent, AIModel, ParameterSet, Scenario
 
         for cache, name, queryset in (
-            (self.models, "model_id", Model.objects.all()),
+            (self.models, "model_id", AIModel.objects.all()),
             (self.scenarios, "scenario_id", Scenario.objects.select_related("persona")),
             (self.agents, "agent_id", Agent.objects.select_related("parameter_set")),
             (self.parameters, "parameter_set_id", ParameterSet.objects.all()),
@@ -117,12 +116,6 @@ WRITTEN_FIELDS = [
     "error",
     "lease_expires_at",
 ]
-
-
-def _price(model) -> tuple[Decimal, Decimal]:
-    if model is None:
-        return Decimal("0"), Decimal("0")
-    return model.input_price_per_million, model.output_price_per_million
 
 
 PROGRESS_FIELDS = ["transcript", "input_tokens", "output_tokens", "total_tokens", "cost"]

@@ -12,12 +12,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from glow.ai import CompletionRequest, ProviderError, cost_for
+from glow.ai import CompletionRequest, ProviderError
 from glow.ai import calls as model_calls
 from glow.catalog.models import Rubric
 from glow.core.bulk import bulk_copy, bulk_set
 from system import events
-from system.gateway import provider_for
+from system.gateway import model_cost, provider_for
 from system.ledger import provider_of, runs_booked
 from system.models import Run, RunStatus
 from tests_app.engine.claims import CLAIM_SECONDS, _restart, invocations_claim, lease_seconds, share
@@ -30,7 +30,6 @@ from tests_app.engine.slots import (
     Writes,
     _envelope_params,
     _ids,
-    _price,
     _tally_before,
 )
 from tests_app.models import (
@@ -314,10 +313,7 @@ class Engine:
             raise
         run.finished_at = timezone.now()
         run.latency_ms = result.latency_ms
-        input_price, output_price = _price(model)
-        run.cost = cost_for(
-            result.usage, input_price_per_million=input_price, output_price_per_million=output_price
-        )
+        run.cost = model_cost(model=model, usage=result.usage)
         run.input_tokens = result.usage.input_tokens
         run.output_tokens = result.usage.output_tokens
         run.total_tokens = run.input_tokens + run.output_tokens

@@ -7,8 +7,8 @@ import pytest
 from glow.accounts.tests.factories import DepartmentFactory
 from glow.catalog.tests.factories import (
     AgentFactory,
+    AIModelFactory,
     EvalFactory,
-    ModelFactory,
     RubricFactory,
     ScenarioFactory,
     ToolFactory,
@@ -28,8 +28,8 @@ class Catalog:
         self.rubric = rubric
         self.groups = list(rubric.groups.order_by("position"))
         self.models = [
-            ModelFactory(organization=organization, title="Simulator"),
-            ModelFactory(organization=organization, title="Echo", provider_model="echo"),
+            AIModelFactory(organization=organization, title="Simulator"),
+            AIModelFactory(organization=organization, title="Echo", provider_model="echo"),
         ]
         self.scenarios = [
             ScenarioFactory(organization=organization, department=department, title=title)

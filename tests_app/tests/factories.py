@@ -10,8 +10,8 @@ from glow.accounts.tests.factories import OrganizationFactory
 from glow.catalog.tests.factories import (
     SAME_ORG,
     AgentFactory,
+    AIModelFactory,
     EvalFactory,
-    ModelFactory,
     ScenarioFactory,
 )
 from tests_app.models import Invocation, Test, TestGrade, ToolCall
@@ -36,7 +36,7 @@ class InvocationFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     title = factory.Sequence(lambda n: f"Invocation {n}")
     test = factory.SubFactory(TestFactory, organization=SAME_ORG)
-    model = factory.SubFactory(ModelFactory, organization=SAME_ORG)
+    model = factory.SubFactory(AIModelFactory, organization=SAME_ORG)
     scenario = factory.SubFactory(ScenarioFactory, organization=SAME_ORG)
     agent = factory.SubFactory(AgentFactory, organization=SAME_ORG)
     position = factory.Sequence(int)

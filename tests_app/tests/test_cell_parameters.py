@@ -6,7 +6,7 @@ import pytest
 
 from glow.ai import CompletionRequest
 from glow.ai.local import LocalProvider
-from glow.catalog.tests.factories import ModelFactory, ParameterSetFactory
+from glow.catalog.tests.factories import AIModelFactory, ParameterSetFactory
 from tests.support.fakeserver import FakeOpenAIServer
 from tests_app.engine import workers
 
@@ -25,7 +25,7 @@ def sent(body: dict) -> dict:
 
 
 def remote(catalog, server):
-    return ModelFactory(
+    return AIModelFactory(
         organization=catalog.organization,
         provider="openai",
         base_url=server.base_url,

@@ -7,7 +7,7 @@ import pytest
 from django.db.models import Sum
 
 from bench.latency_server import LatencyServer
-from glow.catalog.tests.factories import ModelFactory, ScenarioFactory
+from glow.catalog.tests.factories import AIModelFactory, ScenarioFactory
 from system.models import Group, Run
 from tests.support.fakeserver import FakeOpenAIServer
 from tests_app.engine import workers
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def remote_model(catalog, base_url: str, **fields):
-    return ModelFactory(
+    return AIModelFactory(
         organization=catalog.organization,
         title=f"Remote {fields.get('provider_model', 'model')}",
         provider="openai",

@@ -43,9 +43,9 @@ def test_the_form_starts_the_test_the_api_would(client, staff, catalog):
 
 
 def test_another_organizations_rows_are_not_choices(client, staff, catalog, outsider):
-    from glow.catalog.tests.factories import ModelFactory
+    from glow.catalog.tests.factories import AIModelFactory
 
-    foreign = ModelFactory(organization=outsider.organization)
+    foreign = AIModelFactory(organization=outsider.organization)
     sign_in(client, staff)
     response = client.post("/staff/tests/new/", _body(catalog, models=[str(foreign.pk)]))
     assert response.status_code == 200 and b"Select a valid choice" in response.content

@@ -32,25 +32,14 @@ class OpenAISpeechProvider:
     def __init__(
         self,
         *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        backoff_base: float = 0.2,
-        backoff_cap: float = 2.0,
         transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL,
         speech_model: str = DEFAULT_SPEECH_MODEL,
+        **connection: Any,
     ) -> None:
+        """`connection`: OpenAIProvider's own keywords (base_url, api_key, timeout, retries)."""
         # The chat provider owns the configured client and the bounded retries with their error
         # translation; speech shares both so a speech Run fails exactly like a chat Run.
-        self._http = OpenAIProvider(
-            base_url=base_url,
-            api_key=api_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-        )
+        self._http = OpenAIProvider(**connection)
         self.transcription_model = transcription_model
         self.speech_model = speech_model
 

@@ -6,7 +6,7 @@ import pytest
 
 from glow.ai import ProviderError, Usage
 from glow.ai.speech import AudioFormatError
-from glow.catalog.tests.factories import ModelFactory
+from glow.catalog.tests.factories import AIModelFactory
 from system import gateway, ledger
 from system.models import Group, Run, RunStatus, Session
 from tests.support.fakeserver import FakeOpenAIServer, HTTPFailure, SpeechAudio, Transcript
@@ -34,7 +34,7 @@ def openai_model(fake_openai, learner, monkeypatch, settings):
     settings.GLOW_OPENAI_MAX_RETRIES = 1
     settings.GLOW_SPEECH_PRICE_PER_MINUTE = Decimal("0.006")
     monkeypatch.setenv("GLOW_TEST_SPEECH_KEY", "sk-test-speech")
-    return ModelFactory(
+    return AIModelFactory(
         organization=learner.organization,
         provider="openai",
         provider_model="gpt-books",

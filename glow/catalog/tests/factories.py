@@ -165,9 +165,9 @@ class PracticeFactory(DepartmentOwnedFactory):
     cohort = None
 
 
-class ModelFactory(ArtifactFactory):
+class AIModelFactory(ArtifactFactory):
     class Meta:
-        model = m.Model
+        model = m.AIModel
 
     title = factory.Sequence(lambda n: f"Model {n}")
     provider = m.Provider.LOCAL
@@ -218,7 +218,7 @@ class AgentFactory(DepartmentOwnedFactory):
 
     title = factory.Sequence(lambda n: f"Agent {n}")
     system_prompt = "You are a calm teaching assistant."
-    default_model = factory.SubFactory(ModelFactory, organization=SAME_ORG)
+    default_model = factory.SubFactory(AIModelFactory, organization=SAME_ORG)
     parameter_set = None  # the model server's defaults; pass a ParameterSetFactory() to set some
 
     @factory.post_generation
@@ -260,7 +260,7 @@ FAMILY_FACTORIES = {
     "home": HomeFactory,
     "practice": PracticeFactory,
     "agent": AgentFactory,
-    "model": ModelFactory,
+    "model": AIModelFactory,
     "eval": EvalFactory,
     "tool": ToolFactory,
     "document": DocumentFactory,

@@ -47,6 +47,19 @@ def test_every_admin_changelist_and_add_page_renders_for_the_demo_admin():
         assert client.get(admin_url(model, "change", row.pk)).status_code == 200, model
 
 
+def test_a_bookmarked_model_admin_page_still_opens(superuser_client, org_admin):
+    """The admin's model pages moved from /admin/catalog/model/ to .../aimodel/ with the class."""
+    model = f.AIModelFactory(organization=org_admin.organization, title="Bookmarked model")
+    response = superuser_client.get(
+        f"/admin/catalog/model/{model.pk}/change/?_popup=1", follow=True
+    )
+    assert response.redirect_chain[0][0] == f"/admin/catalog/aimodel/{model.pk}/change/?_popup=1"
+    assert response.status_code == 200
+    assert response.context["original"] == model
+    listing = superuser_client.get("/admin/catalog/model/", follow=True)
+    assert "Bookmarked model" in listing.content.decode()
+
+
 def test_the_simulation_changelist_runs_the_same_queries_for_1_and_10_rows(
     superuser_client, org_admin, django_assert_max_num_queries
 ):

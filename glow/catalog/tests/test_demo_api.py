@@ -113,7 +113,7 @@ def test_another_college_sees_only_its_own_catalog(demo_catalog):
     other_admin = client_of("other_admin")
     assert titles(op(other_admin, "simulation/search"), "simulations") == {"Lab TA basics"}
     assert op(other_admin, "agent/search")["total_count"] == 0
-    for model in (m.Home, m.Simulation, m.Scenario, m.Persona, m.Rubric, m.Agent, m.Model):
+    for model in (m.Home, m.Simulation, m.Scenario, m.Persona, m.Rubric, m.Agent, m.AIModel):
         row = model.objects.filter(organization__name="Demo University").first()
         family = registry.for_model(model).name
         response = other_admin.post(

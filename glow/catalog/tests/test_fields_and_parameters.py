@@ -186,7 +186,7 @@ def test_test_start_and_invocation_create_refuse_another_organizations_parameter
 ):
     org = org_admin.organization
     evaluation = f.EvalFactory(organization=org)
-    model, agent = f.ModelFactory(organization=org), f.AgentFactory(organization=org)
+    model, agent = f.AIModelFactory(organization=org), f.AgentFactory(organization=org)
     theirs = f.ParameterSetFactory(organization=outsider.organization)
     body = {
         "eval_id": str(evaluation.pk),
