@@ -11,6 +11,7 @@ refuses the request's format, and remembers the mode whose answer validated.
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from dataclasses import replace
@@ -39,6 +40,9 @@ _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|schema|gram
 GRAMMAR_MAX_STRING = 300
 GRAMMAR_MAX_ITEMS = 12
 GRAMMAR_MAX_TOKENS = 1024
+# An integer range this small is sampled as an enum: llama-cpp-python's grammar ignores
+# minimum and maximum.
+GRAMMAR_MAX_RANGE = 256
 
 _known: dict[tuple[str, str], Mode] = {}
 _lock = threading.Lock()
@@ -97,6 +101,9 @@ def grammar_schema(schema: dict) -> dict:
     if not isinstance(schema, dict):
         return schema
     lean = dict(schema)
+    if _small_range(schema):
+        low, high = math.ceil(schema["minimum"]), math.floor(schema["maximum"])
+        return {"type": "integer", "enum": list(range(low, high + 1))}
     if schema.get("type") == "string" and "enum" not in schema:
         lean.setdefault("maxLength", GRAMMAR_MAX_STRING)
     if schema.get("type") == "array":
@@ -109,6 +116,13 @@ def grammar_schema(schema: dict) -> dict:
     if isinstance(schema.get("items"), dict):
         lean["items"] = grammar_schema(schema["items"])
     return lean
+
+
+def _small_range(schema: dict) -> bool:
+    if schema.get("type") != "integer" or "enum" in schema:
+        return False
+    low, high = schema.get("minimum"), schema.get("maximum")
+    return low is not None and high is not None and 0 <= high - low <= GRAMMAR_MAX_RANGE
 
 
 def shaped(request: CompletionRequest, mode: Mode) -> CompletionRequest:

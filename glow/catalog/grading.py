@@ -74,17 +74,23 @@ GRADE_SCHEMA = {
 
 def grade_schema(structure: list[dict]) -> dict:
     """GRADE_SCHEMA for one rubric: one entry per standard, each naming a standard and group by
-    the rubric's own ids. A grammar-constrained server (llama.cpp) then cannot invent or garble
-    an id or drop a standard; any other server's answer is validated, and repaired, against it."""
+    the rubric's own ids, its score bounded by the largest standard's points. The totals, the
+    percent and pass come from the rubric, so the grader is not asked for them. A
+    grammar-constrained server (llama.cpp) then cannot invent or garble an id, drop a standard
+    or score out of range; any other server's answer is validated, and repaired, against it."""
     ids = [standard["id"] for group in structure for standard in group["standards"]]
     if not ids:
         return GRADE_SCHEMA
+    most = max(standard["points"] for group in structure for standard in group["standards"])
     schema = copy.deepcopy(GRADE_SCHEMA)
+    schema["required"] = ["standards", "feedback"]
     standards = schema["properties"]["standards"]
     standards["minItems"] = standards["maxItems"] = len(ids)
+    standards["items"]["required"] = ["standard_id", "group_id", "score"]
     entry = standards["items"]["properties"]
     entry["standard_id"] = {"type": "string", "enum": ids}
     entry["group_id"] = {"type": "string", "enum": [group["id"] for group in structure]}
+    entry["score"] = {"type": "integer", "minimum": 0, "maximum": most}
     return schema
 
 

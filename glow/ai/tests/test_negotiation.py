@@ -221,6 +221,16 @@ def test_a_grammar_samples_only_the_required_properties_and_nothing_else():
     }
 
 
+def test_a_grammar_samples_a_small_integer_range_as_its_values():
+    # llama-cpp-python's grammar ignores minimum and maximum: SmolLM2 drafted intensity 123.
+    bounded = {"type": "integer", "minimum": 1, "maximum": 10}
+    wide = {"type": "integer", "minimum": 0, "maximum": 100_000}
+
+    assert n.grammar_schema(bounded) == {"type": "integer", "enum": list(range(1, 11))}
+    assert n.grammar_schema(wide) == wide
+    assert n.grammar_schema({"type": "integer", "minimum": 0}) == {"type": "integer", "minimum": 0}
+
+
 @pytest.mark.parametrize(
     ("status", "message", "refused"),
     [

@@ -90,13 +90,11 @@ def test_each_standard_is_scored_once_in_the_rubrics_order_under_its_own_group()
 
 def test_the_grade_schema_names_the_rubrics_standards_and_asks_for_each_once():
     schema = grade_schema(STRUCTURE)
+    # Totals, percent and pass come from the rubric: the grader gives each standard's score.
     answer = {
-        "score": 7,
-        "total_points": 9,
-        "passed": True,
         "feedback": "Good.",
         "standards": [
-            {"standard_id": sid, "group_id": gid, "score": 1, "points": 1}
+            {"standard_id": sid, "group_id": gid, "score": 1}
             for sid, gid in (("s1", "g1"), ("s2", "g1"), ("s3", "g2"))
         ],
     }
@@ -105,10 +103,14 @@ def test_the_grade_schema_names_the_rubrics_standards_and_asks_for_each_once():
     garbled = {**answer, "standards": [{**answer["standards"][0], "standard_id": "s9"}]}
     problems = schema_errors(garbled, schema)
     assert any("'s9' is not one of ['s1', 's2', 's3']" in problem for problem in problems)
-    assert any("at least 3" in problem or "minItems" in problem for problem in problems), problems
+    assert any("at least 3" in problem for problem in problems), problems
+    too_high = {**answer, "standards": [{**answer["standards"][0], "score": 5}] * 3}
+    assert "$.standards[0].score: 5 is above the maximum 4" in schema_errors(too_high, schema)
     # The grammar a llama.cpp server samples from keeps the ids and the count.
     grammar = grammar_schema(schema)["properties"]["standards"]
     assert grammar["minItems"] == grammar["maxItems"] == 3
     assert grammar["items"]["properties"]["standard_id"]["enum"] == ["s1", "s2", "s3"]
+    assert grammar["items"]["properties"]["score"]["enum"] == [0, 1, 2, 3, 4]
+    assert grammar_schema(schema)["required"] == ["standards", "feedback"]
     # Without a rubric there is nothing to name: the generic schema.
     assert grade_schema([]) is GRADE_SCHEMA
